@@ -1,0 +1,310 @@
+"""The numeric check: the generated NumPy function against central finite differences.
+
+The forward definitions are evaluated by a small interpreter of index expressions (written
+independently of the code generator), on random float64 inputs of small distinct sizes.
+An opaque ``L = loss(Y)`` is replaced by the linear loss ``sum(G * Y)`` with a random ``G``,
+whose gradient with respect to ``Y`` is ``G``: the upstream gradient handed to the lambda.
+Inputs under a ``log``, ``sqrt`` or in a denominator are drawn positive; an assumption of
+the form ``sum_c T[s,c] = v`` is made true by normalising ``T``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .derivation import CheckResult, NumpyFunction
+from .problem import Goal, Problem
+from .terms import (
+    Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
+)
+
+#: Sizes given to dims without ``=n``: small and distinct, so a transposition shows.
+DEFAULT_SIZES = (3, 4, 5, 2, 6, 7, 8, 9, 10, 11)
+STEP = 1e-6
+TOLERANCE = 1e-6
+HESSIAN_STEP = 1e-4
+HESSIAN_TOLERANCE = 1e-4
+
+
+def user_function(k: int):
+    """The k-th stand-in for an unspecified function h: h, h', h''."""
+    a = 1.0 + 0.25 * k
+    return (lambda x: np.sin(a * x) + 0.5 * x**2,
+            lambda x: a * np.cos(a * x) + x,
+            lambda x: -a * a * np.sin(a * x) + 1.0)
+
+
+NUMERIC_FUNCTIONS = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "abs": np.abs,
+    "sin": np.sin, "cos": np.cos, "sign": np.sign,
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "relu": lambda x: np.maximum(x, 0.0),
+    "step": lambda x: np.heaviside(x, 0.0),
+}
+
+
+@dataclass
+class World:
+    """Sizes, input values, upstream gradients and function stand-ins for one check."""
+
+    problem: Problem
+    sizes: dict[str, int]
+    values: dict[str, np.ndarray]
+    upstream: dict[str, np.ndarray]  # "dL_dY" -> G
+    functions: dict[str, object]  # "h", "h_prime", "h_prime2" -> callable
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        return tuple(self.sizes[d] for d in self.problem.tensor_dims(tensor))
+
+
+def make_world(problem: Problem, seed: int = 0) -> World:
+    rng = np.random.default_rng(seed)
+    sizes = {}
+    free_sizes = iter(s for s in DEFAULT_SIZES if s not in problem.dims.values())
+    for dim, size in problem.dims.items():
+        sizes[dim] = size if size is not None else next(free_sizes)
+    positive = _positive_inputs(problem)
+    values = {}
+    for name, decl in problem.inputs.items():
+        shape = tuple(sizes[d] for d in decl.dims)
+        low, high = (0.5, 1.5) if name in positive else (-1.0, 1.0)
+        values[name] = rng.uniform(low, high, size=shape)
+    for assumption in problem.assumptions:
+        _enforce(assumption, values, rng)
+    upstream = {}
+    for d in problem.definitions.values():
+        for arg in d.loss_args:
+            shape = tuple(sizes[x] for x in problem.tensor_dims(arg))
+            upstream[f"d{d.name}_d{arg}"] = rng.uniform(-1.0, 1.0, size=shape)
+    functions = {}
+    for k, name in enumerate(problem.functions):
+        f, f1, f2 = user_function(k)
+        functions.update({name: f, f"{name}_prime": f1, f"{name}_prime2": f2})
+    return World(problem, sizes, values, upstream, functions)
+
+
+def _positive_inputs(problem: Problem) -> set[str]:
+    """Inputs that appear inside log/sqrt, in a denominator or under a fractional power."""
+    out: set[str] = set()
+
+    def visit(t: Term, sensitive: bool):
+        if isinstance(t, Tensor) and sensitive:
+            out.add(t.name)
+        if isinstance(t, Func) and t.name in ("log", "sqrt"):
+            sensitive = True
+        if isinstance(t, Pow):
+            _, e = base_exp(t)
+            if not isinstance(t.exponent, Num) or e < 0 or e.denominator != 1:
+                sensitive = True
+        for c in t.children():
+            visit(c, sensitive)
+
+    for d in problem.definitions.values():
+        if d.body is not None:
+            visit(d.body, False)
+    return out
+
+
+def _enforce(assumption, values, rng) -> None:
+    lhs, rhs = assumption.lhs, assumption.rhs
+    if isinstance(lhs, Sum) and isinstance(lhs.body, Tensor) and isinstance(rhs, Num):
+        t = lhs.body
+        axes = tuple(k for k, i in enumerate(t.indices) if i in lhs.indices)
+        x = rng.uniform(0.0, 1.0, size=values[t.name].shape)
+        values[t.name] = x / x.sum(axis=axes, keepdims=True) * float(rhs.value)
+
+
+# --- the interpreter ---------------------------------------------------------------------------
+
+class Evaluator:
+    """Evaluates index expressions to arrays whose axes follow a returned index tuple."""
+
+    def __init__(self, world: World, overrides: dict[str, np.ndarray] | None = None):
+        self.world = world
+        self.overrides = overrides or {}
+        self.cache: dict[str, np.ndarray] = {}
+
+    def tensor(self, name: str) -> np.ndarray:
+        if name in self.overrides:
+            return self.overrides[name]
+        if name in self.world.values:
+            return self.world.values[name]
+        if name not in self.cache:
+            d = self.world.problem.definitions[name]
+            if d.is_opaque_loss:
+                self.cache[name] = np.array(sum(
+                    np.sum(self.world.upstream[f"d{name}_d{a}"] * self.tensor(a))
+                    for a in d.loss_args))
+            else:
+                self.cache[name] = self.array(d.body, d.indices)
+        return self.cache[name]
+
+    def array(self, term: Term, order: tuple[Index, ...]) -> np.ndarray:
+        value, idx = self.eval(term)
+        return _arrange(value, idx, order, self.world.sizes)
+
+    def eval(self, term: Term) -> tuple[np.ndarray, tuple[Index, ...]]:
+        if isinstance(term, Num):
+            return np.array(float(term.value)), ()
+        if isinstance(term, DimSize):
+            return np.array(float(self.world.sizes[term.name])), ()
+        if isinstance(term, Tensor):
+            return _diagonal(self.tensor(term.name), term.indices)
+        if isinstance(term, Grad):
+            return _diagonal(self.world.upstream[term.array_name], term.indices)
+        if isinstance(term, Delta):
+            if term.a == term.b:
+                return np.array(1.0), ()
+            return np.eye(self.world.sizes[term.a.dim]), (term.a, term.b)
+        if isinstance(term, Func):
+            value, idx = self.eval(term.arg)
+            if term.order:
+                fn = self.world.functions[term.name + "_prime" + ("2" if term.order == 2 else "")]
+            elif term.name in NUMERIC_FUNCTIONS:
+                fn = NUMERIC_FUNCTIONS[term.name]
+            else:
+                fn = self.world.functions[term.name]
+            return fn(value), idx
+        if isinstance(term, Pow):
+            base, idx = self.eval(term.base)
+            exponent, _ = self.eval(term.exponent)
+            return base ** exponent, idx
+        if isinstance(term, Add):
+            parts = [self.eval(t) for t in term.terms]
+            order: list[Index] = []
+            for _, idx in sorted(parts, key=lambda p: -len(p[1])):
+                order.extend(i for i in idx if i not in order)
+            order_t = tuple(order)
+            total = sum(_arrange(v, idx, order_t, self.world.sizes) for v, idx in parts)
+            return total, order_t
+        if isinstance(term, (Mul, Sum)):
+            bound = term.indices if isinstance(term, Sum) else ()
+            body = term.body if isinstance(term, Sum) else term
+            factors = body.factors if isinstance(body, Mul) else (body,)
+            evaluated = [self.eval(f) for f in factors]
+            letters: dict[Index, str] = {}
+            for _, idx in evaluated:
+                for i in idx:
+                    letters.setdefault(i, chr(ord("a") + len(letters)))
+            free = tuple(i for i in letters if i not in bound)
+            spec = ",".join("".join(letters[i] for i in idx) for _, idx in evaluated)
+            out = "".join(letters[i] for i in free)
+            value = np.einsum(f"{spec}->{out}", *(v for v, _ in evaluated))
+            missing = [i for i in bound if i not in letters]
+            for i in missing:  # a sum over an index the body does not use
+                value = value * self.world.sizes[i.dim]
+            return value, free
+        raise TypeError(f"cannot evaluate {type(term).__name__}")
+
+
+def _diagonal(value: np.ndarray, indices) -> tuple[np.ndarray, tuple[Index, ...]]:
+    if len(set(indices)) == len(indices):
+        return value, tuple(indices)
+    letters = {i: chr(ord("a") + k) for k, i in enumerate(dict.fromkeys(indices))}
+    unique = tuple(letters)
+    spec = "".join(letters[i] for i in indices) + "->" + "".join(letters[i] for i in unique)
+    return np.einsum(spec, value), unique
+
+
+def _arrange(value, idx, order, sizes) -> np.ndarray:
+    present = [i for i in order if i in idx]
+    value = np.transpose(value, [idx.index(i) for i in present]) if idx else value
+    shape = tuple(sizes[i.dim] if i in idx else 1 for i in order)
+    value = np.reshape(value, shape)
+    return np.broadcast_to(value, tuple(sizes[i.dim] for i in order))
+
+
+# --- the check -----------------------------------------------------------------------------------
+
+def compile_lambda(fn: NumpyFunction):
+    """Compile the generated lambda.  Its source comes from the code generator only: names
+    in it are validated identifiers from the parsed file, never raw input text."""
+    code = compile(fn.source, "<indexcalc lambda>", "eval")
+    return eval(code, {"np": np})  # noqa: S307 - generated code, see above
+
+
+def lambda_arguments(fn: NumpyFunction, world: World) -> list:
+    args = []
+    for name in fn.args:
+        if name in world.values:
+            args.append(world.values[name])
+        elif name in world.upstream:
+            args.append(world.upstream[name])
+        elif name in world.functions:
+            args.append(world.functions[name])
+        elif name in world.sizes:
+            args.append(world.sizes[name])
+        else:
+            raise KeyError(name)
+    return args
+
+
+def check(goal: Goal, fn: NumpyFunction, problem: Problem, seed: int = 0) -> CheckResult:
+    world = make_world(problem, seed)
+    try:
+        derived = np.asarray(compile_lambda(fn)(*lambda_arguments(fn, world)), dtype=float)
+    except Exception as exc:  # the generated code failed to run: a failed check, shown
+        return CheckResult(False, math.inf, f"the NumPy function raised {type(exc).__name__}: {exc}")
+    if goal.kind == "hessian":
+        expected = _hessian_fd(goal, world)
+        tolerance = HESSIAN_TOLERANCE
+    else:
+        expected = _jacobian_fd(goal, world)
+        tolerance = TOLERANCE
+    if derived.shape != expected.shape:
+        return CheckResult(False, math.inf,
+                           f"shape {derived.shape} where {expected.shape} was expected")
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-8)
+    error = float(np.max(np.abs(derived - expected), initial=0.0)) / scale
+    if not np.isfinite(error):
+        return CheckResult(False, math.inf, "non-finite values")
+    return CheckResult(error < tolerance or scale <= 1e-8 and error * scale < 1e-9,
+                       error, f"{expected.size} entries, finite-difference step {STEP:g}")
+
+
+def _wrt_value(world: World, name: str) -> np.ndarray:
+    if name in world.values:
+        return world.values[name]
+    return Evaluator(world).tensor(name)
+
+
+def _forward(world: World, of: str, wrt: str, x: np.ndarray) -> np.ndarray:
+    ev = Evaluator(world, {wrt: x})
+    return np.asarray(ev.tensor(of), dtype=float)
+
+
+def _jacobian_fd(goal: Goal, world: World) -> np.ndarray:
+    x0 = np.array(_wrt_value(world, goal.wrt), dtype=float)
+    out_shape = np.shape(_forward(world, goal.of, goal.wrt, x0))
+    result = np.zeros(out_shape + x0.shape)
+    for pos in np.ndindex(*x0.shape) if x0.shape else [()]:
+        plus, minus = x0.copy(), x0.copy()
+        plus[pos] += STEP
+        minus[pos] -= STEP
+        diff = (_forward(world, goal.of, goal.wrt, plus) -
+                _forward(world, goal.of, goal.wrt, minus)) / (2 * STEP)
+        result[(Ellipsis,) + tuple(pos)] = diff
+    return result
+
+
+def _hessian_fd(goal: Goal, world: World) -> np.ndarray:
+    x0 = np.array(_wrt_value(world, goal.wrt), dtype=float)
+    h = HESSIAN_STEP
+    positions = list(np.ndindex(*x0.shape)) if x0.shape else [()]
+    result = np.zeros(x0.shape + x0.shape)
+
+    def f(x):
+        return float(_forward(world, goal.of, goal.wrt, x))
+
+    for p in positions:
+        for q in positions:
+            vals = []
+            for sp, sq in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                x = x0.copy()
+                x[p] += sp * h
+                x[q] += sq * h
+                vals.append(f(x))
+            result[tuple(p) + tuple(q)] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * h * h)
+    return result

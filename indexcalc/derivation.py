@@ -1,0 +1,79 @@
+"""What a derivation produces: results made of blocks of recorded steps.
+
+The engine fills these in once; every renderer reads them and never re-derives, so the steps
+shown and the result printed always come from the same engine run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .problem import Problem
+from .terms import Term
+
+
+@dataclass(frozen=True)
+class Step:
+    """One textbook step: ``rule`` turned ``before`` into ``after``, because ``reason``."""
+
+    rule: str
+    before: Term
+    after: Term
+    reason: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """One chain of equalities, as the documents write them:
+
+    ``target = start = steps[0].after = steps[1].after = ...``
+
+    ``target`` is what is being computed (``Deriv(Y[s,n], W[i,j])`` or ``Grad('L','W',(i,j))``).
+    ``title`` says in words what the block computes (for instance "Derivative of Y").
+    """
+
+    title: str
+    target: Term
+    start: Term
+    steps: tuple[Step, ...]
+
+    @property
+    def result(self) -> Term:
+        return self.steps[-1].after if self.steps else self.start
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Comparison of the generated NumPy function with central finite differences."""
+
+    passed: bool
+    max_rel_error: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class NumpyFunction:
+    source: str  # "lambda dL_dY, X: dL_dY.T @ X"
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Result:
+    kind: str  # "grad" | "jacobian" | "hessian"
+    of: str
+    wrt: str
+    target: Term  # left side of the final index form, e.g. Grad("L", "W", (i, j))
+    index: Term  # the final index expression
+    blocks: tuple[Block, ...]
+    matrix: object | None  # a matrix.MatrixExpr, or None when only einsum fits
+    numpy: NumpyFunction
+    check: CheckResult
+
+
+@dataclass(frozen=True)
+class Derivation:
+    problem: Problem
+    results: tuple[Result, ...]
+
+    @property
+    def title(self) -> str | None:
+        return self.problem.title

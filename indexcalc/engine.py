@@ -1,0 +1,276 @@
+"""The derivation engine: from a goal to index-form results with recorded steps.
+
+The strategy is the documents' one.  For ``dL/dW_ij`` it writes the chain rule over the
+definitions that use ``W`` directly (``dL/dW_ij = sum_{s,n} dL/dY_sn dY_sn/dW_ij``), derives
+each local derivative ``dY_sn/dW_ij`` in its own block (expand the definition,
+differentiate to deltas, contract), derives each gradient ``dL/dY`` that is not an upstream
+gradient the same way (recursively, once per tensor), substitutes them, and simplifies.
+
+Rules live in ``rules.RULES``; this module only decides what to derive, applies the table
+(one recorded step per rule application) and checks after every step that the free indices
+did not change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .derivation import Block, Step
+from .problem import Goal, InputError, Problem
+from .rules import RULES, Context, Rule, instantiate
+from .terms import (
+    Deriv, Grad, Index, Sum, Tensor, Term, add, make_sum, map_children, mul, rename_indices,
+    replace,
+)
+
+#: Index names tried, in order, for the entries of a gradient (the documents use i, j).
+RESULT_INDEX_NAMES = "ijklpqrtuvwabcdefghmnoxyz"
+
+#: No real derivation comes near this many steps in one block; a runaway rewrite stops here.
+MAX_STEPS_PER_BLOCK = 400
+
+
+class DerivationError(Exception):
+    """A rewrite that did not finish, or an invariant that broke: a bug, not bad input."""
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """The index form of one goal and the blocks that derive it."""
+
+    goal: Goal
+    target: Term
+    index: Term
+    blocks: tuple[Block, ...]
+
+
+@dataclass
+class Engine:
+    problem: Problem
+    max_steps: int = MAX_STEPS_PER_BLOCK
+    _lemmas: dict = field(default_factory=dict)
+
+    # -- public ------------------------------------------------------------------------
+    def derive(self, goal: Goal) -> IndexResult:
+        if goal.kind == "jacobian":  # the definition's own indices, as the documents do
+            of_term = Tensor(goal.of, self.problem.definitions[goal.of].indices)
+        else:
+            of_term = Tensor(goal.of, ())
+        wrt_indices = self._fresh_indices(goal.wrt, avoid={i.name for i in of_term.indices})
+        result, blocks = self.total_derivative(of_term, goal.wrt, wrt_indices)
+        target = self._target(of_term, goal.wrt, wrt_indices)
+        if goal.kind == "hessian":
+            result, more = self._second_derivative(goal, result, wrt_indices)
+            blocks = blocks + more
+            target = Deriv(Deriv(of_term, Tensor(goal.wrt, wrt_indices)),
+                           Tensor(goal.wrt, self._second_indices(goal.wrt, wrt_indices)))
+        return IndexResult(goal, target, result, tuple(blocks))
+
+    # -- the chain rule over definitions -----------------------------------------------
+    def total_derivative(self, of_term: Tensor, wrt: str, wrt_indices: tuple[Index, ...]):
+        """d of_term / d wrt[wrt_indices] as (term, blocks)."""
+        key = (of_term, wrt, wrt_indices)
+        if key in self._lemmas:
+            return self._lemmas[key]
+        wrt_entry = Tensor(wrt, wrt_indices)
+        target = self._target(of_term, wrt, wrt_indices)
+        blocks: list[Block] = []
+        of_def = self.problem.definitions[of_term.name]
+        taken = {i.name for i in of_term.indices} | {i.name for i in wrt_indices}
+        contributions: list[Term] = []
+        for consumer in self._consumers(wrt, of_term.name):
+            if consumer == of_term.name:
+                if of_def.is_opaque_loss:
+                    contributions.append(Grad(of_term.name, wrt, wrt_indices))
+                else:
+                    contributions.append(Deriv(of_term, wrt_entry))
+                continue
+            c_indices = self._consumer_indices(consumer, taken)
+            c_entry = Tensor(consumer, c_indices)
+            if of_def.is_opaque_loss and consumer in of_def.loss_args:
+                upstream: Term = Grad(of_term.name, consumer, c_indices)
+            else:
+                upstream = Deriv(of_term, c_entry)
+            contributions.append(make_sum(c_indices, mul(upstream, Deriv(c_entry, wrt_entry))))
+        if not contributions:
+            zero = add()
+            blocks.append(Block(f"{target_name(of_term, wrt)}", target, zero, ()))
+            self._lemmas[key] = (zero, blocks)
+            return zero, blocks
+        chain = add(*contributions)
+        ctx = Context(self.problem)
+
+        if isinstance(chain, Deriv) and chain.expr == of_term:
+            # Only a direct dependence: differentiate the definition itself.
+            block = self.run_block(f"Derivative of {of_term.name}", target, chain, ctx,
+                                   first=self._expand_step(chain, wrt_entry))
+            self._lemmas[key] = (block.result, [block])
+            return block.result, [block]
+        if not any(isinstance(t, Deriv) for t in chain.walk()):
+            # Only upstream gradients: dL/dY for L = loss(Y).
+            block = Block(target_name(of_term, wrt), target, chain, ())
+            self._lemmas[key] = (chain, [block])
+            return chain, [block]
+
+        chain_block = Block("Chain rule", target, Deriv(of_term, wrt_entry),
+                            (Step("chain rule", Deriv(of_term, wrt_entry), chain,
+                                  "sum over every entry of each tensor that uses " + wrt),))
+        blocks.append(chain_block)
+        substitutions: dict[Term, Term] = {}
+        for node in chain.walk():
+            if not isinstance(node, Deriv) or node in substitutions:
+                continue
+            if node.wrt == wrt_entry:  # local derivative dY_sn / dW_ij
+                if node.expr == of_term:
+                    local = self.run_block(f"Derivative of {of_term.name}", node, node, ctx,
+                                           first=self._expand_step(node, wrt_entry))
+                else:
+                    local = self.local_derivative(node.expr, wrt_entry)
+                blocks.append(local)
+                substitutions[node] = local.result
+            else:  # a gradient dL/dY_sc that is itself derived
+                consumer = node.wrt
+                own = self._fresh_indices(consumer.name, avoid={i.name for i in of_term.indices})
+                lemma, lemma_blocks = self.total_derivative(of_term, consumer.name, own)
+                for b in lemma_blocks:
+                    if b not in blocks:
+                        blocks.append(b)
+                substitutions[node] = rename_indices(lemma, dict(zip(own, consumer.indices)))
+        substituted = replace(chain, lambda t: substitutions.get(t))
+        final = self.run_block(
+            target_name(of_term, wrt), target, chain, ctx,
+            first=Step("substitute", chain, substituted,
+                       "put the derivatives found above into the chain rule"))
+        blocks.append(final)
+        self._lemmas[key] = (final.result, blocks)
+        return final.result, blocks
+
+    def local_derivative(self, entry: Tensor, wrt_entry: Tensor) -> Block:
+        start = Deriv(entry, wrt_entry)
+        return self.run_block(f"Derivative of {entry.name}", start, start,
+                              Context(self.problem), first=self._expand_step(start, wrt_entry))
+
+    def _expand_step(self, node: Deriv, wrt_entry: Tensor) -> Step:
+        body = instantiate(self.problem, node.expr, avoid=wrt_entry.free)
+        return Step("expand definition", node, Deriv(body, wrt_entry),
+                    f"definition of {node.expr.name}")
+
+    def _second_derivative(self, goal: Goal, gradient: Term, wrt_indices):
+        second = self._second_indices(goal.wrt, wrt_indices)
+        start = Deriv(gradient, Tensor(goal.wrt, second))
+        target = Deriv(Deriv(Tensor(goal.of, ()), Tensor(goal.wrt, wrt_indices)),
+                       Tensor(goal.wrt, second))
+        ctx = Context(self.problem, partial=False)
+        if any(isinstance(t, Grad) for t in gradient.walk()):
+            raise InputError(f"the hessian of {goal.of} needs second derivatives of an "
+                             "unspecified loss, which indexcalc does not know",
+                             goal.location)
+        block = self.run_block("Second derivative", target, start, ctx)
+        return block.result, [block]
+
+    def _second_indices(self, wrt: str, first):
+        return self._fresh_indices(wrt, avoid={i.name for i in first})
+
+    # -- applying the rule table ---------------------------------------------------------
+    def run_block(self, title: str, target: Term, start: Term, ctx: Context,
+                  first: Step | None = None) -> Block:
+        steps: list[Step] = []
+        term = start
+        if first is not None:
+            steps.append(first)
+            term = first.after
+        free = start.free
+        for _ in range(self.max_steps):
+            for rule in RULES:
+                new = apply_everywhere(rule, term, ctx)
+                if new is not None and new != term:
+                    if not new.free <= free:
+                        raise DerivationError(
+                            f"rule '{rule.name}' introduced free indices in {title}: "
+                            f"{sorted(map(str, free))} -> {sorted(map(str, new.free))}")
+                    steps.append(Step(rule.name, term, new, rule.identity))
+                    term = new
+                    break
+            else:
+                return Block(title, target, start, tuple(steps))
+        raise DerivationError(f"{title}: no result after {self.max_steps} steps")
+
+    # -- the dependency graph ------------------------------------------------------------
+    def _consumers(self, tensor: str, of: str) -> list[str]:
+        """Definitions that use ``tensor`` directly and lead to ``of`` (``of`` included)."""
+        out = []
+        for name, d in self.problem.definitions.items():
+            uses = tensor in d.loss_args if d.is_opaque_loss else tensor in d.body.tensor_names
+            if uses and self._leads_to(name, of):
+                out.append(name)
+        return out
+
+    def _leads_to(self, name: str, of: str) -> bool:
+        if name == of:
+            return True
+        return any(self._leads_to(c, of) for c in self._direct_users(name))
+
+    def _direct_users(self, name: str) -> list[str]:
+        return [n for n, d in self.problem.definitions.items()
+                if (name in d.loss_args if d.is_opaque_loss else name in d.body.tensor_names)]
+
+    # -- index names ---------------------------------------------------------------------
+    def _fresh_indices(self, tensor: str, avoid: set[str]) -> tuple[Index, ...]:
+        dims = self.problem.tensor_dims(tensor)
+        taken = set(avoid) | self._names_on_paths()
+        out = []
+        for dim in dims:
+            name = next(n for n in RESULT_INDEX_NAMES if n not in taken)
+            taken.add(name)
+            out.append(Index(name, dim))
+        return tuple(out)
+
+    def _names_on_paths(self) -> set[str]:
+        names = set()
+        for d in self.problem.definitions.values():
+            names.update(i.name for i in d.indices)
+            if d.body is not None:
+                names.update(d.body.all_index_names())
+        return names
+
+    def _consumer_indices(self, consumer: str, taken: set[str]) -> tuple[Index, ...]:
+        out = []
+        used = set(taken)
+        for i in self.problem.definitions[consumer].indices:
+            name = i.name
+            if name in used:
+                name = next(n for n in "snmcdkpqrtuvwxyzabefgh" if n not in used)
+            used.add(name)
+            out.append(Index(name, i.dim))
+        return tuple(out)
+
+    def _target(self, of_term: Tensor, wrt: str, wrt_indices) -> Term:
+        if not of_term.indices:
+            return Grad(of_term.name, wrt, wrt_indices)
+        return Deriv(of_term, Tensor(wrt, wrt_indices))
+
+
+def target_name(of_term: Tensor, wrt: str) -> str:
+    return f"Gradient of {of_term.name} with respect to {wrt}"
+
+
+def apply_everywhere(rule: Rule, term: Term, ctx: Context) -> Term | None:
+    """Apply ``rule`` at every outermost node where it fits; None if it fits nowhere."""
+    changed = False
+
+    def visit(t: Term, c: Context) -> Term:
+        nonlocal changed
+        if rule.phase == "differentiate" and not _has_deriv(t):
+            return t
+        new = rule.apply(t, c)
+        if new is not None and new != t:
+            changed = True
+            return new
+        inner = c.inside(t.indices) if isinstance(t, Sum) else c
+        return map_children(t, lambda child: visit(child, inner))
+
+    out = visit(term, ctx)
+    return out if changed else None
+
+
+def _has_deriv(term: Term) -> bool:
+    return term.has_deriv

@@ -1,0 +1,473 @@
+"""Printers for terms: the derivation-file language (``to_text``) and LaTeX (``to_latex``).
+
+Both printers follow the notation of the hand derivations: explicit sums, Kronecker deltas,
+upstream gradients written as ``dL_dY[s,i]`` (text) or ``\\frac{\\partial L}{\\partial Y_{si}}``
+(LaTeX), and quotients for the negative powers that the term model keeps inside products.
+
+Parentheses are chosen by precedence, lowest first::
+
+    ADD  <  MUL (products, quotients, sums)  <  NEG (unary minus)  <  POW  <  ATOM
+
+and nothing more, with one extra rule that comes from the language: ``sum_m`` covers the
+whole product/quotient term that follows it.  So a sum is bracketed when it is a factor of a
+product and not its last factor, when it is a denominator, and when it is the base of a
+power; a sum whose body is an addition brackets the body (``sum_c (a + b)``).
+
+Products are printed as
+
+    [-] [coefficient] numerator-factors [/ denominator-factors]
+
+where the coefficient is the leading number together with the leading run of constant
+denominator factors (``-1/S * T[i,j] / X[i,j]``, LaTeX ``-\\frac{1}{S} \\frac{T_{ij}}{X_{ij}}``)
+and every other negative power of the product goes to one denominator
+(``T[s,c] / (S * Y[s,c])``).
+
+The text form is the language of CONTRACT section 1 and reads back to an equal term
+(``terms.same``) when the parser turns ``a / (b * c)`` into ``a * b^-1 * c^-1``; factor order
+changes only where a product interleaves numerator and denominator factors.  Two spellings
+are not part of the language: ``step``/``sign`` (internal functions) and
+``d(Y[s,n])/d(W[i,j])`` for an unevaluated derivative.
+
+Helpers for other printers: ``name_latex`` (``lam`` -> ``\\lambda``) and ``function_latex``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import singledispatch
+from typing import Callable, NamedTuple
+
+from .terms import (
+    Add,
+    Delta,
+    Deriv,
+    DimSize,
+    Func,
+    Grad,
+    Index,
+    Mul,
+    Num,
+    Pow,
+    Sum,
+    Tensor,
+    Term,
+)
+
+__all__ = ["to_text", "to_latex", "name_latex", "function_latex"]
+
+# --- precedence ------------------------------------------------------------------------
+
+ADD, MUL, NEG, POW, ATOM = 1, 2, 3, 4, 5
+
+
+class Rendered(NamedTuple):
+    """A printed subterm with the precedence of its outermost operator."""
+
+    text: str
+    prec: int
+
+
+def to_text(term: Term) -> str:
+    """``term`` in the derivation-file language (CONTRACT section 1)."""
+    return _text(term).text
+
+
+def to_latex(term: Term) -> str:
+    """``term`` as amsmath LaTeX in the notation of the documents (no ``$`` delimiters)."""
+    return _latex(term).text
+
+
+# --- shared structure ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Product:
+    """A product split for printing: ``sign * coeff / const_den * numer / denom``."""
+
+    negative: bool
+    coeff: Fraction  # the absolute value of the numeric coefficient
+    const_den: tuple[Term, ...]  # leading constant denominator factors (as positive powers)
+    numer: tuple[Term, ...]
+    denom: tuple[Term, ...]  # the other denominator factors (as positive powers)
+
+
+def _split_product(factors: tuple[Term, ...]) -> _Product:
+    coeff = Fraction(1)
+    rest = list(factors)
+    if rest and isinstance(rest[0], Num):
+        coeff = rest.pop(0).value
+    const_den: list[Term] = []
+    while rest and _is_denominator(rest[0]) and _is_constant(rest[0]):
+        const_den.append(_invert(rest.pop(0)))
+    numer = tuple(f for f in rest if not _is_denominator(f))
+    denom = tuple(_invert(f) for f in rest if _is_denominator(f))
+    return _Product(coeff < 0, abs(coeff), tuple(const_den), numer, denom)
+
+
+def _is_denominator(factor: Term) -> bool:
+    exponent = factor.exponent if isinstance(factor, Pow) else None
+    return isinstance(exponent, Num) and exponent.value < 0
+
+
+def _invert(factor: Pow) -> Term:
+    """``b^-e`` as ``b^e`` (just ``b`` for ``e = 1``)."""
+    exponent = -factor.exponent.value
+    return factor.base if exponent == 1 else Pow(factor.base, Num(exponent))
+
+
+def _is_constant(term: Term) -> bool:
+    """Index-free and free of tensors: numbers, dims and functions of them."""
+    return not term.free and not any(isinstance(n, (Tensor, Grad, Deriv)) for n in term.walk())
+
+
+def _is_negative(term: Term) -> bool:
+    """A term that an addition prints after ``-`` (negative number or coefficient)."""
+    if isinstance(term, Num):
+        return term.value < 0
+    return isinstance(term, Mul) and isinstance(term.factors[0], Num) and term.factors[0].value < 0
+
+
+def _negate(term: Term) -> Term:
+    """``-term`` for a term with ``_is_negative``, keeping its structure."""
+    if isinstance(term, Num):
+        return Num(-term.value)
+    coeff, rest = -term.factors[0].value, term.factors[1:]
+    if coeff != 1:
+        return Mul((Num(coeff),) + rest)
+    return rest[0] if len(rest) == 1 else Mul(rest)
+
+
+def _wrap(r: Rendered, min_prec: int, paren: Callable[[str], str]) -> str:
+    return r.text if r.prec >= min_prec else paren(r.text)
+
+
+def _factors(factors, render, paren, tail: bool) -> list[Rendered]:
+    """Factors of a product; the last one may be an unbracketed sum when ``tail``."""
+    out = []
+    for k, f in enumerate(factors):
+        r = render(f)
+        last_sum = tail and k == len(factors) - 1 and isinstance(f, Sum)
+        out.append(r if last_sum or r.prec >= POW else Rendered(paren(r.text), ATOM))
+    return out
+
+
+def _factor_texts(factors, render, paren, tail: bool) -> list[str]:
+    return [r.text for r in _factors(factors, render, paren, tail)]
+
+
+def _add(terms, render, paren) -> Rendered:
+    parts = []
+    for k, t in enumerate(terms):
+        if k and _is_negative(t):
+            parts.append("- " + _wrap(render(_negate(t)), MUL, paren))
+        else:
+            parts.append(("+ " if k else "") + _wrap(render(t), MUL, paren))
+    return Rendered(" ".join(parts), ADD)
+
+
+def _signed(negative: bool, r: Rendered) -> Rendered:
+    return Rendered("-" + r.text, min(NEG, r.prec)) if negative else r
+
+
+# --- text ------------------------------------------------------------------------------
+
+def _tparen(text: str) -> str:
+    return f"({text})"
+
+
+def _index_list(indices) -> str:
+    return "[" + ",".join(i.name for i in indices) + "]" if indices else ""
+
+
+def _fraction_text(value: Fraction) -> Rendered:
+    if value.denominator != 1:
+        return Rendered(f"{value.numerator}/{value.denominator}", MUL)
+    return Rendered(str(value.numerator), NEG if value < 0 else ATOM)
+
+
+@singledispatch
+def _text(term: Term) -> Rendered:
+    raise TypeError(f"no text form for {type(term).__name__}")
+
+
+@_text.register
+def _(term: Num) -> Rendered:
+    return _fraction_text(term.value)
+
+
+@_text.register
+def _(term: DimSize) -> Rendered:
+    return Rendered(term.name, ATOM)
+
+
+@_text.register
+def _(term: Tensor) -> Rendered:
+    return Rendered(term.name + _index_list(term.indices), ATOM)
+
+
+@_text.register
+def _(term: Grad) -> Rendered:
+    return Rendered(term.array_name + _index_list(term.indices), ATOM)
+
+
+@_text.register
+def _(term: Delta) -> Rendered:
+    return Rendered(f"delta({term.a.name},{term.b.name})", ATOM)
+
+
+@_text.register
+def _(term: Func) -> Rendered:
+    return Rendered(f"{term.name}{chr(39) * term.order}({_text(term.arg).text})", ATOM)
+
+
+@_text.register
+def _(term: Sum) -> Rendered:
+    names = [i.name for i in term.indices]
+    head = f"sum_{names[0]}" if len(names) == 1 else "sum_{" + ",".join(names) + "}"
+    return Rendered(f"{head} {_wrap(_text(term.body), MUL, _tparen)}", MUL)
+
+
+@_text.register
+def _(term: Add) -> Rendered:
+    return _add(term.terms, _text, _tparen)
+
+
+@_text.register
+def _(term: Pow) -> Rendered:
+    if _is_denominator(term):
+        return _text(Mul((term,)))
+    base = _wrap(_text(term.base), ATOM, _tparen)
+    return Rendered(f"{base}^{_wrap(_text(term.exponent), POW, _tparen)}", POW)
+
+
+@_text.register
+def _(term: Deriv) -> Rendered:
+    return Rendered(f"d({_text(term.expr).text})/d({_text(term.wrt).text})", POW)
+
+
+@_text.register
+def _(term: Mul) -> Rendered:
+    p = _split_product(term.factors)
+    den = list(p.const_den)
+    head = _text_number_over(p.coeff, den)
+    if not p.numer and p.denom:  # nothing but a number over the denominator
+        den_text = _text_denominator(_number_den(p.coeff) + den + list(p.denom))
+        return _signed(p.negative, Rendered(f"{p.coeff.numerator} / {den_text}", MUL))
+    if not p.numer:
+        return _signed(p.negative, head or Rendered("1", ATOM))
+    parts = ([head] if head else []) + _factors(p.numer, _text, _tparen, tail=not p.denom)
+    text = " * ".join(r.text for r in parts)
+    if p.denom:
+        text += " / " + _text_denominator(list(p.denom))
+    prec = MUL if len(parts) > 1 or p.denom else parts[0].prec
+    return _signed(p.negative, Rendered(text, prec))
+
+
+def _number_den(coeff: Fraction) -> list[Term]:
+    return [Num(Fraction(coeff.denominator))] if coeff.denominator != 1 else []
+
+
+def _text_number_over(coeff: Fraction, const_den: list[Term]) -> Rendered | None:
+    """The coefficient ``3``, ``1/3`` or ``1/S``, ``2/(3 * S)``; None for a plain 1."""
+    if const_den:
+        den = _text_denominator(_number_den(coeff) + const_den)
+        return Rendered(f"{coeff.numerator}/{den}", MUL)
+    if coeff == 1:
+        return None
+    return _fraction_text(coeff)
+
+
+def _text_denominator(factors: list[Term]) -> str:
+    if len(factors) == 1:
+        return _wrap(_text(factors[0]), POW, _tparen)
+    return "(" + " * ".join(_factor_texts(factors, _text, _tparen, tail=True)) + ")"
+
+
+# --- LaTeX -----------------------------------------------------------------------------
+
+_GREEK = {
+    name: "\\" + name
+    for name in (
+        "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu "
+        "nu xi pi rho sigma tau upsilon phi varphi chi psi omega "
+        "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega"
+    ).split()
+}
+_GREEK.update({"lam": "\\lambda", "eps": "\\epsilon", "Lam": "\\Lambda"})
+
+_LATEX_FUNCS = {
+    "exp": "\\exp",
+    "log": "\\log",
+    "tanh": "\\tanh",
+    "sin": "\\sin",
+    "cos": "\\cos",
+    "sigmoid": "\\sigma",
+    "relu": "\\operatorname{relu}",
+    "step": "\\operatorname{step}",
+    "sign": "\\operatorname{sign}",
+}
+
+
+def _lparen(text: str) -> str:
+    return f"\\left({text}\\right)"
+
+
+def name_latex(name: str, operator: bool = False) -> str:
+    """A tensor, scalar, dim or function name: ``lam`` -> ``\\lambda``, ``lr`` -> ``\\mathrm{lr}``.
+
+    A name with one letter (``X``, ``W1``) stays as it is.
+    """
+    if name in _GREEK:
+        return _GREEK[name]
+    if sum(ch.isalpha() for ch in name) <= 1:
+        return name
+    wrapper = "\\operatorname" if operator else "\\mathrm"
+    return wrapper + "{" + name.replace("_", "\\_") + "}"
+
+
+def _latex_indices(indices: tuple[Index, ...]) -> str:
+    if not indices:
+        return ""
+    names = [i.name for i in indices]
+    sep = "" if all(len(n) == 1 for n in names) else ","
+    return "_{" + sep.join(names) + "}"
+
+
+def _latex_fraction(num: str, den: str) -> str:
+    return f"\\frac{{{num}}}{{{den}}}"
+
+
+def _juxtapose(texts: list[str]) -> str:
+    """Factors side by side, with a thin space where they would run together."""
+    out = texts[0] if texts else ""
+    for left, right in zip(texts, texts[1:]):
+        thin = right[:1].isdigit() or "\\mathrm" in (left[:7], right[:7])
+        out += (" \\, " if thin else " ") + right
+    return out
+
+
+@singledispatch
+def _latex(term: Term) -> Rendered:
+    raise TypeError(f"no LaTeX form for {type(term).__name__}")
+
+
+@_latex.register
+def _(term: Num) -> Rendered:
+    value = term.value
+    if value.denominator == 1:
+        return Rendered(str(value), NEG if value < 0 else ATOM)
+    frac = _latex_fraction(str(abs(value.numerator)), str(value.denominator))
+    return _signed(value < 0, Rendered(frac, POW))
+
+
+@_latex.register
+def _(term: DimSize) -> Rendered:
+    return Rendered(name_latex(term.name), ATOM)
+
+
+@_latex.register
+def _(term: Tensor) -> Rendered:
+    return Rendered(name_latex(term.name) + _latex_indices(term.indices), ATOM)
+
+
+@_latex.register
+def _(term: Grad) -> Rendered:
+    wrt = name_latex(term.wrt) + _latex_indices(term.indices)
+    return Rendered(_latex_fraction(f"\\partial {name_latex(term.of)}", f"\\partial {wrt}"), POW)
+
+
+@_latex.register
+def _(term: Delta) -> Rendered:
+    return Rendered("\\delta" + _latex_indices((term.a, term.b)), ATOM)
+
+
+@_latex.register
+def _(term: Func) -> Rendered:
+    arg = _latex(term.arg)
+    text = function_latex(term.name, term.order, arg.text, atomic=arg.prec == ATOM)
+    return Rendered(text, POW if text.startswith("e^") else ATOM)
+
+
+def function_latex(name: str, order: int, arg: str, atomic: bool = False) -> str:
+    """``name`` with ``order`` primes applied to the LaTeX ``arg``.
+
+    ``atomic`` says that ``arg`` needs no brackets: then ``exp`` prints as ``e^{arg}`` and
+    the argument goes in plain parentheses, else in ``\\left( \\right)``.
+    """
+    if name == "sqrt" and not order:
+        return f"\\sqrt{{{arg}}}"
+    if name == "abs" and not order:
+        return f"\\left|{arg}\\right|"
+    if name == "exp" and not order and atomic:
+        return f"e^{{{arg}}}"
+    head = _LATEX_FUNCS.get(name) or name_latex(name, operator=True)
+    return head + "'" * order + (f"({arg})" if atomic else _lparen(arg))
+
+
+@_latex.register
+def _(term: Sum) -> Rendered:
+    head = "\\sum_{" + ",".join(i.name for i in term.indices) + "}"
+    return Rendered(f"{head} {_wrap(_latex(term.body), MUL, _lparen)}", MUL)
+
+
+@_latex.register
+def _(term: Add) -> Rendered:
+    return _add(term.terms, _latex, _lparen)
+
+
+@_latex.register
+def _(term: Pow) -> Rendered:
+    if _is_denominator(term):
+        return _latex(Mul((term,)))
+    exponent = term.exponent
+    if exponent == Num(Fraction(1, 2)):
+        return Rendered(f"\\sqrt{{{_latex(term.base).text}}}", ATOM)
+    base = _wrap(_latex(term.base), ATOM, _lparen)
+    if isinstance(exponent, Num):
+        exp_text = str(exponent.value)  # 2, -1 or 3/2
+    else:
+        exp_text = _latex(exponent).text
+    return Rendered(f"{base}^{{{exp_text}}}", POW)
+
+
+@_latex.register
+def _(term: Deriv) -> Rendered:
+    wrt = f"\\partial {_latex(term.wrt).text}"
+    if isinstance(term.expr, Tensor):
+        return Rendered(_latex_fraction(f"\\partial {_latex(term.expr).text}", wrt), POW)
+    return Rendered(_latex_fraction("\\partial", wrt) + " " + _lparen(_latex(term.expr).text), POW)
+
+
+@_latex.register
+def _(term: Mul) -> Rendered:
+    p = _split_product(term.factors)
+    if not p.numer and p.denom:  # nothing but a number over the denominator
+        den = _latex_product(_number_den(p.coeff) + list(p.const_den) + list(p.denom))
+        return _signed(p.negative, Rendered(_latex_fraction(str(p.coeff.numerator), den), POW))
+    head = _latex_number_over(p.coeff, list(p.const_den))
+    if not p.numer:
+        return _signed(p.negative, head or Rendered("1", ATOM))
+    if p.denom:
+        num, den = _latex_product(list(p.numer)), _latex_product(list(p.denom))
+        parts = [Rendered(_latex_fraction(num, den), POW)]
+    else:
+        parts = _factors(p.numer, _latex, _lparen, tail=True)
+    parts = ([head] if head else []) + parts
+    prec = MUL if len(parts) > 1 else parts[0].prec
+    return _signed(p.negative, Rendered(_juxtapose([r.text for r in parts]), prec))
+
+
+def _latex_number_over(coeff: Fraction, const_den: list[Term]) -> Rendered | None:
+    """The coefficient ``3``, ``\\frac{1}{3}``, ``\\frac{1}{S}``; None for a plain 1."""
+    if const_den:
+        den = _latex_product(_number_den(coeff) + const_den)
+        return Rendered(_latex_fraction(str(coeff.numerator), den), POW)
+    if coeff == 1:
+        return None
+    return _latex(Num(coeff))
+
+
+def _latex_product(factors: list[Term]) -> str:
+    """The inside of a numerator or denominator: a lone factor needs no brackets."""
+    if len(factors) == 1:
+        return _latex(factors[0]).text
+    return _juxtapose(_factor_texts(factors, _latex, _lparen, tail=True))

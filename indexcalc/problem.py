@@ -1,0 +1,118 @@
+"""A parsed derivation file: dims, inputs, functions, definitions, assumptions and goals.
+
+This is what the parser produces and every later stage reads.  It also holds the one error
+type for bad input, which carries a source location so the CLI can print
+``file:line:column``, the line and a caret.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .terms import Index, Term
+
+#: Elementwise functions the language knows, with their NumPy spelling.
+BUILTIN_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos")
+
+
+@dataclass(frozen=True)
+class Location:
+    path: str
+    line: int  # 1-based
+    column: int  # 1-based
+    text: str  # the whole source line, without its newline
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class InputError(Exception):
+    """Bad input: a message for the user, pointing at the place in the file."""
+
+    def __init__(self, message: str, location: Location | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.hint = hint
+
+    def render(self) -> str:
+        """The message as the CLI prints it: place, message, the line, a caret, a hint."""
+        if self.location is None:
+            lines = [f"error: {self.message}"]
+        else:
+            loc = self.location
+            lines = [f"{loc}: error: {self.message}"]
+            if loc.text:
+                shown = loc.text.expandtabs(1)
+                lines.append(f"    {shown}")
+                lines.append("    " + " " * (loc.column - 1) + "^")
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class InputTensor:
+    """A leaf tensor ``X[S,M]``; a scalar input has no dims."""
+
+    name: str
+    dims: tuple[str, ...]
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Definition:
+    """``Y[s,n] = body``, or ``L = loss(Y)`` (then ``body`` is None and ``loss_args`` is set)."""
+
+    name: str
+    indices: tuple[Index, ...]
+    body: Term | None
+    location: Location | None = None
+    loss_args: tuple[str, ...] = ()
+
+    @property
+    def is_opaque_loss(self) -> bool:
+        return self.body is None
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(i.dim for i in self.indices)
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """``assume lhs = rhs``: an identity the rewriter may use."""
+
+    lhs: Term
+    rhs: Term
+    text: str
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Goal:
+    """``grad L wrt W``, ``jacobian Y wrt X`` or ``hessian f wrt x`` (one goal per wrt)."""
+
+    kind: str  # "grad" | "jacobian" | "hessian"
+    of: str
+    wrt: str
+    location: Location | None = None
+
+
+@dataclass
+class Problem:
+    title: str | None = None
+    dims: dict[str, int | None] = field(default_factory=dict)
+    inputs: dict[str, InputTensor] = field(default_factory=dict)
+    functions: dict[str, Location | None] = field(default_factory=dict)
+    definitions: dict[str, Definition] = field(default_factory=dict)
+    assumptions: list[Assumption] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    path: str = "<input>"
+
+    def tensor_dims(self, name: str) -> tuple[str, ...]:
+        if name in self.inputs:
+            return self.inputs[name].dims
+        return self.definitions[name].dims
+
+    def is_defined(self, name: str) -> bool:
+        return name in self.definitions

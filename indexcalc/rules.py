@@ -1,0 +1,474 @@
+"""The rewrite rules: one small function per textbook step, in one ordered table.
+
+A rule looks at one node and returns its replacement, or None when it does not apply.  The
+engine applies a rule at every outermost place it fits (one recorded step, as a hand
+derivation applies "the derivative of every entry" at once), then starts again from the top
+of ``RULES``.  Rules never record themselves.
+
+Differentiation rules act on ``Deriv`` nodes and come first, so a derivative is finished
+before the result is simplified.  The simplification rules that follow each state the
+identity they apply in their docstring; ``factor`` and ``tidy_sign`` come last and never
+undo an earlier rule (they do not pull a delta's sum apart again).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+from .matching import fold_in_product, match
+from .problem import InputError, Problem
+from .terms import (
+    ONE, ZERO, Add, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
+    add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
+    rename_indices, same, split_coeff, sub, canonical,
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may know besides the node: the problem and the sums around the node."""
+
+    problem: Problem
+    bound: frozenset[Index] = frozenset()
+    #: In a partial derivative, defined tensors other than the one differentiated are
+    #: independent variables (the chain rule over definitions accounts for them).
+    partial: bool = True
+
+    def inside(self, indices) -> "Context":
+        return Context(self.problem, self.bound | frozenset(indices), self.partial)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    apply: Callable[[Term, Context], Term | None]
+    identity: str  # the textbook identity, shown as the step's reason
+    phase: str = "simplify"  # "differentiate" | "simplify" | "tidy"
+
+
+# --- differentiation ---------------------------------------------------------------------
+
+def _deriv_parts(term: Term):
+    return (term.expr, term.wrt) if isinstance(term, Deriv) else (None, None)
+
+
+def _dep(term: Term, wrt: Tensor) -> bool:
+    return depends_on(term, wrt.name)
+
+
+def linearity(term: Term, ctx: Context) -> Term | None:
+    """d(a + b) = da + db;  d(sum_m a) = sum_m da;  d(c a) = c da for c constant."""
+    expr, wrt = _deriv_parts(term)
+    if expr is None:
+        return None
+    pushed = _push_linear(expr, wrt)
+    return None if isinstance(pushed, Deriv) and pushed.expr is expr else pushed
+
+
+def _push_linear(expr: Term, wrt: Tensor) -> Term:
+    """Move ``d/d wrt`` inside sums and past constant factors, as far as it goes."""
+    if isinstance(expr, Add):
+        return add(*(_push_linear(t, wrt) if _dep(t, wrt) else ZERO for t in expr.terms))
+    if isinstance(expr, Sum):
+        return make_sum(expr.indices, _push_linear(expr.body, wrt))
+    if isinstance(expr, Mul):
+        dependent = [f for f in expr.factors if _dep(f, wrt)]
+        if len(dependent) == 1:
+            return mul(*(_push_linear(f, wrt) if _dep(f, wrt) else f for f in expr.factors))
+    return Deriv(expr, wrt)
+
+
+def product_rule(term: Term, ctx: Context) -> Term | None:
+    """d(a b) = da b + a db  (for products without a dependent denominator)."""
+    expr, wrt = _deriv_parts(term)
+    if not isinstance(expr, Mul):
+        return None
+    dependent = [k for k, f in enumerate(expr.factors) if _dep(f, wrt)]
+    if len(dependent) < 2:
+        return None
+    if any(base_exp(expr.factors[k])[1] < 0 for k in dependent):
+        return None
+    terms = []
+    for k in dependent:
+        fs = list(expr.factors)
+        fs[k] = Deriv(fs[k], wrt)
+        terms.append(mul(*fs))
+    return add(*terms)
+
+
+def quotient_rule(term: Term, ctx: Context) -> Term | None:
+    """d(a/b) = (da b - a db) / b^2."""
+    expr, wrt = _deriv_parts(term)
+    if not isinstance(expr, Mul):
+        return None
+    numer, denom = [], []
+    for f in expr.factors:
+        base, exp = base_exp(f)
+        if exp < 0:
+            denom.append(power(base, Num(-exp)))
+        else:
+            numer.append(f)
+    if not denom or not any(_dep(d, wrt) for d in denom):
+        return None
+    if sum(_dep(f, wrt) for f in expr.factors) < 2:
+        return None  # one dependent factor: linearity and the power rule read better
+    a, b = mul(*numer), mul(*denom)
+    return div(sub(mul(Deriv(a, wrt), b), mul(a, Deriv(b, wrt))), power(b, num(2)))
+
+
+def power_rule(term: Term, ctx: Context) -> Term | None:
+    """d(u^n) = n u^(n-1) du  for a constant exponent n."""
+    expr, wrt = _deriv_parts(term)
+    if not isinstance(expr, Pow):
+        return None
+    if _dep(expr.exponent, wrt):
+        raise InputError(f"cannot differentiate a power whose exponent depends on {wrt.name}")
+    n = expr.exponent
+    return mul(n, power(expr.base, add(n, num(-1))), Deriv(expr.base, wrt))
+
+
+def _sigmoid_prime(u):
+    s = Func("sigmoid", u)
+    return mul(s, sub(ONE, s))
+
+
+#: f -> f'(u) for the builtin elementwise functions.  Sources: any calculus table;
+#: sigmoid' = sigmoid (1 - sigmoid), tanh' = 1 - tanh^2.
+FUNCTION_DERIVATIVES: dict[str, Callable[[Term], Term]] = {
+    "exp": lambda u: Func("exp", u),
+    "log": lambda u: power(u, num(-1)),
+    "sqrt": lambda u: div(ONE, mul(num(2), Func("sqrt", u))),
+    "tanh": lambda u: sub(ONE, power(Func("tanh", u), num(2))),
+    "sigmoid": _sigmoid_prime,
+    "relu": lambda u: Func("step", u),
+    "abs": lambda u: Func("sign", u),
+    "sin": lambda u: Func("cos", u),
+    "cos": lambda u: neg(Func("sin", u)),
+    "step": lambda u: ZERO,  # almost everywhere
+    "sign": lambda u: ZERO,  # almost everywhere
+}
+
+FUNCTION_IDENTITIES = {
+    "exp": "d exp(u) = exp(u) du",
+    "log": "d log(u) = du / u",
+    "sqrt": "d sqrt(u) = du / (2 sqrt(u))",
+    "tanh": "d tanh(u) = (1 - tanh(u)^2) du",
+    "sigmoid": "d sigmoid(u) = sigmoid(u) (1 - sigmoid(u)) du",
+    "relu": "d relu(u) = step(u) du",
+    "abs": "d |u| = sign(u) du",
+    "sin": "d sin(u) = cos(u) du",
+    "cos": "d cos(u) = -sin(u) du",
+}
+
+
+def function_rule(term: Term, ctx: Context) -> Term | None:
+    """d f(u) = f'(u) du  (chain rule for an elementwise function)."""
+    expr, wrt = _deriv_parts(term)
+    if not isinstance(expr, Func):
+        return None
+    if expr.name in FUNCTION_DERIVATIVES and expr.order == 0:
+        outer = FUNCTION_DERIVATIVES[expr.name](expr.arg)
+    else:  # a declared function h: h' (and h'' for h')
+        outer = Func(expr.name, expr.arg, expr.order + 1)
+    return mul(outer, Deriv(expr.arg, wrt))
+
+
+def entry_rule(term: Term, ctx: Context) -> Term | None:
+    """dW_nm / dW_ij = delta_ni delta_mj;  the entry of another tensor gives 0."""
+    expr, wrt = _deriv_parts(term)
+    if expr is None:
+        return None
+    if isinstance(expr, Tensor):
+        if expr.name == wrt.name:
+            return mul(*(Delta(a, b) for a, b in zip(expr.indices, wrt.indices)))
+        if ctx.partial or not ctx.problem.is_defined(expr.name):
+            return ZERO
+        return None  # a total derivative expands the definition instead
+    if not _dep(expr, wrt):
+        return ZERO
+    return None
+
+
+def expand_definition_rule(term: Term, ctx: Context) -> Term | None:
+    """dY_sn / dW = d(body of Y at s, n) / dW  (total derivatives only)."""
+    expr, wrt = _deriv_parts(term)
+    if ctx.partial or not isinstance(expr, Tensor) or not ctx.problem.is_defined(expr.name):
+        return None
+    if expr.name == wrt.name or not _dep(expr_body(ctx.problem, expr), wrt):
+        return None
+    return Deriv(instantiate(ctx.problem, expr, avoid=wrt.free), wrt)
+
+
+def expr_body(problem: Problem, entry: Tensor) -> Term:
+    return problem.definitions[entry.name].body
+
+
+def instantiate(problem: Problem, entry: Tensor, avoid=frozenset()) -> Term:
+    """The body of the definition of ``entry.name`` at the indices of ``entry``.
+
+    Bound indices of the body are renamed away from ``avoid`` and from the entry's indices,
+    so that differentiating with respect to ``W_ij`` never captures a summation index.
+    """
+    definition = problem.definitions[entry.name]
+    body = freshen_bound(definition.body, {i.name for i in avoid} | {i.name for i in entry.indices})
+    return rename_indices(body, dict(zip(definition.indices, entry.indices)))
+
+
+def freshen_bound(term: Term, avoid: set[str]) -> Term:
+    """Rename indices bound inside ``term`` whose names are in ``avoid``."""
+    from .terms import fresh_name, map_children, _rename
+
+    if isinstance(term, Sum):
+        clash = [i for i in term.indices if i.name in avoid]
+        body = term.body
+        bound = list(term.indices)
+        if clash:
+            taken = set(avoid) | term.all_index_names()
+            mapping = {}
+            for i in clash:
+                new = Index(fresh_name(i.name, taken), i.dim)
+                taken.add(new.name)
+                mapping[i] = new
+            body = _rename(body, mapping)
+            bound = [mapping.get(i, i) for i in bound]
+        return Sum(tuple(bound), freshen_bound(body, avoid))
+    return map_children(term, lambda c: freshen_bound(c, avoid))
+
+
+# --- simplification ----------------------------------------------------------------------
+
+def contract_delta(term: Term, ctx: Context) -> Term | None:
+    """sum_m a_m delta_mj = a_j  (a delta against the sum that binds one of its indices)."""
+    if not isinstance(term, Sum):
+        return None
+    bound = list(term.indices)
+    body = term.body
+    changed = False
+    while True:
+        factors = list(factors_of(body))
+        for k, f in enumerate(factors):
+            if isinstance(f, Delta) and f.a != f.b and (f.a in bound or f.b in bound):
+                gone, keep = (f.a, f.b) if f.a in bound else (f.b, f.a)
+                rest = mul(*(factors[:k] + factors[k + 1:]))
+                body = rename_indices(rest, {gone: keep})
+                bound.remove(gone)
+                changed = True
+                break
+        else:
+            break
+    return make_sum(bound, body) if changed else None
+
+
+def delta_identities(term: Term, ctx: Context) -> Term | None:
+    """delta_ii = 1  and  delta_ab delta_ab = delta_ab."""
+    if isinstance(term, Delta) and term.a == term.b:
+        return ONE
+    if isinstance(term, Pow) and isinstance(term.base, Delta):
+        base, exp = base_exp(term)
+        if exp > 0 and exp.denominator == 1:
+            return term.base
+    if isinstance(term, Mul):
+        seen: list[Delta] = []
+        out = []
+        for f in term.factors:
+            if isinstance(f, Delta):
+                if any({f.a, f.b} == {g.a, g.b} for g in seen):
+                    continue
+                seen.append(f)
+            out.append(f)
+        if len(out) < len(term.factors):
+            return mul(*out)
+    return None
+
+
+def cancel(term: Term, ctx: Context) -> Term | None:
+    """x^a x^b = x^(a+b);  in particular  T_sc / Y_sc * Y_sc = T_sc."""
+    if not isinstance(term, Mul):
+        return None
+    groups: list[list] = []  # [base, exponent, first position]
+    for f in term.factors:
+        base, exp = base_exp(f)
+        for g in groups:
+            if same(g[0], base):
+                g[1] += exp
+                break
+        else:
+            groups.append([base, exp])
+    if len(groups) == len(term.factors):
+        return None
+    return mul(*(power(b, Num(e)) for b, e in groups if e != 0 or isinstance(b, Num)))
+
+
+def _delta_with(term: Term, indices) -> bool:
+    return any(isinstance(f, Delta) and (f.a in indices or f.b in indices)
+               for f in factors_of(term))
+
+
+def pull_out_constant(term: Term, ctx: Context) -> Term | None:
+    """sum_c a b_c = a sum_c b_c  when a does not depend on c."""
+    if not isinstance(term, Sum) or not isinstance(term.body, Mul):
+        return None
+    bound = frozenset(term.indices)
+    inside = [f for f in term.body.factors if f.free & bound]
+    outside = [f for f in term.body.factors if not (f.free & bound)]
+    if not outside or not inside:
+        return None
+    return mul(*outside, make_sum(term.indices, mul(*inside)))
+
+
+def distribute(term: Term, ctx: Context) -> Term | None:
+    """sum_c a (b_c + delta_cj) = sum_c (a b_c + a delta_cj): expand a product so that a
+    delta meets the sum that binds its index, or a factor meets its reciprocal."""
+    if isinstance(term, Sum) and isinstance(term.body, Mul):
+        bound = frozenset(term.indices)
+        expanded = _distribute_if(term.body, lambda add_: any(_delta_with(t, bound)
+                                                              for t in add_.terms))
+        if expanded is not None:
+            return make_sum(term.indices, expanded)
+    if isinstance(term, Mul):
+        def cancels(add_: Add) -> bool:
+            outside = [base_exp(f) for f in term.factors if f is not add_]
+            return any(any(e * e2 < 0 and same(b, b2) for b, e in outside)
+                       for t in add_.terms for b2, e2 in map(base_exp, factors_of(t)))
+        return _distribute_if(term, cancels)
+    return None
+
+
+def _distribute_if(product: Mul, wanted) -> Term | None:
+    for k, f in enumerate(product.factors):
+        if isinstance(f, Add) and wanted(f):
+            before, after = product.factors[:k], product.factors[k + 1:]
+            return add(*(mul(*before, t, *after) for t in f.terms))
+    return None
+
+
+def split_sum(term: Term, ctx: Context) -> Term | None:
+    """sum_c (a_c + b_c) = sum_c a_c + sum_c b_c  (where a delta can then be contracted)."""
+    if not isinstance(term, Sum) or not isinstance(term.body, Add):
+        return None
+    bound = frozenset(term.indices)
+    if not any(_delta_with(t, bound) for t in term.body.terms):
+        return None
+    return add(*(make_sum(term.indices, t) for t in term.body.terms))
+
+
+def fold_definitions(term: Term, ctx: Context) -> Term | None:
+    """exp(X_sc) / sum_k exp(X_sk) = Y_sc  when Y is defined so: write the defined tensor."""
+    if isinstance(term, (Add, Num, Tensor, Delta, DimSize, Grad, Deriv)):
+        return None
+    for definition in ctx.problem.definitions.values():
+        body = definition.body
+        if body is None or isinstance(body, (Tensor, Add, Num)) or body.free != frozenset(definition.indices):
+            continue
+
+        def entry(binding, d=definition):
+            return Tensor(d.name, tuple(binding[i] for i in d.indices))
+
+        folded = fold_in_product(body, term, entry)
+        if folded is not None:
+            return cancel(folded, ctx) or folded
+    return None
+
+
+def apply_assumptions(term: Term, ctx: Context) -> Term | None:
+    """An identity the file assumes, e.g. one-hot rows: sum_c T_sc = 1."""
+    for assumption in ctx.problem.assumptions:
+        binding = match(assumption.lhs, term)
+        if binding is not None:
+            return rename_indices(assumption.rhs, binding)
+    return None
+
+
+def collect_terms(term: Term, ctx: Context) -> Term | None:
+    """a x + b x = (a + b) x  for numbers a, b."""
+    if not isinstance(term, Add):
+        return None
+    order: list = []
+    coeffs: dict = {}
+    for t in term.terms:
+        c, rest = split_coeff(t)
+        key = canonical(mul(*rest))
+        if key in coeffs:
+            coeffs[key][0] += c
+        else:
+            coeffs[key] = [c, rest]
+            order.append(key)
+    if len(order) == len(term.terms):
+        return None
+    return add(*(mul(Num(coeffs[k][0]), *coeffs[k][1]) for k in order))
+
+
+def factor(term: Term, ctx: Context) -> Term | None:
+    """a b + a c = a (b + c)."""
+    if not isinstance(term, Add):
+        return None
+    if any(_delta_with(t, ctx.bound) for t in term.terms):
+        return None  # the sum around would pull it apart again
+    first = [base_exp(f) for f in split_coeff(term.terms[0])[1]]
+    common = []
+    for base, exp in first:
+        exps = []
+        for t in term.terms[1:]:
+            hit = [e for b, e in map(base_exp, split_coeff(t)[1]) if same(b, base)]
+            if not hit or (hit[0] > 0) != (exp > 0):
+                break
+            exps.append(hit[0])
+        else:
+            e = min([exp] + exps, key=abs)
+            common.append((base, e))
+    coeffs = [split_coeff(t)[0] for t in term.terms]
+    magnitude = abs(coeffs[0]) if all(abs(c) == abs(coeffs[0]) for c in coeffs) else Fraction(1)
+    if not common and magnitude == 1:
+        return None
+    rests = []
+    for t in term.terms:
+        c, fs = split_coeff(t)
+        fs = list(fs)
+        for base, e in common:
+            for k, f in enumerate(fs):
+                b, fe = base_exp(f)
+                if same(b, base):
+                    fs[k] = power(b, Num(fe - e))
+                    break
+        rests.append(mul(Num(c / magnitude), *fs))
+    inner = add(*rests)
+    return mul(Num(magnitude), *(power(b, Num(e)) for b, e in common), inner)
+
+
+def tidy_sign(term: Term, ctx: Context) -> Term | None:
+    """-c (a - b) = c (b - a), and a sum is written with a positive term first."""
+    if isinstance(term, Mul):
+        c, fs = split_coeff(term)
+        adds = [f for f in fs if isinstance(f, Add)]
+        if c < 0 and len(adds) == 1 and any(split_coeff(t)[0] < 0 for t in adds[0].terms):
+            flipped = add(*(neg(t) for t in adds[0].terms))
+            return mul(Num(-c), *(flipped if f is adds[0] else f for f in fs))
+    if isinstance(term, Add) and split_coeff(term.terms[0])[0] < 0:
+        positive = [t for t in term.terms if split_coeff(t)[0] > 0]
+        if positive:
+            rest = [t for t in term.terms if t is not positive[0]]
+            return Add((positive[0], *rest))
+    return None
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("expand definition", expand_definition_rule, "substitute the definition", "differentiate"),
+    Rule("linearity", linearity, "d(a + c b) = da + c db", "differentiate"),
+    Rule("quotient rule", quotient_rule, "d(a/b) = (da b - a db) / b^2", "differentiate"),
+    Rule("product rule", product_rule, "d(a b) = da b + a db", "differentiate"),
+    Rule("power rule", power_rule, "d(u^n) = n u^(n-1) du", "differentiate"),
+    Rule("derivative of a function", function_rule, "d f(u) = f'(u) du", "differentiate"),
+    Rule("derivative of an entry", entry_rule, "dW_nm/dW_ij = delta_ni delta_mj", "differentiate"),
+    Rule("contract deltas", contract_delta, "sum_m a_m delta_mj = a_j"),
+    Rule("delta identities", delta_identities, "delta_ii = 1, delta_ab delta_ab = delta_ab"),
+    Rule("cancel", cancel, "x^a x^b = x^(a+b)"),
+    Rule("fold definition", fold_definitions, "write a definition's body as its tensor"),
+    Rule("pull constant out of sum", pull_out_constant, "sum_c a b_c = a sum_c b_c"),
+    Rule("expand product", distribute, "a (b + c) = a b + a c"),
+    Rule("split sum", split_sum, "sum_c (a_c + b_c) = sum_c a_c + sum_c b_c"),
+    Rule("assumption", apply_assumptions, "an identity assumed in the file"),
+    Rule("collect terms", collect_terms, "a x + b x = (a + b) x"),
+    Rule("factor", factor, "a b + a c = a (b + c)", "tidy"),
+    Rule("tidy signs", tidy_sign, "-c (a - b) = c (b - a)", "tidy"),
+)

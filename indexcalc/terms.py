@@ -1,0 +1,578 @@
+"""The term model: immutable index expressions.
+
+Every stage of indexcalc reads and writes these terms.  A term is a frozen dataclass with
+structural equality.  Division is a negative power inside a product (``Mul(a, Pow(b, -1))``),
+so that cancellation and folding of definitions see one flat list of factors; the printers
+turn negative powers back into fractions.
+
+Indices carry the dim that gives their range.  Free indices are the indices a term is a
+function of; indices bound by a ``Sum`` are renamed automatically by ``substitute`` so that a
+substitution never captures them.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+from typing import Callable, Iterable, Iterator, Mapping
+
+
+@dataclass(frozen=True, order=True)
+class Index:
+    """An index such as ``s`` ranging over the dim ``S``."""
+
+    name: str
+    dim: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Term:
+    """Base class of all terms.  Subclasses are frozen dataclasses."""
+
+    __slots__ = ()
+
+    def children(self) -> tuple["Term", ...]:
+        return ()
+
+    def rebuild(self, children: tuple["Term", ...]) -> "Term":
+        """The same node with new children (in the order of ``children()``)."""
+        return self
+
+    @cached_property
+    def free(self) -> frozenset[Index]:
+        out: set[Index] = set()
+        for child in self.children():
+            out |= child.free
+        return frozenset(out)
+
+    @cached_property
+    def tensor_names(self) -> frozenset[str]:
+        """Names of the tensors (inputs and defined) this term mentions."""
+        if isinstance(self, Tensor):
+            return frozenset((self.name,))
+        out: frozenset[str] = frozenset()
+        for child in self.children():
+            out |= child.tensor_names
+        return out
+
+    @cached_property
+    def has_deriv(self) -> bool:
+        return any(child.has_deriv for child in self.children())
+
+    @cached_property
+    def size(self) -> int:
+        return 1 + sum(child.size for child in self.children())
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash((type(self).__name__,) + self._key())
+
+    def _key(self) -> tuple:
+        raise NotImplementedError  # pragma: no cover - every node defines it
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if type(self) is not type(other):
+            return False
+        return self._hash == other._hash and self._key() == other._key()
+
+    def walk(self) -> Iterator["Term"]:
+        """Every subterm, pre-order."""
+        yield self
+        for child in self.children():
+            yield from child.walk()
+
+    def all_index_names(self) -> set[str]:
+        names: set[str] = set()
+        for node in self.walk():
+            if isinstance(node, (Tensor, Grad)):
+                names.update(i.name for i in node.indices)
+            elif isinstance(node, Delta):
+                names.update((node.a.name, node.b.name))
+            elif isinstance(node, Sum):
+                names.update(i.name for i in node.indices)
+        return names
+
+
+def _term(cls):
+    """Frozen dataclass that keeps Term's hashing, equality and cached properties."""
+    return dataclass(frozen=True, eq=False, repr=True)(cls)
+
+
+@_term
+class Num(Term):
+    """An exact rational number."""
+
+    value: Fraction
+
+    def _key(self):
+        return (self.value,)
+
+    @cached_property
+    def free(self):
+        return frozenset()
+
+
+@_term
+class DimSize(Term):
+    """A dim used as a number, as in ``1/S``."""
+
+    name: str
+
+    def _key(self):
+        return (self.name,)
+
+    @cached_property
+    def free(self):
+        return frozenset()
+
+
+@_term
+class Tensor(Term):
+    """An entry ``X[s,m]`` of an input or defined tensor; a scalar has no indices."""
+
+    name: str
+    indices: tuple[Index, ...] = ()
+
+    def _key(self):
+        return (self.name, self.indices)
+
+    @cached_property
+    def free(self):
+        return frozenset(self.indices)
+
+
+@_term
+class Grad(Term):
+    """An entry of the gradient of a scalar ``of`` with respect to tensor ``wrt``.
+
+    Used for upstream gradients ``dL/dY_sn`` of an opaque ``loss(...)``.
+    """
+
+    of: str
+    wrt: str
+    indices: tuple[Index, ...] = ()
+
+    def _key(self):
+        return (self.of, self.wrt, self.indices)
+
+    @cached_property
+    def free(self):
+        return frozenset(self.indices)
+
+    @property
+    def array_name(self) -> str:
+        return f"d{self.of}_d{self.wrt}"
+
+
+@_term
+class Delta(Term):
+    """The Kronecker delta ``delta_ab``."""
+
+    a: Index
+    b: Index
+
+    def _key(self):
+        return (self.a, self.b)
+
+    @cached_property
+    def free(self):
+        return frozenset((self.a, self.b))
+
+
+@_term
+class Add(Term):
+    terms: tuple[Term, ...]
+
+    def _key(self):
+        return self.terms
+
+    def children(self):
+        return self.terms
+
+    def rebuild(self, children):
+        return add(*children)
+
+
+@_term
+class Mul(Term):
+    """An ordered product; numbers come first, negative powers form the denominator."""
+
+    factors: tuple[Term, ...]
+
+    def _key(self):
+        return self.factors
+
+    def children(self):
+        return self.factors
+
+    def rebuild(self, children):
+        return mul(*children)
+
+
+@_term
+class Pow(Term):
+    """``base ^ exponent`` with an index-free exponent (a number in nearly every case)."""
+
+    base: Term
+    exponent: Term
+
+    def _key(self):
+        return (self.base, self.exponent)
+
+    def children(self):
+        return (self.base, self.exponent)
+
+    def rebuild(self, children):
+        return power(*children)
+
+
+@_term
+class Func(Term):
+    """An elementwise function applied to a scalar-valued term: ``exp(X_sc)``, ``h'(X_sn)``.
+
+    ``order`` counts derivatives of an unspecified function ``h`` (``h'`` has order 1).
+    """
+
+    name: str
+    arg: Term
+    order: int = 0
+
+    def _key(self):
+        return (self.name, self.arg, self.order)
+
+    def children(self):
+        return (self.arg,)
+
+    def rebuild(self, children):
+        return Func(self.name, children[0], self.order)
+
+
+@_term
+class Sum(Term):
+    """``sum_{indices} body``."""
+
+    indices: tuple[Index, ...]
+    body: Term
+
+    def _key(self):
+        return (self.indices, self.body)
+
+    def children(self):
+        return (self.body,)
+
+    def rebuild(self, children):
+        return make_sum(self.indices, children[0])
+
+    @cached_property
+    def free(self):
+        return self.body.free - frozenset(self.indices)
+
+
+@_term
+class Deriv(Term):
+    """The unevaluated derivative ``d expr / d wrt`` where ``wrt`` is a tensor entry."""
+
+    expr: Term
+    wrt: Tensor
+
+    def _key(self):
+        return (self.expr, self.wrt)
+
+    @cached_property
+    def has_deriv(self):
+        return True
+
+    def children(self):
+        return (self.expr,)
+
+    def rebuild(self, children):
+        return Deriv(children[0], self.wrt)
+
+    @cached_property
+    def free(self):
+        return self.expr.free | self.wrt.free
+
+
+ZERO = Num(Fraction(0))
+ONE = Num(Fraction(1))
+MINUS_ONE = Num(Fraction(-1))
+
+
+def num(value) -> Num:
+    return Num(Fraction(value))
+
+
+# --- smart constructors: light normalisation that every rule can rely on -------------------
+
+def add(*terms: Term) -> Term:
+    """Flattened sum; zeros dropped; numbers merged at the end.  Order is kept."""
+    flat: list[Term] = []
+    constant = Fraction(0)
+    for t in terms:
+        for u in (t.terms if isinstance(t, Add) else (t,)):
+            if isinstance(u, Num):
+                constant += u.value
+            else:
+                flat.append(u)
+    if constant:
+        flat.append(Num(constant))
+    if not flat:
+        return ZERO
+    if len(flat) == 1:
+        return flat[0]
+    return Add(tuple(flat))
+
+
+def mul(*factors: Term) -> Term:
+    """Flattened product; numbers merged in front; a zero factor gives zero; ones dropped."""
+    flat: list[Term] = []
+    coeff = Fraction(1)
+    for f in factors:
+        for g in (f.factors if isinstance(f, Mul) else (f,)):
+            if isinstance(g, Num):
+                coeff *= g.value
+            else:
+                flat.append(g)
+    if coeff == 0:
+        return ZERO
+    if coeff != 1:
+        flat.insert(0, Num(coeff))
+    if not flat:
+        return ONE
+    if len(flat) == 1:
+        return flat[0]
+    return Mul(tuple(flat))
+
+
+def neg(term: Term) -> Term:
+    return mul(MINUS_ONE, term)
+
+
+def sub(a: Term, b: Term) -> Term:
+    return add(a, neg(b))
+
+
+def power(base: Term, exponent: Term) -> Term:
+    if isinstance(exponent, Num):
+        if exponent.value == 0:
+            return ONE
+        if exponent.value == 1:
+            return base
+        if isinstance(base, Num) and exponent.value.denominator == 1:
+            if base.value == 0 and exponent.value < 0:
+                return Pow(base, exponent)
+            return Num(base.value ** int(exponent.value))
+        if isinstance(base, Pow) and isinstance(base.exponent, Num) and exponent.value.denominator == 1:
+            return power(base.base, Num(base.exponent.value * exponent.value))
+        if isinstance(base, Mul) and exponent.value.denominator == 1:
+            # (a b)^n = a^n b^n: keeps one flat list of factors for cancellation
+            return mul(*(power(f, exponent) for f in base.factors))
+    return Pow(base, exponent)
+
+
+def div(a: Term, b: Term) -> Term:
+    return mul(a, power(b, MINUS_ONE))
+
+
+def make_sum(indices: Iterable[Index], body: Term) -> Term:
+    """``sum_{indices} body``, keeping only indices the body depends on.
+
+    A summed index the body does not mention multiplies it by the dim's size.
+    """
+    indices = tuple(indices)
+    if not indices:
+        return body
+    if body == ZERO:
+        return ZERO
+    used = tuple(i for i in indices if i in body.free)
+    unused = [i for i in indices if i not in body.free]
+    inner = body
+    if isinstance(body, Sum):
+        used = used + body.indices
+        inner = body.body
+    out = Sum(used, inner) if used else inner
+    if unused:
+        out = mul(*(DimSize(i.dim) for i in unused), out)
+    return out
+
+
+def split_coeff(term: Term) -> tuple[Fraction, tuple[Term, ...]]:
+    """A term as numeric coefficient and the remaining factors."""
+    if isinstance(term, Num):
+        return term.value, ()
+    if isinstance(term, Mul):
+        if isinstance(term.factors[0], Num):
+            return term.factors[0].value, term.factors[1:]
+        return Fraction(1), term.factors
+    return Fraction(1), (term,)
+
+
+def factors_of(term: Term) -> tuple[Term, ...]:
+    return term.factors if isinstance(term, Mul) else (term,)
+
+
+def base_exp(factor: Term) -> tuple[Term, Fraction]:
+    """A factor as (base, numeric exponent)."""
+    if isinstance(factor, Pow) and isinstance(factor.exponent, Num):
+        return factor.base, factor.exponent.value
+    return factor, Fraction(1)
+
+
+# --- traversal and substitution ------------------------------------------------------------
+
+def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
+    kids = term.children()
+    if not kids:
+        return term
+    new = tuple(fn(k) for k in kids)
+    if all(a is b for a, b in zip(new, kids)):
+        return term
+    return term.rebuild(new)
+
+
+def rename_indices(term: Term, mapping: Mapping[Index, Index]) -> Term:
+    """Replace free indices by ``mapping``, renaming bound indices that would be captured."""
+    if not mapping:
+        return term
+    mapping = {k: v for k, v in mapping.items() if k != v and k in term.free}
+    if not mapping:
+        return term
+    return _rename(term, mapping)
+
+
+def _rename(term: Term, mapping: Mapping[Index, Index]) -> Term:
+    if not (term.free & mapping.keys()):
+        return term
+    if isinstance(term, Tensor):
+        return Tensor(term.name, tuple(mapping.get(i, i) for i in term.indices))
+    if isinstance(term, Grad):
+        return Grad(term.of, term.wrt, tuple(mapping.get(i, i) for i in term.indices))
+    if isinstance(term, Delta):
+        return Delta(mapping.get(term.a, term.a), mapping.get(term.b, term.b))
+    if isinstance(term, Deriv):
+        wrt = _rename(term.wrt, mapping)
+        return Deriv(_rename(term.expr, mapping), wrt)
+    if isinstance(term, Sum):
+        inner_map = {k: v for k, v in mapping.items() if k not in term.indices}
+        targets = {v.name for v in inner_map.values()}
+        bound = list(term.indices)
+        body = term.body
+        clash = [b for b in bound if b.name in targets]
+        if clash:
+            avoid = targets | term.body.all_index_names() | {k.name for k in inner_map}
+            fresh_map = {}
+            for b in clash:
+                new = Index(fresh_name(b.name, avoid), b.dim)
+                avoid.add(new.name)
+                fresh_map[b] = new
+            body = _rename(body, fresh_map)
+            bound = [fresh_map.get(b, b) for b in bound]
+        return Sum(tuple(bound), _rename(body, inner_map))
+    return map_children(term, lambda c: _rename(c, mapping))
+
+
+def fresh_name(base: str, avoid: set[str]) -> str:
+    """A new index name near ``base`` (``k`` -> ``k2``) that is not in ``avoid``."""
+    stem = base.rstrip("0123456789") or base
+    for n in itertools.count(2):
+        cand = f"{stem}{n}"
+        if cand not in avoid:
+            return cand
+    raise AssertionError("unreachable")
+
+
+def replace(term: Term, fn: Callable[[Term], Term | None]) -> Term:
+    """Top-down replacement: where ``fn`` returns a term, use it and do not descend."""
+    new = fn(term)
+    if new is not None:
+        return new
+    return map_children(term, lambda c: replace(c, fn))
+
+
+def depends_on(term: Term, tensor_name: str) -> bool:
+    return tensor_name in term.tensor_names
+
+
+def contains(term: Term, cls: type) -> bool:
+    return any(isinstance(t, cls) for t in term.walk())
+
+
+# --- canonical form: equality up to renaming of bound indices -----------------------------
+
+def canonical(term: Term) -> Term:
+    """A representative of ``term`` up to renaming of bound indices and order of commuting
+    factors and terms.  Two terms are equal as index expressions when their canonical forms
+    are equal."""
+    return _canon(term, itertools.count())
+
+
+def _shape_key(term: Term) -> str:
+    """A sort key that ignores the names of bound indices."""
+    if isinstance(term, Sum):
+        return "Sum(" + ",".join(i.dim for i in term.indices) + ";" + _shape_key(term.body) + ")"
+    if isinstance(term, (Add, Mul)):
+        parts = sorted(_shape_key(c) for c in term.children())
+        return type(term).__name__ + "(" + ",".join(parts) + ")"
+    kids = term.children()
+    if kids:
+        own = type(term).__name__ + repr(tuple(v for v in term._key() if not isinstance(v, Term)))
+        return own + "(" + ",".join(_shape_key(c) for c in kids) + ")"
+    return repr(term)
+
+
+def _canon(term: Term, counter) -> Term:
+    if isinstance(term, Sum):
+        ordered = _binding_order(term)
+        mapping = {b: Index(f"_{next(counter)}", b.dim) for b in ordered}
+        body = _rename(term.body, mapping)
+        return Sum(tuple(sorted(mapping.values())), _canon(body, counter))
+    if isinstance(term, Add):
+        kids = sorted(term.terms, key=_shape_key)
+        return Add(tuple(_canon(k, counter) for k in kids))
+    if isinstance(term, Mul):
+        kids = list(term.factors)
+        head = [k for k in kids if isinstance(k, Num)]
+        rest = sorted((k for k in kids if not isinstance(k, Num)), key=_shape_key)
+        return Mul(tuple(head + [_canon(k, counter) for k in rest]))
+    return map_children(term, lambda c: _canon(c, counter))
+
+
+def _binding_order(s: Sum) -> list[Index]:
+    """Bound indices of ``s`` in order of first appearance in a canonical traversal."""
+    seen: list[Index] = []
+    bound = set(s.indices)
+
+    def visit(t: Term):
+        if isinstance(t, (Tensor, Grad)):
+            for i in t.indices:
+                if i in bound and i not in seen:
+                    seen.append(i)
+        elif isinstance(t, Delta):
+            for i in (t.a, t.b):
+                if i in bound and i not in seen:
+                    seen.append(i)
+        elif isinstance(t, (Add, Mul)):
+            for c in sorted(t.children(), key=_shape_key):
+                visit(c)
+        else:
+            for c in t.children():
+                visit(c)
+
+    visit(s.body)
+    for i in s.indices:
+        if i not in seen:
+            seen.append(i)
+    return seen
+
+
+def same(a: Term, b: Term) -> bool:
+    """Equal up to renaming of bound indices and reordering of sums and products."""
+    return a == b or canonical(a) == canonical(b)
