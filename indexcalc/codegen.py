@@ -121,11 +121,19 @@ def _m_prec(m: mx.MatrixExpr, names: Names) -> tuple[str, int]:
             return f"{_m(m.b, names, 100)}[None, :]", 90
         return f"np.multiply.outer({_m(m.a, names, 0)}, {_m(m.b, names, 0)})", 100
     if isinstance(m, mx.Hadamard):
-        return f"{_m(m.a, names, 40)} * {_m(m.b, names, 41)}", 40
+        return f"{_m(m.a, names, mx._left_level(m.a))} * {_m(m.b, names, 51)}", 40
     if isinstance(m, mx.HadamardDiv):
-        return f"{_m(m.a, names, 40)} / {_m(m.b, names, 41)}", 40
+        return f"{_m(m.a, names, mx._left_level(m.a))} / {_m(m.b, names, 51)}", 40
     if isinstance(m, mx.Scale):
-        return f"{_m(m.c, names, 40)} * {_m(m.x, names, 41)}", 40
+        if isinstance(m.c, mx.Scalar):
+            numer, denom = _fraction(m.c.term, names)
+            code = _m(m.x, names, 51)
+            if numer == "-1.0":
+                code = f"-{_m(m.x, names, 51)}"
+            elif numer != "1.0":
+                code = f"{numer} * {code}"
+            return (f"{code} / {denom}", 40) if denom else (code, 40)
+        return f"{_m(m.c, names, 40)} * {_m(m.x, names, 51)}", 40
     if isinstance(m, mx.Elementwise):
         return apply_function(m.fn, m.order, _m(m.x, names, 0), names), 100
     if isinstance(m, mx.Power):
@@ -161,8 +169,33 @@ def broadcasts(m: mx.MatrixExpr) -> bool:
 # --- scalar (index-free) terms -----------------------------------------------------------------
 
 def scalar_code(term: Term, names: Names) -> str:
-    code, _ = _emit(term, names, {})
-    return code
+    numer, denom = _fraction(term, names)
+    return f"{numer} / {denom}" if denom else numer
+
+
+def _fraction(term: Term, names: Names) -> tuple[str, str]:
+    """An index-free term as (numerator code, denominator code or '')."""
+    coeff, factors = split_coeff(term)
+    num_parts, den_parts = [], []
+    for f in factors:
+        base, exp = base_exp(f)
+        code, _ = _emit(base if exp < 0 else f, names, {})
+        if exp < 0:
+            den_parts.append(code if exp == -1 else f"{code} ** {number(-exp)}")
+        else:
+            num_parts.append(code)
+    if coeff.denominator != 1:
+        den_parts.insert(0, number(Fraction(coeff.denominator)))
+        coeff = Fraction(coeff.numerator)
+    if coeff != 1 or not num_parts:
+        num_parts.insert(0, number(coeff))
+    numer = " * ".join(num_parts)
+    if len(num_parts) > 1:
+        numer = f"({numer})"
+    denom = " * ".join(den_parts)
+    if len(den_parts) > 1:
+        denom = f"({denom})"
+    return numer, denom
 
 
 # --- from an index expression: einsum --------------------------------------------------------

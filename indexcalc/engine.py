@@ -120,6 +120,10 @@ class Engine:
             if not isinstance(node, Deriv) or node in substitutions:
                 continue
             if node.wrt == wrt_entry:  # local derivative dY_sn / dW_ij
+                consumer_def = self.problem.definitions[node.expr.name]
+                if consumer_def.is_opaque_loss:  # dL0/dY_ij of L0 = loss(Y) is upstream
+                    substitutions[node] = Grad(node.expr.name, wrt, wrt_indices)
+                    continue
                 if node.expr == of_term:
                     local = self.run_block(f"Derivative of {of_term.name}", node, node, ctx,
                                            first=self._expand_step(node, wrt_entry))

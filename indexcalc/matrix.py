@@ -170,10 +170,10 @@ class Hadamard(MatrixExpr):
     precedence = 40
 
     def _text(self):
-        return f"{self.a.wrap_text(40)} * {self.b.wrap_text(41)}"
+        return f"{self.a.wrap_text(_left_level(self.a))} * {self.b.wrap_text(51)}"
 
     def _latex(self):
-        return f"{self.a.wrap_latex(40)} \\odot {self.b.wrap_latex(41)}"
+        return f"{self.a.wrap_latex(_left_level(self.a))} \\odot {self.b.wrap_latex(51)}"
 
 
 @dataclass(frozen=True)
@@ -184,10 +184,10 @@ class HadamardDiv(MatrixExpr):
     precedence = 40
 
     def _text(self):
-        return f"{self.a.wrap_text(40)} / {self.b.wrap_text(41)}"
+        return f"{self.a.wrap_text(_left_level(self.a))} / {self.b.wrap_text(51)}"
 
     def _latex(self):
-        return f"{self.a.wrap_latex(40)} \\oslash {self.b.wrap_latex(41)}"
+        return f"{self.a.wrap_latex(_left_level(self.a))} \\oslash {self.b.wrap_latex(51)}"
 
 
 @dataclass(frozen=True)
@@ -219,10 +219,10 @@ class Scale(MatrixExpr):
                 d_text = printing.to_text(d)
                 if isinstance(d, Mul):
                     d_text = f"({d_text})"
-                return f"{sign}{self.x.wrap_text(41)} / {d_text}"
+                return f"{sign}{self.x.wrap_text(51)} / {d_text}"
             if coeff == -1 and not num and not den:
-                return f"-{self.x.wrap_text(41)}"
-        return f"{self.c.wrap_text(40)} * {self.x.wrap_text(40)}"
+                return f"-{self.x.wrap_text(51)}"
+        return f"{self.c.wrap_text(40)} * {self.x.wrap_text(51)}"
 
     def _latex(self):
         parts = self._split()
@@ -230,6 +230,7 @@ class Scale(MatrixExpr):
             coeff, num, den = parts
             if coeff == -1 and not num and not den:
                 return f"-{self.x.wrap_latex(41)}"
+            return f"{self.c.latex()} {self.x.wrap_latex(41)}"
         return f"{self.c.wrap_latex(40)} {self.x.wrap_latex(41)}"
 
 
@@ -286,6 +287,12 @@ NUMPY_FUNCTIONS = {
     "exp": "np.exp", "log": "np.log", "sqrt": "np.sqrt", "tanh": "np.tanh", "abs": "np.abs",
     "sin": "np.sin", "cos": "np.cos", "sign": "np.sign",
 }
+
+
+def _left_level(child: MatrixExpr) -> int:
+    """Python gives ``*``, ``/`` and ``@`` one level: bracket a product on the left of an
+    elementwise operation unless it is itself elementwise (``a * b * c`` reads fine)."""
+    return 40 if isinstance(child, (Hadamard, HadamardDiv)) else 51
 
 
 def _join_signed(parts):
@@ -422,7 +429,17 @@ def _transpose(expr: MatrixExpr) -> MatrixExpr:
     if isinstance(expr, Outer):
         return Outer(expr.b, expr.a)
     if isinstance(expr, MatMul) and expr.a.rank == 2 and expr.b.rank == 2:
-        return MatMul(_transpose(expr.b), _transpose(expr.a))
+        return MatMul(_transpose(expr.b), _transpose(expr.a))  # (A B)^T = B^T A^T
+    if isinstance(expr, Scale):
+        return Scale(expr.c, _transpose(expr.x), expr.rank)
+    if isinstance(expr, (Hadamard, HadamardDiv)):
+        return type(expr)(_transpose(expr.a), _transpose(expr.b), expr.rank)
+    if isinstance(expr, MSum):
+        return MSum(tuple((s, _transpose(t)) for s, t in expr.terms), expr.rank)
+    if isinstance(expr, (Elementwise,)):
+        return Elementwise(expr.fn, _transpose(expr.x), expr.order, expr.rank)
+    if isinstance(expr, Power):
+        return Power(_transpose(expr.x), expr.n, expr.rank)
     return Transpose(expr)
 
 

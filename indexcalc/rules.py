@@ -443,7 +443,12 @@ def tidy_sign(term: Term, ctx: Context) -> Term | None:
         adds = [f for f in fs if isinstance(f, Add)]
         if c < 0 and len(adds) == 1 and any(split_coeff(t)[0] < 0 for t in adds[0].terms):
             flipped = add(*(neg(t) for t in adds[0].terms))
+            flipped = _positive_first(flipped) or flipped
             return mul(Num(-c), *(flipped if f is adds[0] else f for f in fs))
+    return _positive_first(term)
+
+
+def _positive_first(term: Term) -> Term | None:
     if isinstance(term, Add) and split_coeff(term.terms[0])[0] < 0:
         positive = [t for t in term.terms if split_coeff(t)[0] > 0]
         if positive:
