@@ -58,6 +58,10 @@ def number(value: Fraction) -> str:
     return repr(float(value)) if _exact_float(value) else f"({value.numerator} / {value.denominator})"
 
 
+def exponent(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else number(value)
+
+
 def _exact_float(value: Fraction) -> bool:
     return Fraction(float(value)) == value
 
@@ -137,7 +141,7 @@ def _m_prec(m: mx.MatrixExpr, names: Names) -> tuple[str, int]:
     if isinstance(m, mx.Elementwise):
         return apply_function(m.fn, m.order, _m(m.x, names, 0), names), 100
     if isinstance(m, mx.Power):
-        return f"{_m(m.x, names, 81)} ** {number(m.n)}", 80
+        return f"{_m(m.x, names, 81)} ** {exponent(m.n)}", 80
     if isinstance(m, mx.MSum):
         parts = []
         for k, (sign, t) in enumerate(m.terms):

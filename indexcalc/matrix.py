@@ -432,14 +432,8 @@ def _transpose(expr: MatrixExpr) -> MatrixExpr:
         return MatMul(_transpose(expr.b), _transpose(expr.a))  # (A B)^T = B^T A^T
     if isinstance(expr, Scale):
         return Scale(expr.c, _transpose(expr.x), expr.rank)
-    if isinstance(expr, (Hadamard, HadamardDiv)):
-        return type(expr)(_transpose(expr.a), _transpose(expr.b), expr.rank)
-    if isinstance(expr, MSum):
-        return MSum(tuple((s, _transpose(t)) for s, t in expr.terms), expr.rank)
-    if isinstance(expr, (Elementwise,)):
-        return Elementwise(expr.fn, _transpose(expr.x), expr.order, expr.rank)
-    if isinstance(expr, Power):
-        return Power(_transpose(expr.x), expr.n, expr.rank)
+    if isinstance(expr, (Scalar, Ones)) or expr.rank < 2:
+        return expr
     return Transpose(expr)
 
 

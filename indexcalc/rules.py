@@ -399,6 +399,37 @@ def collect_terms(term: Term, ctx: Context) -> Term | None:
     return add(*(mul(Num(coeffs[k][0]), *coeffs[k][1]) for k in order))
 
 
+#: Expanding a sum of products into more terms than this is not worth trying.
+MAX_EXPANDED_TERMS = 32
+
+
+def expand_and_collect(term: Term, ctx: Context) -> Term | None:
+    """(1 - t) p + t (p - 1) = p - t: multiply out and collect, when that is shorter."""
+    if not isinstance(term, Add) or not any(isinstance(f, Add) for t in term.terms
+                                            for f in factors_of(t)):
+        return None
+    expanded = _expand(term)
+    if expanded is None:
+        return None
+    collected = collect_terms(expanded, ctx) or expanded
+    return collected if collected.size < term.size else None
+
+
+def _expand(term: Term) -> Term | None:
+    if isinstance(term, Add):
+        parts = [_expand(t) for t in term.terms]
+        return None if any(p is None for p in parts) else add(*parts)
+    if isinstance(term, Mul):
+        products: list[list[Term]] = [[]]
+        for f in term.factors:
+            options = f.terms if isinstance(f, Add) else (f,)
+            products = [p + [o] for p in products for o in options]
+            if len(products) > MAX_EXPANDED_TERMS:
+                return None
+        return add(*(mul(*p) for p in products))
+    return term
+
+
 def factor(term: Term, ctx: Context) -> Term | None:
     """a b + a c = a (b + c)."""
     if not isinstance(term, Add):
@@ -474,6 +505,7 @@ RULES: tuple[Rule, ...] = (
     Rule("split sum", split_sum, "sum_c (a_c + b_c) = sum_c a_c + sum_c b_c"),
     Rule("assumption", apply_assumptions, "an identity assumed in the file"),
     Rule("collect terms", collect_terms, "a x + b x = (a + b) x"),
+    Rule("expand and collect", expand_and_collect, "a (b + c) + d = a b + a c + d, shorter"),
     Rule("factor", factor, "a b + a c = a (b + c)", "tidy"),
     Rule("tidy signs", tidy_sign, "-c (a - b) = c (b - a)", "tidy"),
 )
