@@ -32,6 +32,11 @@ class Names:
     defined: set[str] = field(default_factory=set)
     functions: set[str] = field(default_factory=set)  # "h", "h_prime", ...
     dims: set[str] = field(default_factory=set)
+    temps: int = 0
+
+    def next_temp(self) -> int:
+        self.temps += 1
+        return self.temps
 
     def tensor(self, name: str) -> str:
         if name in self.problem.definitions:
@@ -86,71 +91,108 @@ def apply_function(name: str, order: int, arg: str, names: Names) -> str:
 # --- from a matrix expression ----------------------------------------------------------------
 
 def from_matrix(m: mx.MatrixExpr, names: Names) -> str:
-    return _m(m, names, 0)
+    """NumPy code for ``m``; a subexpression that occurs twice is computed once and named
+    with an assignment expression at its first (leftmost, so first evaluated) occurrence."""
+    return _MatrixEmitter(names, repeated_subexpressions(m)).code(m, 0)
 
 
 def _wrap(code: str, prec: int, outer: int) -> str:
     return f"({code})" if prec < outer else code
 
 
-def _m(m: mx.MatrixExpr, names: Names, outer: int) -> str:
-    code, prec = _m_prec(m, names)
-    return _wrap(code, prec, outer)
-
-
-def _m_prec(m: mx.MatrixExpr, names: Names) -> tuple[str, int]:
-    if isinstance(m, mx.Ref):
-        if m.grad:
-            return names.grad(m.name), 100
-        return names.tensor(m.name), 100
-    if isinstance(m, mx.Scalar):
-        return scalar_code(m.term, names), 20
-    if isinstance(m, mx.Ones):
-        return f"np.ones({names.dim(m.dim)})", 100
-    if isinstance(m, mx.Identity):
-        return f"np.eye({names.dim(m.dim)})", 100
-    if isinstance(m, mx.Transpose):
-        return f"{_m(m.x, names, 100)}.T", 90
-    if isinstance(m, mx.MatMul):
-        if isinstance(m.a, mx.Ones):
-            axis = "" if m.b.rank == 1 else "axis=0"
-            return f"{_m(m.b, names, 100)}.sum({axis})", 90
-        if isinstance(m.b, mx.Ones):
-            return f"{_m(m.a, names, 100)}.sum(axis=-1)", 90
-        return f"{_m(m.a, names, 50)} @ {_m(m.b, names, 51)}", 50
-    if isinstance(m, mx.Outer):
-        if isinstance(m.b, mx.Ones):
-            return f"{_m(m.a, names, 100)}[:, None]", 90
-        if isinstance(m.a, mx.Ones):
-            return f"{_m(m.b, names, 100)}[None, :]", 90
-        return f"np.multiply.outer({_m(m.a, names, 0)}, {_m(m.b, names, 0)})", 100
-    if isinstance(m, mx.Hadamard):
-        return f"{_m(m.a, names, mx._left_level(m.a))} * {_m(m.b, names, 51)}", 40
-    if isinstance(m, mx.HadamardDiv):
-        return f"{_m(m.a, names, mx._left_level(m.a))} / {_m(m.b, names, 51)}", 40
-    if isinstance(m, mx.Scale):
-        if isinstance(m.c, mx.Scalar):
-            numer, denom = _fraction(m.c.term, names)
-            code = _m(m.x, names, 51)
-            if numer == "-1.0":
-                code = f"-{_m(m.x, names, 51)}"
-            elif numer != "1.0":
-                code = f"{numer} * {code}"
-            return (f"{code} / {denom}", 40) if denom else (code, 40)
-        return f"{_m(m.c, names, 40)} * {_m(m.x, names, 51)}", 40
-    if isinstance(m, mx.Elementwise):
-        return apply_function(m.fn, m.order, _m(m.x, names, 0), names), 100
-    if isinstance(m, mx.Power):
-        return f"{_m(m.x, names, 81)} ** {exponent(m.n)}", 80
+def matrix_children(m: mx.MatrixExpr) -> list[mx.MatrixExpr]:
     if isinstance(m, mx.MSum):
-        parts = []
-        for k, (sign, t) in enumerate(m.terms):
-            code = _m(t, names, 31)
-            parts.append((code if k == 0 and sign > 0 else
-                          f"-{_m(t, names, 41)}" if k == 0 else
-                          f" + {code}" if sign > 0 else f" - {code}"))
-        return "".join(parts), 30
-    raise TypeError(f"no NumPy for {type(m).__name__}")  # pragma: no cover
+        return [t for _, t in m.terms]
+    return [v for v in vars(m).values() if isinstance(v, mx.MatrixExpr)]
+
+
+def repeated_subexpressions(m: mx.MatrixExpr) -> set[mx.MatrixExpr]:
+    counts: dict[mx.MatrixExpr, int] = {}
+
+    def visit(node: mx.MatrixExpr):
+        if isinstance(node, (mx.Ref, mx.Scalar, mx.Ones, mx.Identity, mx.Transpose, mx.Outer)):
+            for child in matrix_children(node):
+                visit(child)
+            return
+        counts[node] = counts.get(node, 0) + 1
+        if counts[node] == 1:
+            for child in matrix_children(node):
+                visit(child)
+
+    visit(m)
+    return {node for node, n in counts.items() if n > 1}
+
+
+class _MatrixEmitter:
+    def __init__(self, names: Names, shared: set[mx.MatrixExpr]):
+        self.names = names
+        self.shared = shared
+        self.named: dict[mx.MatrixExpr, str] = {}
+
+    def code(self, m: mx.MatrixExpr, outer: int) -> str:
+        if m in self.named:
+            return self.named[m]
+        code, prec = self._prec(m)
+        if m in self.shared:
+            name = f"_t{self.names.next_temp()}"
+            self.named[m] = name
+            return f"({name} := {code})"
+        return _wrap(code, prec, outer)
+
+    def _prec(self, m: mx.MatrixExpr) -> tuple[str, int]:
+        c, names = self.code, self.names
+        if isinstance(m, mx.Ref):
+            return (names.grad(m.name) if m.grad else names.tensor(m.name)), 100
+        if isinstance(m, mx.Scalar):
+            code = scalar_code(m.term, names)
+            simple = code.replace(".", "").replace("_", "").isalnum()
+            return code, 100 if simple else 20
+        if isinstance(m, mx.Ones):
+            return f"np.ones({names.dim(m.dim)})", 100
+        if isinstance(m, mx.Identity):
+            return f"np.eye({names.dim(m.dim)})", 100
+        if isinstance(m, mx.Transpose):
+            return f"{c(m.x, 100)}.T", 90
+        if isinstance(m, mx.MatMul):
+            if isinstance(m.a, mx.Ones):
+                axis = "" if m.b.rank == 1 else "axis=0"
+                return f"{c(m.b, 100)}.sum({axis})", 90
+            if isinstance(m.b, mx.Ones):
+                return f"{c(m.a, 100)}.sum(axis=-1)", 90
+            return f"{c(m.a, 50)} @ {c(m.b, 51)}", 50
+        if isinstance(m, mx.Outer):
+            if isinstance(m.b, mx.Ones):
+                return f"{c(m.a, 100)}[:, None]", 90
+            if isinstance(m.a, mx.Ones):
+                return f"{c(m.b, 100)}[None, :]", 90
+            return f"np.multiply.outer({c(m.a, 0)}, {c(m.b, 0)})", 100
+        if isinstance(m, mx.Hadamard):
+            return f"{c(m.a, mx._left_level(m.a))} * {c(m.b, 51)}", 40
+        if isinstance(m, mx.HadamardDiv):
+            return f"{c(m.a, mx._left_level(m.a))} / {c(m.b, 51)}", 40
+        if isinstance(m, mx.Scale):
+            if isinstance(m.c, mx.Scalar):
+                numer, denom = _fraction(m.c.term, names)
+                code = c(m.x, 51)
+                if numer == "-1.0":
+                    code = f"-{code}"
+                elif numer != "1.0":
+                    code = f"{numer} * {code}"
+                return (f"{code} / {denom}", 40) if denom else (code, 40)
+            return f"{c(m.c, 40)} * {c(m.x, 51)}", 40
+        if isinstance(m, mx.Elementwise):
+            return apply_function(m.fn, m.order, c(m.x, 0), names), 100
+        if isinstance(m, mx.Power):
+            return f"{c(m.x, 81)} ** {exponent(m.n)}", 80
+        if isinstance(m, mx.MSum):
+            parts = []
+            for k, (sign, t) in enumerate(m.terms):
+                if k == 0:
+                    parts.append(c(t, 31) if sign > 0 else f"-{c(t, 41)}")
+                else:
+                    parts.append(f" + {c(t, 31)}" if sign > 0 else f" - {c(t, 41)}")
+            return "".join(parts), 30
+        raise TypeError(f"no NumPy for {type(m).__name__}")  # pragma: no cover
 
 
 def broadcasts(m: mx.MatrixExpr) -> bool:
