@@ -108,6 +108,7 @@ class Problem:
     assumptions: list[Assumption] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
     path: str = "<input>"
+    _reach: dict = field(default_factory=dict, repr=False, compare=False)
 
     def tensor_dims(self, name: str) -> tuple[str, ...]:
         if name in self.inputs:
@@ -116,3 +117,20 @@ class Problem:
 
     def is_defined(self, name: str) -> bool:
         return name in self.definitions
+
+    def uses(self, name: str) -> frozenset[str]:
+        """Tensors the definition of ``name`` mentions directly (none for an input)."""
+        d = self.definitions.get(name)
+        if d is None:
+            return frozenset()
+        return frozenset(d.loss_args) if d.is_opaque_loss else d.body.tensor_names
+
+    def reaches(self, name: str) -> frozenset[str]:
+        """Every tensor ``name`` depends on, through any chain of definitions."""
+        if name not in self._reach:
+            self._reach[name] = frozenset()  # a cycle (rejected by the parser) stops here
+            out = set(self.uses(name))
+            for used in self.uses(name):
+                out |= self.reaches(used)
+            self._reach[name] = frozenset(out)
+        return self._reach[name]

@@ -53,8 +53,13 @@ def _deriv_parts(term: Term):
     return (term.expr, term.wrt) if isinstance(term, Deriv) else (None, None)
 
 
-def _dep(term: Term, wrt: Tensor) -> bool:
-    return depends_on(term, wrt.name)
+def _dep(term: Term, wrt: Tensor, ctx: Context) -> bool:
+    """Does ``term`` depend on ``wrt``?  In a partial derivative only direct mentions
+    count; in a total derivative also mentions of tensors defined from ``wrt``."""
+    if ctx.partial:
+        return depends_on(term, wrt.name)
+    return any(name == wrt.name or wrt.name in ctx.problem.reaches(name)
+               for name in term.tensor_names)
 
 
 def linearity(term: Term, ctx: Context) -> Term | None:
@@ -62,20 +67,20 @@ def linearity(term: Term, ctx: Context) -> Term | None:
     expr, wrt = _deriv_parts(term)
     if expr is None:
         return None
-    pushed = _push_linear(expr, wrt)
+    pushed = _push_linear(expr, wrt, ctx)
     return None if isinstance(pushed, Deriv) and pushed.expr is expr else pushed
 
 
-def _push_linear(expr: Term, wrt: Tensor) -> Term:
+def _push_linear(expr: Term, wrt: Tensor, ctx: Context) -> Term:
     """Move ``d/d wrt`` inside sums and past constant factors, as far as it goes."""
     if isinstance(expr, Add):
-        return add(*(_push_linear(t, wrt) if _dep(t, wrt) else ZERO for t in expr.terms))
+        return add(*(_push_linear(t, wrt, ctx) if _dep(t, wrt, ctx) else ZERO for t in expr.terms))
     if isinstance(expr, Sum):
-        return make_sum(expr.indices, _push_linear(expr.body, wrt))
+        return make_sum(expr.indices, _push_linear(expr.body, wrt, ctx))
     if isinstance(expr, Mul):
-        dependent = [f for f in expr.factors if _dep(f, wrt)]
+        dependent = [f for f in expr.factors if _dep(f, wrt, ctx)]
         if len(dependent) == 1:
-            return mul(*(_push_linear(f, wrt) if _dep(f, wrt) else f for f in expr.factors))
+            return mul(*(_push_linear(f, wrt, ctx) if _dep(f, wrt, ctx) else f for f in expr.factors))
     return Deriv(expr, wrt)
 
 
@@ -84,7 +89,7 @@ def product_rule(term: Term, ctx: Context) -> Term | None:
     expr, wrt = _deriv_parts(term)
     if not isinstance(expr, Mul):
         return None
-    dependent = [k for k, f in enumerate(expr.factors) if _dep(f, wrt)]
+    dependent = [k for k, f in enumerate(expr.factors) if _dep(f, wrt, ctx)]
     if len(dependent) < 2:
         return None
     if any(base_exp(expr.factors[k])[1] < 0 for k in dependent):
@@ -109,9 +114,9 @@ def quotient_rule(term: Term, ctx: Context) -> Term | None:
             denom.append(power(base, Num(-exp)))
         else:
             numer.append(f)
-    if not denom or not any(_dep(d, wrt) for d in denom):
+    if not denom or not any(_dep(d, wrt, ctx) for d in denom):
         return None
-    if sum(_dep(f, wrt) for f in expr.factors) < 2:
+    if sum(_dep(f, wrt, ctx) for f in expr.factors) < 2:
         return None  # one dependent factor: linearity and the power rule read better
     a, b = mul(*numer), mul(*denom)
     return div(sub(mul(Deriv(a, wrt), b), mul(a, Deriv(b, wrt))), power(b, num(2)))
@@ -122,7 +127,7 @@ def power_rule(term: Term, ctx: Context) -> Term | None:
     expr, wrt = _deriv_parts(term)
     if not isinstance(expr, Pow):
         return None
-    if _dep(expr.exponent, wrt):
+    if _dep(expr.exponent, wrt, ctx):
         raise InputError(f"cannot differentiate a power whose exponent depends on {wrt.name}")
     n = expr.exponent
     return mul(n, power(expr.base, add(n, num(-1))), Deriv(expr.base, wrt))
@@ -185,7 +190,7 @@ def entry_rule(term: Term, ctx: Context) -> Term | None:
         if ctx.partial or not ctx.problem.is_defined(expr.name):
             return ZERO
         return None  # a total derivative expands the definition instead
-    if not _dep(expr, wrt):
+    if not _dep(expr, wrt, ctx):
         return ZERO
     return None
 
@@ -195,7 +200,7 @@ def expand_definition_rule(term: Term, ctx: Context) -> Term | None:
     expr, wrt = _deriv_parts(term)
     if ctx.partial or not isinstance(expr, Tensor) or not ctx.problem.is_defined(expr.name):
         return None
-    if expr.name == wrt.name or not _dep(expr_body(ctx.problem, expr), wrt):
+    if expr.name == wrt.name or not _dep(expr_body(ctx.problem, expr), wrt, ctx):
         return None
     return Deriv(instantiate(ctx.problem, expr, avoid=wrt.free), wrt)
 
