@@ -1,0 +1,1255 @@
+"""The parser: derivation-file text (CONTRACT section 1) in, a :class:`Problem` out.
+
+Every bad input raises :class:`InputError` with the line and column of the offending token;
+nothing else escapes.  Nothing is ever passed to ``eval``/``exec``/``sympify``: a
+hand-written tokenizer feeds hand-written recursive-descent parsers.
+
+One line is one statement and goes through these steps:
+
+1. ``_tokenize`` splits the code part of the line (its ``#`` comment removed) into tokens.
+2. ``_FileParser`` reads the keyword statements (``dims``, ``input``, ``grad`` ...) itself and
+   hands each expression to ``_ExprParser``, which builds a small *raw AST* (the ``R*``
+   classes).  The raw AST still names indices by their spelling and keeps one node per
+   product (``a * b / c``) and per addition, so that the Einstein step can find "the
+   smallest product term holding all occurrences" of an index.
+3. ``_IndexAnalysis`` works on the raw AST of one statement:
+
+   * resolve tensor, dim and function names and give each index the dim of the tensor axis
+     it sits on (``X[s,m]`` gives ``s`` the dim ``S``); ``delta(i,j)`` passes dims along;
+   * check explicit sums (``sum_m`` must use ``m``);
+   * place implicit (Einstein) sums: for each index that is neither on the left side nor
+     bound by an enclosing explicit sum, take the lowest common ancestor of its
+     occurrences.  A product node (or a single tensor entry, as in the trace ``A[m,m]``)
+     gets the sum.  At an addition the occurrences are split by term and each term is
+     treated on its own, as the convention sums over each product term separately.  An
+     occurrence left alone is an error ("used once and never summed").
+   * build immutable terms with the smart constructors of :mod:`indexcalc.terms`, wrapping
+     the nodes chosen above in sums.
+
+Two small extensions of the language: ``h'(x)`` (a derivative of a declared function,
+``Func("h", x, order=1)``, as the printer writes it) and broadcasting in additions
+(``Y[s,n] = sum_m X[s,m] W[n,m] + b[n]``: a term may lack some left-side indices, so every
+term's free indices must be a subset of the left side's, and all together must cover them).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, TypeVar
+
+from .problem import (
+    BUILTIN_FUNCTIONS,
+    Assumption,
+    Definition,
+    Goal,
+    InputError,
+    InputTensor,
+    Location,
+    Problem,
+)
+from .terms import (
+    ZERO,
+    Delta,
+    DimSize,
+    Func,
+    Index,
+    Num,
+    Pow,
+    Sum,
+    Tensor,
+    Term,
+    add,
+    div,
+    make_sum,
+    mul,
+    neg,
+    power,
+    sub,
+)
+
+__all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES"]
+
+#: Words of the language; none of them can name a dim, tensor or function.
+KEYWORDS = (
+    "sum", "delta", "loss", "wrt", "grad", "jacobian", "hessian",
+    "input", "dims", "function", "assume", "title",
+)
+RESERVED_NAMES = frozenset(KEYWORDS) | frozenset(BUILTIN_FUNCTIONS)
+GOAL_KINDS = ("grad", "jacobian", "hessian")
+
+#: Deepest nesting of parentheses, unary minus, powers and sums in one expression.
+MAX_NESTING = 50
+#: Longest number literal and largest decimal exponent accepted (keeps Fraction cheap).
+MAX_NUMBER_LENGTH = 40
+MAX_DECIMAL_EXPONENT = 300
+#: Largest exact number (in bits) that a constant power like ``2^100`` may produce.
+MAX_CONSTANT_BITS = 100_000
+
+_INDEX_NAME = re.compile(r"[a-z][A-Za-z0-9]*\Z")
+_INDEX_HINT = "an index is a lower-case letter, optionally followed by letters or digits: k, i2"
+_DEFINITION_HINT = "a definition looks like  Y[s,n] = sum_m X[s,m] * W[n,m] + b[n]"
+_STATEMENT_WORDS = "dims, input, function, assume, grad, jacobian, hessian or title"
+
+
+# --- source lines and locations -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Line:
+    """One source line; makes locations and errors that point into it."""
+
+    path: str
+    number: int
+    text: str  # the whole line, comment included, without its line break
+
+    @property
+    def code(self) -> str:
+        """The line without its comment."""
+        return self.text.split("#", 1)[0]
+
+    def at(self, column: int) -> Location:
+        return Location(self.path, self.number, column, self.text)
+
+    def error(self, message: str, column: int, hint: str | None = None) -> InputError:
+        return InputError(message, self.at(column), hint=hint)
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "NUM", "NAME", "SUM" (the "sum_" of a sum), "END", or the punctuation itself
+    text: str
+    column: int  # 1-based
+
+    def describe(self) -> str:
+        return "end of line" if self.kind == "END" else f"'{self.text}'"
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<NUM>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<NAME>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<starstar>\*\*)
+  | (?P<punct>[-+*/^()\[\]{},=:'])
+    """,
+    re.VERBOSE,
+)
+
+#: Hints for characters people type from habit or from LaTeX.
+_CHARACTER_HINTS = {
+    "\u2211": "write a sum as sum_m ... or sum_{s,c} ...",
+    "\u00b7": "write a product as a * b or a b",
+    "\u00d7": "write a product as a * b or a b",
+    "\u03b4": "write the Kronecker delta as delta(i,j)",
+    "\\": "LaTeX is not read here: write sum_m, delta(i,j), exp(...)",
+    "_": "indices go in brackets: X[s,m]",
+    ".": "a number looks like 2, 0.5 or 1e-5",
+}
+
+
+def _tokenize(line: _Line) -> list[Token]:
+    """The tokens of a line's code, ending with an END token just after the last one."""
+    code = line.code
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(code):
+        match = _TOKEN.match(code, pos)
+        column = pos + 1
+        if match is None:
+            char = code[pos]
+            raise line.error(f"unexpected character {char!r}", column, _CHARACTER_HINTS.get(char))
+        kind, text = match.lastgroup, match.group()
+        if kind == "NAME" and text.startswith("sum_"):
+            tokens.extend(_sum_tokens(line, text, column))
+        elif kind == "NUM":
+            _check_number(line, text, column)
+            tokens.append(Token("NUM", text, column))
+        elif kind == "NAME":
+            tokens.append(Token("NAME", text, column))
+        elif kind == "punct":
+            tokens.append(Token(text, text, column))
+        elif kind == "starstar":
+            raise line.error("'**' is not an operator: write powers with ^, as in x^2", column)
+        pos = match.end()
+    tokens.append(Token("END", "", len(code.rstrip()) + 1))
+    return tokens
+
+
+def _sum_tokens(line: _Line, text: str, column: int) -> list[Token]:
+    """``sum_m`` becomes SUM and NAME ``m``; ``sum_`` must be followed right away by ``{``."""
+    rest = text[len("sum_"):]
+    after = column - 1 + len(text)  # 0-based position just after the name
+    if not rest and not line.code.startswith("{", after):
+        raise line.error(
+            "expected an index or '{' right after sum_", column + len("sum_"),
+            hint="write sum_m ... or sum_{s,c} ...",
+        )
+    tokens = [Token("SUM", "sum_", column)]
+    if rest:
+        tokens.append(Token("NAME", rest, column + len("sum_")))
+    return tokens
+
+
+def _check_number(line: _Line, text: str, column: int) -> None:
+    """Refuse literals whose exact value would be absurdly large to compute."""
+    if len(text) > MAX_NUMBER_LENGTH:
+        raise line.error(f"number too long (more than {MAX_NUMBER_LENGTH} characters)", column)
+    _, _, exponent = text.lower().partition("e")
+    if exponent and abs(int(exponent)) > MAX_DECIMAL_EXPONENT:
+        raise line.error(f"exponent of {text} is out of range (at most {MAX_DECIMAL_EXPONENT})", column)
+
+
+class _Cursor:
+    """Reads the tokens of one line; makes errors that name what was expected."""
+
+    def __init__(self, line: _Line, tokens: list[Token]):
+        self.line = line
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+
+    def next(self) -> Token:
+        token = self.peek()
+        if token.kind != "END":
+            self.pos += 1
+        return token
+
+    def at(self, kind: str, text: str | None = None) -> bool:
+        token = self.peek()
+        return token.kind == kind and (text is None or token.text == text)
+
+    def accept(self, kind: str, text: str | None = None) -> Token | None:
+        return self.next() if self.at(kind, text) else None
+
+    def expect(self, kind: str, what: str, text: str | None = None, hint: str | None = None) -> Token:
+        if self.at(kind, text):
+            return self.next()
+        raise self.unexpected(what, hint)
+
+    def unexpected(self, what: str, hint: str | None = None) -> InputError:
+        token = self.peek()
+        return self.line.error(f"expected {what}, found {token.describe()}", token.column, hint)
+
+    def error(self, message: str, token: Token, hint: str | None = None) -> InputError:
+        return self.line.error(message, token.column, hint)
+
+
+_Item = TypeVar("_Item")
+
+
+def _comma_separated(cursor: _Cursor, item: Callable[[], _Item]) -> list[_Item]:
+    items = [item()]
+    while cursor.accept(","):
+        items.append(item())
+    return items
+
+
+# --- the raw AST ----------------------------------------------------------------------------
+# Nodes compare and hash by identity (eq=False): the Einstein step keys its choices by node.
+
+@dataclass(frozen=True, eq=False)
+class RIndex:
+    """An index as written, for instance the ``m`` of ``X[s,m]``."""
+
+    name: str
+    column: int
+
+
+class RNode:
+    column: int  # where the node's text starts
+
+    def children(self) -> tuple["RNode", ...]:
+        return ()
+
+    def index_uses(self) -> tuple[RIndex, ...]:
+        """Indices this node itself carries (a tensor entry's or a delta's)."""
+        return ()
+
+
+@dataclass(frozen=True, eq=False)
+class RNum(RNode):
+    value: Fraction
+    column: int
+
+
+@dataclass(frozen=True, eq=False)
+class RName(RNode):
+    """A bare name: a scalar input or definition, or a dim used as a number."""
+
+    name: str
+    column: int
+
+
+@dataclass(frozen=True, eq=False)
+class RTensor(RNode):
+    name: str
+    indices: tuple[RIndex, ...]
+    column: int
+
+    def index_uses(self):
+        return self.indices
+
+
+@dataclass(frozen=True, eq=False)
+class RDelta(RNode):
+    a: RIndex
+    b: RIndex
+    column: int
+
+    def index_uses(self):
+        return (self.a, self.b)
+
+
+@dataclass(frozen=True, eq=False)
+class RFunc(RNode):
+    name: str
+    order: int  # number of primes: h'(x) has order 1
+    arg: RNode
+    column: int
+
+    def children(self):
+        return (self.arg,)
+
+
+@dataclass(frozen=True, eq=False)
+class RNeg(RNode):
+    arg: RNode
+    column: int
+
+    def children(self):
+        return (self.arg,)
+
+
+@dataclass(frozen=True, eq=False)
+class RPow(RNode):
+    base: RNode
+    exponent: RNode
+    column: int
+
+    def children(self):
+        return (self.base, self.exponent)
+
+
+@dataclass(frozen=True, eq=False)
+class RMul(RNode):
+    """``f0 op1 f1 op2 f2 ...`` with each op ``*`` or ``/`` (``ops[0]`` is always ``*``)."""
+
+    factors: tuple[RNode, ...]
+    ops: tuple[str, ...]
+    column: int
+
+    def children(self):
+        return self.factors
+
+
+@dataclass(frozen=True, eq=False)
+class RAdd(RNode):
+    """``t0 s1 t1 s2 t2 ...`` with each sign ``+`` or ``-`` (``signs[0]`` is always ``+``)."""
+
+    terms: tuple[RNode, ...]
+    signs: tuple[str, ...]
+    column: int
+
+    def children(self):
+        return self.terms
+
+
+@dataclass(frozen=True, eq=False)
+class RSum(RNode):
+    """An explicit ``sum_m body`` or ``sum_{s,c} body``."""
+
+    indices: tuple[RIndex, ...]
+    body: RNode
+    column: int
+
+    def children(self):
+        return (self.body,)
+
+
+def _walk(node: RNode) -> Iterator[RNode]:
+    """Every node, pre-order (which is source order)."""
+    yield node
+    for child in node.children():
+        yield from _walk(child)
+
+
+def _all_indices(node: RNode) -> Iterator[RIndex]:
+    """Every index written in ``node``, in source order, binding ones of sums included."""
+    for sub_node in _walk(node):
+        if isinstance(sub_node, RSum):
+            yield from sub_node.indices
+        yield from sub_node.index_uses()
+
+
+# --- expressions: recursive descent ---------------------------------------------------------
+
+def _parse_index(cursor: _Cursor) -> RIndex:
+    token = cursor.expect("NAME", "an index", hint=_INDEX_HINT)
+    if not _INDEX_NAME.match(token.text):
+        raise cursor.error(f"{token.text} is not an index name", token, hint=_INDEX_HINT)
+    return RIndex(token.text, token.column)
+
+
+class _ExprParser:
+    """Recursive descent over the grammar (precedence low to high)::
+
+        expr   := term (('+' | '-') term)*
+        term   := factor (('*' | '/' | <juxtaposition>) factor)*
+        factor := '-' factor | SUM term | power
+        power  := atom ('^' factor)?
+        atom   := NUMBER | NAME | NAME '[' idx (',' idx)* ']' | FUNC "'"* '(' expr ')'
+                | 'delta' '(' idx ',' idx ')' | '(' expr ')'
+
+    ``is_value_name`` tells a known tensor or dim from a function, so that ``lam (x + 1)``
+    is a product and ``h(x)`` a call.
+    """
+
+    _STARTS_FACTOR = ("NUM", "NAME", "(", "SUM")
+
+    def __init__(self, cursor: _Cursor, is_value_name: Callable[[str], bool]):
+        self.cursor = cursor
+        self.is_value_name = is_value_name
+        self.depth = 0
+
+    def expression(self) -> RNode:
+        column = self.cursor.peek().column
+        terms, signs = [self.term()], ["+"]
+        while self.cursor.at("+") or self.cursor.at("-"):
+            signs.append(self.cursor.next().text)
+            terms.append(self.term())
+        return terms[0] if len(terms) == 1 else RAdd(tuple(terms), tuple(signs), column)
+
+    def term(self) -> RNode:
+        column = self.cursor.peek().column
+        factors, ops = [self.factor()], ["*"]
+        while True:
+            if self.cursor.at("*") or self.cursor.at("/"):
+                ops.append(self.cursor.next().text)
+            elif self.cursor.peek().kind in self._STARTS_FACTOR:
+                ops.append("*")  # juxtaposition: X[s,m] W[n,m]
+            else:
+                break
+            factors.append(self.factor())
+        return factors[0] if len(factors) == 1 else RMul(tuple(factors), tuple(ops), column)
+
+    def factor(self) -> RNode:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise self.cursor.error("expression nested too deeply", self.cursor.peek())
+            token = self.cursor.peek()
+            if token.kind == "-":
+                self.cursor.next()
+                return RNeg(self.factor(), token.column)
+            if token.kind == "SUM":
+                return self.explicit_sum()
+            return self.power()
+        finally:
+            self.depth -= 1
+
+    def explicit_sum(self) -> RSum:
+        start = self.cursor.next()
+        if self.cursor.accept("{"):
+            indices = _comma_separated(self.cursor, lambda: _parse_index(self.cursor))
+            self.cursor.expect("}", "',' or '}' to close the list of summed indices")
+        else:
+            indices = [_parse_index(self.cursor)]
+        if self.cursor.peek().kind not in self._STARTS_FACTOR + ("-",):
+            raise self.cursor.unexpected("the term to sum after the sum's indices")
+        return RSum(tuple(indices), self.term(), start.column)
+
+    def power(self) -> RNode:
+        base = self.atom()
+        caret = self.cursor.accept("^")
+        return RPow(base, self.factor(), caret.column) if caret else base
+
+    def atom(self) -> RNode:
+        token = self.cursor.peek()
+        if token.kind == "NUM":
+            self.cursor.next()
+            return RNum(Fraction(token.text), token.column)
+        if token.kind == "(":
+            self.cursor.next()
+            inner = self.expression()
+            self.cursor.expect(")", f"')' to close the '(' at column {token.column}")
+            return inner
+        if token.kind == "NAME":
+            return self.named_atom()
+        raise self.cursor.unexpected("a number, a name, '(' or a sum")
+
+    def named_atom(self) -> RNode:
+        token = self.cursor.peek()
+        name, following = token.text, self.cursor.peek(1).kind
+        if name == "delta":
+            return self.delta()
+        if name == "loss":
+            raise self.cursor.error(
+                "loss(...) must be the whole right side of a scalar definition", token,
+                hint="write  L = loss(Y)  on a line of its own",
+            )
+        if name == "sum":
+            raise self.cursor.error("a sum needs its indices", token, hint="write sum_m ... or sum_{s,c} ...")
+        if name in KEYWORDS:
+            raise self.cursor.error(f"{name} is a reserved word and cannot appear in an expression", token)
+        if following == "[":
+            return self.tensor()
+        if following == "'" or (following == "(" and not self.is_value_name(name)):
+            return self.call()
+        self.cursor.next()
+        return RName(name, token.column)
+
+    def tensor(self) -> RTensor:
+        name = self.cursor.next()
+        self.cursor.next()  # '['
+        indices = _comma_separated(self.cursor, lambda: _parse_index(self.cursor))
+        self.cursor.expect("]", "',' or ']' after an index")
+        return RTensor(name.text, tuple(indices), name.column)
+
+    def call(self) -> RFunc:
+        name = self.cursor.next()
+        order = 0
+        while self.cursor.accept("'"):
+            order += 1
+        self.cursor.expect("(", f"'(' after {name.text}{chr(39) * order}")
+        arg = self.expression()
+        if self.cursor.at(","):
+            raise self.cursor.error(f"{name.text} takes one argument", self.cursor.peek())
+        self.cursor.expect(")", f"')' to close {name.text}(")
+        return RFunc(name.text, order, arg, name.column)
+
+    def delta(self) -> RDelta:
+        start = self.cursor.next()
+        self.cursor.expect("(", "'(' after delta", hint="write delta(i,j)")
+        a = _parse_index(self.cursor)
+        self.cursor.expect(",", "',' between the two indices of delta", hint="write delta(i,j)")
+        b = _parse_index(self.cursor)
+        self.cursor.expect(")", "')' after the two indices of delta", hint="write delta(i,j)")
+        return RDelta(a, b, start.column)
+
+
+# --- index analysis and term building for one statement -------------------------------------
+
+@dataclass(frozen=True)
+class _Occurrence:
+    """A use of an index, with the path of nodes from the statement's root down to it."""
+
+    index: RIndex
+    chain: tuple[RNode, ...]  # ends with the tensor entry or delta that holds the index
+
+
+def _common_depth(chains: list[tuple[RNode, ...]]) -> int:
+    """Length of the common prefix of node paths (the lowest common ancestor is at depth-1)."""
+    depth = 0
+    for nodes in zip(*chains):
+        if any(node is not nodes[0] for node in nodes):
+            break
+        depth += 1
+    return depth
+
+
+def _constant_power_too_big(base: Term, exponent: Term) -> bool:
+    """Would ``power`` compute an exact number with more than MAX_CONSTANT_BITS bits?"""
+    if not isinstance(exponent, Num):
+        return False
+    total = abs(exponent.value)
+    while isinstance(base, Pow) and isinstance(base.exponent, Num):
+        total *= abs(base.exponent.value)
+        base = base.base
+    if not isinstance(base, Num):
+        return False
+    bits = max(base.value.numerator.bit_length(), base.value.denominator.bit_length())
+    return bits > 1 and bits * total > MAX_CONSTANT_BITS
+
+
+class _IndexAnalysis:
+    """Names, index dims, explicit and implicit sums, and terms for one statement.
+
+    ``defining`` is the name being defined (None for an assumption); it may not appear on
+    its own right side.
+    """
+
+    def __init__(self, file: "_FileParser", line: _Line, defining: str | None):
+        self.file = file
+        self.problem = file.problem
+        self.line = line
+        self.defining = defining
+        self.dims: dict[str, str] = {}  # index name -> dim
+        self.first_use: dict[str, RIndex] = {}  # where each index got its dim
+        self.implicit: dict[RNode, list[str]] = {}  # node -> indices summed around it
+
+    # -- the two kinds of statement --
+
+    def definition(self, lhs: list[RIndex], rhs: RNode) -> tuple[tuple[Index, ...], Term]:
+        self._resolve(rhs)
+        outer = {index.name for index in lhs}
+        occurrences = self._occurrences(rhs, outer)
+        for index in lhs:
+            if index.name not in occurrences:
+                raise self.line.error(
+                    f"index {index.name} is on the left side but not on the right side", index.column,
+                    hint="every index of the left side must appear on the right side",
+                )
+        self._place_implicit_sums(occurrences, outer)
+        self._infer_dims([rhs], lhs)
+        indices = tuple(Index(index.name, self.dims[index.name]) for index in lhs)
+        return indices, self._build(rhs)
+
+    def assumption(self, lhs: RNode, rhs: RNode) -> tuple[Term, Term]:
+        """The left side's unsummed indices are the pattern variables; the right side may use
+        them (or none of them) and sums its other repeated indices implicitly."""
+        self._resolve(lhs)
+        self._resolve(rhs)
+        pattern = set(self._occurrences(lhs, outer=set()))
+        self._place_implicit_sums(self._occurrences(rhs, pattern), pattern)
+        self._infer_dims([lhs, rhs], [])
+        return self._build(lhs), self._build(rhs)
+
+    # -- names, and dims from tensor axes --
+
+    def _resolve(self, root: RNode) -> None:
+        for node in _walk(root):
+            resolver = self._RESOLVERS.get(type(node))
+            if resolver is not None:
+                resolver(self, node)
+
+    def _check_not_self(self, name: str, column: int) -> None:
+        if name == self.defining:
+            raise self.line.error(
+                f"{name} refers to itself", column, hint="a definition cannot use the tensor it defines"
+            )
+
+    def _resolve_name(self, node: RName) -> None:
+        name = node.name
+        self._check_not_self(name, node.column)
+        if name in self.problem.dims:
+            return
+        if self.file.is_tensor(name):
+            dims = self.problem.tensor_dims(name)
+            if dims:
+                raise self.line.error(
+                    f"{name} has {len(dims)} indices ({_shape(name, dims)}) but none are given",
+                    node.column, hint=f"write {name}[...] with {len(dims)} indices",
+                )
+            return
+        if self.file.is_function(name):
+            raise self.line.error(f"{name} is a function", node.column, hint=f"write {name}(...)")
+        raise self.file.missing_name_error(self.line, name, node.column, "name")
+
+    def _resolve_tensor(self, node: RTensor) -> None:
+        name = node.name
+        self._check_not_self(name, node.column)
+        if name in self.problem.dims:
+            raise self.line.error(f"{name} is a dim, not a tensor: it takes no indices", node.column)
+        if self.file.is_function(name):
+            raise self.line.error(f"{name} is a function", node.column, hint=f"write {name}(...)")
+        if not self.file.is_tensor(name):
+            raise self.file.missing_name_error(self.line, name, node.column, "tensor")
+        dims = self.problem.tensor_dims(name)
+        if not dims:
+            raise self.line.error(f"{name} is a scalar; use it without indices", node.column)
+        if len(dims) != len(node.indices):
+            raise self.line.error(
+                f"{name} has {len(dims)} indices ({_shape(name, dims)}) but {len(node.indices)} "
+                f"{'is' if len(node.indices) == 1 else 'are'} given", node.column,
+            )
+        for index, dim in zip(node.indices, dims):
+            self._assign_dim(index, dim)
+
+    def _resolve_func(self, node: RFunc) -> None:
+        name = node.name
+        self._check_not_self(name, node.column)
+        if name in BUILTIN_FUNCTIONS:
+            if node.order:
+                raise self.line.error(
+                    f"{name}{chr(39) * node.order} is not part of the language", node.column,
+                    hint=f"primes are for declared functions; write the derivative of {name} out",
+                )
+            return
+        if name not in self.problem.functions:
+            raise self.file.missing_name_error(self.line, name, node.column, "function")
+
+    _RESOLVERS = {RName: _resolve_name, RTensor: _resolve_tensor, RFunc: _resolve_func}
+
+    def _assign_dim(self, index: RIndex, dim: str) -> None:
+        known = self.dims.get(index.name)
+        if known is None:
+            self.dims[index.name] = dim
+            self.first_use[index.name] = index
+        elif known != dim:
+            first = self.first_use[index.name]
+            raise self.line.error(
+                f"index {index.name} ranges over {dim} here but over {known} at column {first.column}",
+                index.column, hint="use a different index name for each dim",
+            )
+
+    # -- explicit sums and occurrences --
+
+    def _occurrences(self, root: RNode, outer: set[str]) -> dict[str, list[_Occurrence]]:
+        """Uses of every index not bound by an explicit sum, in order of first use.
+
+        Checks the explicit sums on the way: their indices must be new and used."""
+        found: dict[str, list[_Occurrence]] = {}
+
+        def visit(node: RNode, chain: tuple[RNode, ...], bound: frozenset[str]) -> set[str]:
+            chain = chain + (node,)
+            if isinstance(node, RSum):
+                self._check_sum_indices(node, outer, bound)
+                bound = bound | {index.name for index in node.indices}
+            used: set[str] = set()
+            for index in node.index_uses():
+                used.add(index.name)
+                if index.name not in bound:
+                    found.setdefault(index.name, []).append(_Occurrence(index, chain))
+            for child in node.children():
+                used |= visit(child, chain, bound)
+            if isinstance(node, RSum):
+                for index in node.indices:
+                    if index.name not in used:
+                        raise self.line.error(
+                            f"sum over {index.name}, but {index.name} is not used", index.column,
+                            hint="the sum covers the product term after it; use parentheses for more",
+                        )
+            return used
+
+        visit(root, (), frozenset())
+        return found
+
+    def _check_sum_indices(self, node: RSum, outer: set[str], bound: frozenset[str]) -> None:
+        seen: set[str] = set()
+        for index in node.indices:
+            if index.name in seen:
+                raise self.line.error(f"index {index.name} is summed twice", index.column)
+            if index.name in outer:
+                raise self.line.error(
+                    f"index {index.name} is on the left side, so it cannot be summed", index.column,
+                    hint="give the summed index another name",
+                )
+            if index.name in bound:
+                raise self.line.error(
+                    f"index {index.name} is already summed by an enclosing sum", index.column,
+                    hint="give the inner summed index another name",
+                )
+            seen.add(index.name)
+
+    # -- implicit (Einstein) sums --
+
+    def _place_implicit_sums(self, occurrences: dict[str, list[_Occurrence]], outer: set[str]) -> None:
+        for name, uses in occurrences.items():
+            if name not in outer:
+                self._place_implicit_sum(name, uses)
+
+    def _place_implicit_sum(self, name: str, uses: list[_Occurrence]) -> None:
+        """Sum ``name`` over the smallest product term holding all of ``uses``."""
+        if len(uses) == 1:
+            raise self.line.error(
+                f"index {name} is used once and never summed; put it on the left side or sum over it",
+                uses[0].index.column,
+            )
+        depth = _common_depth([use.chain for use in uses])
+        ancestor = uses[0].chain[depth - 1]
+        if isinstance(ancestor, RAdd):  # each term of an addition sums on its own
+            by_term: dict[RNode, list[_Occurrence]] = {}
+            for use in uses:
+                by_term.setdefault(use.chain[depth], []).append(use)
+            for group in by_term.values():
+                self._place_implicit_sum(name, group)
+        elif isinstance(ancestor, (RMul, RTensor, RDelta)):
+            self.implicit.setdefault(ancestor, []).append(name)
+        elif isinstance(ancestor, RPow):
+            raise self.line.error(
+                f"the exponent of ^ must not have indices (it has {name})", uses[-1].index.column
+            )
+        else:  # pragma: no cover - other nodes have one child and cannot be a common ancestor
+            raise self.line.error(
+                f"index {name} cannot be summed implicitly here", uses[-1].index.column,
+                hint=f"write the sum explicitly: sum_{name} ...",
+            )
+
+    # -- dims of indices that no tensor axis gives --
+
+    def _infer_dims(self, roots: list[RNode], lhs: list[RIndex]) -> None:
+        """Pass dims along deltas, then require a dim for every index."""
+        deltas = [node for root in roots for node in _walk(root) if isinstance(node, RDelta)]
+        changed = True
+        while changed:
+            changed = False
+            for delta in deltas:
+                dim_a, dim_b = self.dims.get(delta.a.name), self.dims.get(delta.b.name)
+                if dim_a and dim_b and dim_a != dim_b:
+                    raise self.line.error(
+                        f"delta({delta.a.name},{delta.b.name}) joins an index over {dim_a} "
+                        f"and an index over {dim_b}", delta.b.column,
+                    )
+                if dim_a and not dim_b:
+                    self._assign_dim(delta.b, dim_a)
+                    changed = True
+                elif dim_b and not dim_a:
+                    self._assign_dim(delta.a, dim_b)
+                    changed = True
+        for root in roots:
+            for index in _all_indices(root):
+                self._require_dim(index)
+        for index in lhs:
+            self._require_dim(index)
+
+    def _require_dim(self, index: RIndex) -> None:
+        if index.name not in self.dims:
+            raise self.line.error(
+                f"cannot tell which dim index {index.name} ranges over", index.column,
+                hint="use the index on an axis of a tensor as well",
+            )
+
+    # -- terms --
+
+    def _build(self, node: RNode) -> Term:
+        term = self._BUILDERS[type(node)](self, node)
+        summed = self.implicit.get(node)
+        return self._visible_sum(summed, term) if summed else term
+
+    def _index(self, index: RIndex) -> Index:
+        return Index(index.name, self.dims[index.name])
+
+    def _visible_sum(self, names: list[str], body: Term) -> Term:
+        """A sum the user wrote or implied; ``make_sum`` would turn a sum over an index that
+        cancelled out of the body into a dim factor, so such a sum is kept as it is."""
+        indices = tuple(Index(name, self.dims[name]) for name in names)
+        if all(index in body.free for index in indices):
+            return make_sum(indices, body)
+        return Sum(indices, body)
+
+    def _build_num(self, node: RNum) -> Term:
+        return Num(node.value)
+
+    def _build_name(self, node: RName) -> Term:
+        return DimSize(node.name) if node.name in self.problem.dims else Tensor(node.name, ())
+
+    def _build_tensor(self, node: RTensor) -> Term:
+        return Tensor(node.name, tuple(self._index(index) for index in node.indices))
+
+    def _build_delta(self, node: RDelta) -> Term:
+        return Delta(self._index(node.a), self._index(node.b))
+
+    def _build_func(self, node: RFunc) -> Term:
+        return Func(node.name, self._build(node.arg), node.order)
+
+    def _build_neg(self, node: RNeg) -> Term:
+        return neg(self._build(node.arg))
+
+    def _build_pow(self, node: RPow) -> Term:
+        base, exponent = self._build(node.base), self._build(node.exponent)
+        if exponent.free:
+            names = ", ".join(sorted(index.name for index in exponent.free))
+            raise self.line.error(
+                f"the exponent of ^ must not have indices (it has {names})", node.exponent.column
+            )
+        if _constant_power_too_big(base, exponent):
+            raise self.line.error("this power is too large to compute exactly", node.column)
+        return power(base, exponent)
+
+    def _build_mul(self, node: RMul) -> Term:
+        product = self._build(node.factors[0])
+        for op, factor in zip(node.ops[1:], node.factors[1:]):
+            term = self._build(factor)
+            if op == "*":
+                product = mul(product, term)
+            elif term == ZERO:
+                raise self.line.error("division by zero", factor.column)
+            else:
+                product = div(product, term)
+        return product
+
+    def _build_add(self, node: RAdd) -> Term:
+        total = self._build(node.terms[0])
+        for sign, term in zip(node.signs[1:], node.terms[1:]):
+            total = add(total, self._build(term)) if sign == "+" else sub(total, self._build(term))
+        return total
+
+    def _build_sum(self, node: RSum) -> Term:
+        return self._visible_sum([index.name for index in node.indices], self._build(node.body))
+
+    _BUILDERS = {
+        RNum: _build_num,
+        RName: _build_name,
+        RTensor: _build_tensor,
+        RDelta: _build_delta,
+        RFunc: _build_func,
+        RNeg: _build_neg,
+        RPow: _build_pow,
+        RMul: _build_mul,
+        RAdd: _build_add,
+        RSum: _build_sum,
+    }
+
+
+def _shape(name: str, dims: tuple[str, ...]) -> str:
+    return f"{name}[{','.join(dims)}]" if dims else name
+
+
+# --- statements -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Declared:
+    kind: str  # "dim", "input", "function" or "definition"
+    location: Location
+
+
+def _scan_declarations(lines: list[_Line]) -> dict[str, int]:
+    """The line where each name is first declared or defined, anywhere in the file.
+
+    Used only to say "defined later, at line N" for a name used too early; lines that do not
+    tokenize are skipped here and reported when the parser reaches them."""
+    first_line: dict[str, int] = {}
+    for line in lines:
+        try:
+            tokens = _tokenize(line)
+        except InputError:
+            continue
+        for name in _declared_names(tokens):
+            first_line.setdefault(name, line.number)
+    return first_line
+
+
+def _declared_names(tokens: list[Token]) -> list[str]:
+    head = tokens[0]
+    if head.kind != "NAME":
+        return []
+    if head.text in ("dims", "input", "function"):
+        names, depth, expect_name = [], 0, True
+        for token in tokens[1:]:
+            if depth == 0 and expect_name and token.kind == "NAME":
+                names.append(token.text)
+            depth += {"[": 1, "]": -1}.get(token.kind, 0)
+            expect_name = depth == 0 and token.kind == ","
+        return names
+    if head.text not in RESERVED_NAMES and tokens[1].kind in ("[", "="):
+        return [head.text]
+    return []
+
+
+class _FileParser:
+    """Reads the statements of one file, in order, into a Problem."""
+
+    def __init__(self, text: str, path: str):
+        self.path = path
+        self.lines = [_Line(path, number, raw.rstrip("\r")) for number, raw in enumerate(text.split("\n"), 1)]
+        self.problem = Problem(path=path)
+        self.declared: dict[str, _Declared] = {}
+        self.upcoming = _scan_declarations(self.lines)
+        self.title_line: int | None = None
+
+    def run(self) -> Problem:
+        statements = 0
+        for line in self.lines:
+            cursor = _Cursor(line, _tokenize(line))
+            if cursor.at("END"):
+                continue
+            self._statement(line, cursor)
+            statements += 1
+        if not statements:
+            raise InputError(
+                f"no statements in {self.path}", Location(self.path, 1, 1, self.lines[0].text),
+                hint="a derivation file declares dims and inputs, defines tensors and asks for "
+                     "gradients: see CONTRACT section 1",
+            )
+        return self.problem
+
+    def _statement(self, line: _Line, cursor: _Cursor) -> None:
+        first = cursor.peek()
+        if first.kind != "NAME":
+            raise cursor.unexpected(f"a definition or one of {_STATEMENT_WORDS}", hint=_DEFINITION_HINT)
+        handler = self._HANDLERS.get(first.text, _FileParser._definition)
+        handler(self, line, cursor)
+
+    # -- names --
+
+    def is_tensor(self, name: str) -> bool:
+        return name in self.problem.inputs or name in self.problem.definitions
+
+    def is_function(self, name: str) -> bool:
+        return name in BUILTIN_FUNCTIONS or name in self.problem.functions
+
+    def is_value_name(self, name: str) -> bool:
+        return name in self.problem.dims or self.is_tensor(name)
+
+    def missing_name_error(self, line: _Line, name: str, column: int, kind: str) -> InputError:
+        """The error for a name that is not known (yet) at this line."""
+        if kind == "tensor" and name in self.problem.dims:
+            return line.error(f"{name} is a dim, not a tensor", column)
+        if kind == "tensor" and self.is_function(name):
+            return line.error(f"{name} is a function, not a tensor", column)
+        later = self.upcoming.get(name)
+        if later is not None and later > line.number:
+            return line.error(
+                f"{name} is defined later, at line {later}; define it before using it", column
+            )
+        if kind == "function":
+            return line.error(f"unknown function {name}; declare it with `function {name}`", column)
+        hints = {
+            "tensor": f"declare it with `input {name}[...]` or define it before this line",
+            "name": f"declare it with `input {name}` (a scalar) or `dims {name}`, or define it first",
+            "dim": f"declare it with `dims {name}`",
+        }
+        return line.error(f"unknown {kind} {name}", column, hint=hints.get(kind))
+
+    def _check_new_name(self, line: _Line, token: Token) -> None:
+        name = token.text
+        if name in BUILTIN_FUNCTIONS:
+            raise line.error(f"{name} is a builtin function and cannot be used as a name", token.column)
+        if name in KEYWORDS:
+            raise line.error(f"{name} is a reserved word", token.column, hint="choose another name")
+        earlier = self.declared.get(name)
+        if earlier is not None:
+            raise line.error(
+                f"{name} is already defined at line {earlier.location.line} "
+                f"(as {_KIND_PHRASES[earlier.kind]})",
+                token.column, hint="choose another name",
+            )
+
+    def _declare(self, name: str, kind: str, location: Location) -> None:
+        self.declared[name] = _Declared(kind, location)
+
+    # -- keyword statements --
+
+    def _title(self, line: _Line, cursor: _Cursor) -> None:
+        cursor.next()
+        colon = cursor.expect(":", "':' after title", hint="write  title: some text")
+        if self.title_line is not None:
+            raise cursor.error(f"the title is already set at line {self.title_line}", colon)
+        self.title_line = line.number
+        self.problem.title = line.code[colon.column:].strip()
+
+    def _dims(self, line: _Line, cursor: _Cursor) -> None:
+        cursor.next()
+
+        def dim() -> None:
+            token = cursor.expect("NAME", "a dim name", hint="write  dims S=8, M")
+            self._check_new_name(line, token)
+            size = None
+            if cursor.accept("="):
+                size = self._dim_size(line, cursor, token.text)
+            self.problem.dims[token.text] = size
+            self._declare(token.text, "dim", line.at(token.column))
+
+        _comma_separated(cursor, dim)
+        cursor.expect("END", "',' or end of line")
+
+    @staticmethod
+    def _dim_size(line: _Line, cursor: _Cursor, name: str) -> int:
+        token = cursor.expect("NUM", f"the size of {name}")
+        if not token.text.isdigit() or int(token.text) == 0:
+            raise line.error(f"the size of {name} must be a positive whole number", token.column)
+        return int(token.text)
+
+    def _input(self, line: _Line, cursor: _Cursor) -> None:
+        cursor.next()
+
+        def tensor() -> None:
+            token = cursor.expect("NAME", "an input name", hint="write  input X[S,M], lam")
+            self._check_new_name(line, token)
+            dims: list[str] = []
+            if cursor.accept("["):
+                dims = _comma_separated(cursor, lambda: self._dim_reference(line, cursor))
+                cursor.expect("]", "',' or ']' after a dim")
+            location = line.at(token.column)
+            self.problem.inputs[token.text] = InputTensor(token.text, tuple(dims), location)
+            self._declare(token.text, "input", location)
+
+        _comma_separated(cursor, tensor)
+        cursor.expect("END", "',' or end of line")
+
+    def _dim_reference(self, line: _Line, cursor: _Cursor) -> str:
+        token = cursor.expect("NAME", "a dim name")
+        name = token.text
+        if name in self.problem.dims:
+            return name
+        if self.is_tensor(name):
+            raise line.error(f"{name} is a tensor, not a dim", token.column)
+        raise self.missing_name_error(line, name, token.column, "dim")
+
+    def _function(self, line: _Line, cursor: _Cursor) -> None:
+        cursor.next()
+
+        def function() -> None:
+            token = cursor.expect("NAME", "a function name", hint="write  function h")
+            if token.text in BUILTIN_FUNCTIONS:
+                raise line.error(f"{token.text} is a builtin function; it needs no declaration", token.column)
+            self._check_new_name(line, token)
+            location = line.at(token.column)
+            self.problem.functions[token.text] = location
+            self._declare(token.text, "function", location)
+
+        _comma_separated(cursor, function)
+        cursor.expect("END", "',' or end of line")
+
+    def _assume(self, line: _Line, cursor: _Cursor) -> None:
+        keyword = cursor.next()
+        text = line.code[keyword.column - 1 + len("assume"):].strip()
+        expressions = _ExprParser(cursor, self.is_value_name)
+        lhs = expressions.expression()
+        cursor.expect("=", "'=' between the two sides of the assumption",
+                      hint="write  assume sum_c T[s,c] = 1")
+        rhs = expressions.expression()
+        cursor.expect("END", "an operator or end of line")
+        lhs_term, rhs_term = _IndexAnalysis(self, line, defining=None).assumption(lhs, rhs)
+        self.problem.assumptions.append(Assumption(lhs_term, rhs_term, text, line.at(keyword.column)))
+
+    def _goal(self, line: _Line, cursor: _Cursor) -> None:
+        kind = cursor.next().text
+        of = cursor.expect("NAME", f"the name of the tensor to differentiate after {kind}")
+        cursor.expect("NAME", f"'wrt' after {kind} {of.text}", text="wrt",
+                      hint=f"write  {kind} {of.text} wrt X")
+        targets = _comma_separated(cursor, lambda: cursor.expect("NAME", "a tensor name after wrt"))
+        cursor.expect("END", "',' or end of line")
+        self._check_goal_of(line, kind, of)
+        listed: set[str] = set()
+        for target in targets:
+            self._check_goal_wrt(line, kind, of.text, target, listed)
+            listed.add(target.text)
+            self.problem.goals.append(Goal(kind, of.text, target.text, line.at(target.column)))
+
+    def _check_goal_of(self, line: _Line, kind: str, of: Token) -> None:
+        name = of.text
+        definition = self.problem.definitions.get(name)
+        if definition is None:
+            if name in self.problem.inputs:
+                raise line.error(f"{name} is an input; {kind} needs a defined tensor", of.column)
+            raise self.missing_name_error(line, name, of.column, "tensor")
+        if kind != "jacobian" and definition.indices:
+            raise line.error(
+                f"{kind} needs a scalar, but {name} has indices "
+                f"[{','.join(index.name for index in definition.indices)}]", of.column,
+                hint=f"use  jacobian {name} wrt ...  for a tensor",
+            )
+
+    def _check_goal_wrt(self, line: _Line, kind: str, of: str, target: Token, listed: set[str]) -> None:
+        name = target.text
+        if name == of:
+            raise line.error(f"cannot take the {kind} of {of} with respect to itself", target.column)
+        if name in listed:
+            raise line.error(f"{name} is listed twice after wrt", target.column)
+        if name in self.problem.inputs:
+            return
+        definition = self.problem.definitions.get(name)
+        if definition is None:
+            raise self.missing_name_error(line, name, target.column, "tensor")
+        of_line = self.problem.definitions[of].location.line
+        if definition.location.line > of_line:
+            raise line.error(
+                f"{of} cannot depend on {name}: {name} is defined after {of} "
+                f"(line {definition.location.line} > line {of_line})", target.column,
+            )
+
+    # -- definitions --
+
+    def _definition(self, line: _Line, cursor: _Cursor) -> None:
+        name = cursor.next()
+        self._check_new_name(line, name)
+        lhs: list[RIndex] = []
+        if cursor.accept("["):
+            lhs = _comma_separated(cursor, lambda: _parse_index(cursor))
+            cursor.expect("]", "',' or ']' after an index")
+            _check_distinct(line, lhs)
+        cursor.expect("=", f"'=' after {name.text}", hint=_DEFINITION_HINT)
+        location = line.at(name.column)
+        if cursor.at("NAME", "loss") and cursor.peek(1).kind == "(":
+            definition = self._opaque_loss(line, cursor, name.text, lhs, location)
+        else:
+            rhs = _ExprParser(cursor, self.is_value_name).expression()
+            cursor.expect("END", "an operator or end of line")
+            indices, body = _IndexAnalysis(self, line, defining=name.text).definition(lhs, rhs)
+            definition = Definition(name.text, indices, body, location)
+        self.problem.definitions[name.text] = definition
+        self._declare(name.text, "definition", location)
+
+    def _opaque_loss(self, line: _Line, cursor: _Cursor, name: str, lhs: list[RIndex],
+                     location: Location) -> Definition:
+        """``L = loss(Y, Z)``: an unspecified scalar function of whole tensors."""
+        if lhs:
+            raise line.error(
+                "loss(...) is a scalar; define it without indices", lhs[0].column,
+                hint=f"write  {name} = loss(...)",
+            )
+        cursor.next()  # loss
+        cursor.next()  # (
+        arguments = _comma_separated(cursor, lambda: cursor.expect("NAME", "the name of a tensor"))
+        cursor.expect(")", "',' or ')' after a tensor name",
+                      hint="the arguments of loss are bare tensor names")
+        cursor.expect("END", "end of line after loss(...)", hint="loss(...) must be the whole right side")
+        seen: set[str] = set()
+        for argument in arguments:
+            if argument.text == name:
+                raise line.error(f"{name} refers to itself", argument.column)
+            if not self.is_tensor(argument.text):
+                raise self.missing_name_error(line, argument.text, argument.column, "tensor")
+            if argument.text in seen:
+                raise line.error(f"{argument.text} is given to loss twice", argument.column)
+            seen.add(argument.text)
+        return Definition(name, (), None, location, loss_args=tuple(a.text for a in arguments))
+
+    _HANDLERS = {
+        "title": _title,
+        "dims": _dims,
+        "input": _input,
+        "function": _function,
+        "assume": _assume,
+        "grad": _goal,
+        "jacobian": _goal,
+        "hessian": _goal,
+    }
+
+
+_KIND_PHRASES = {"dim": "a dim", "input": "an input", "function": "a function", "definition": "a definition"}
+
+
+def _check_distinct(line: _Line, indices: list[RIndex]) -> None:
+    seen: set[str] = set()
+    for index in indices:
+        if index.name in seen:
+            raise line.error(f"index {index.name} appears twice on the left side", index.column)
+        seen.add(index.name)
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+def parse_text(text: str, path: str = "<input>") -> Problem:
+    """Parse the text of a derivation file; ``path`` is only used in locations and messages."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return _FileParser(text, path).run()
+
+
+def parse_file(path: str) -> Problem:
+    """Read and parse a derivation file (UTF-8)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"cannot read {path}: it is a directory") from None
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    return parse_text(_decode(data, str(path)), str(path))
+
+
+def _decode(data: bytes, path: str) -> str:
+    """``data`` as UTF-8; an error points at the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad = error.start
+        line_start = data.rfind(b"\n", 0, bad) + 1
+        line_end = data.find(b"\n", bad)
+        line_bytes = data[line_start:] if line_end < 0 else data[line_start:line_end]
+        line_number = data.count(b"\n", 0, bad) + 1
+        column = len(data[line_start:bad].decode("utf-8")) + 1
+        text = line_bytes.decode("utf-8", errors="replace").rstrip("\r")
+        raise InputError(
+            f"{path} is not UTF-8 text (byte 0x{data[bad]:02x})",
+            Location(path, line_number, column, text),
+            hint="save the file as UTF-8",
+        ) from None
