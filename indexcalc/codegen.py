@@ -151,6 +151,8 @@ class _MatrixEmitter:
             return f"np.ones({names.dim(m.dim)})", 100
         if isinstance(m, mx.Identity):
             return f"np.eye({names.dim(m.dim)})", 100
+        if isinstance(m, mx.Diag):
+            return f"np.diag({c(m.v, 0)})", 100
         if isinstance(m, mx.Transpose):
             return f"{c(m.x, 100)}.T", 90
         if isinstance(m, mx.MatMul):

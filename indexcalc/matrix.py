@@ -117,6 +117,20 @@ class Identity(MatrixExpr):
 
 
 @dataclass(frozen=True)
+class Diag(MatrixExpr):
+    """The diagonal matrix with the vector ``v`` on its diagonal."""
+
+    v: MatrixExpr
+    rank: int = 2
+
+    def _text(self):
+        return f"np.diag({self.v.text()})"
+
+    def _latex(self):
+        return f"\\operatorname{{diag}}\\left({self.v.latex()}\\right)"
+
+
+@dataclass(frozen=True)
 class Transpose(MatrixExpr):
     x: MatrixExpr
     rank: int = 2
@@ -424,7 +438,7 @@ def _align(p: Shaped, order: tuple[Index, ...]) -> Shaped:
 def _transpose(expr: MatrixExpr) -> MatrixExpr:
     if isinstance(expr, Transpose):
         return expr.x
-    if isinstance(expr, Identity):
+    if isinstance(expr, (Identity, Diag)):
         return expr
     if isinstance(expr, Outer):
         return Outer(expr.b, expr.a)
@@ -499,7 +513,36 @@ def _elementwise(a: Shaped, b: Shaped) -> Shaped:
         return Shaped(HadamardDiv(ea, eb, rank), order)
     if a.inverse:
         return Shaped(HadamardDiv(eb, ea, rank), order)
-    return Shaped(Hadamard(ea, eb, rank), order)
+    return Shaped(_hadamard(ea, eb, rank), order)
+
+
+def _broadcast_vector(m: MatrixExpr) -> tuple[MatrixExpr, int] | None:
+    """``(v, 0)`` for ``v 1^T`` (rows of v), ``(v, 1)`` for ``1 v^T``; else None."""
+    if isinstance(m, Outer):
+        if isinstance(m.b, Ones) and not isinstance(m.a, Ones):
+            return m.a, 0
+        if isinstance(m.a, Ones) and not isinstance(m.b, Ones):
+            return m.b, 1
+    return None
+
+
+def _hadamard(a: MatrixExpr, b: MatrixExpr, rank: int) -> MatrixExpr:
+    """a ⊙ b, written the textbook way where an identity or two broadcasts meet:
+    I ⊙ (v 1^T) = diag(v);  (a 1^T) ⊙ (1 b^T) = a b^T;  and ⊙ distributes over a sum
+    holding such a term (so p_i (delta_ik - p_k) reads diag(p) - p p^T)."""
+    for x, y in ((a, b), (b, a)):
+        bx = _broadcast_vector(x)
+        if bx is None:
+            continue
+        if isinstance(y, Identity):
+            return Diag(bx[0])
+        by = _broadcast_vector(y)
+        if by is not None and by[1] != bx[1]:
+            return Outer(bx[0], by[0]) if bx[1] == 0 else Outer(by[0], bx[0])
+        if isinstance(y, MSum) and any(isinstance(t, Identity) or _broadcast_vector(t)
+                                       for _, t in y.terms):
+            return MSum(tuple((sg, _hadamard(x, t, rank)) for sg, t in y.terms), rank)
+    return Hadamard(a, b, rank)
 
 
 def _sum_axis(p: Shaped, k: Index) -> Shaped:

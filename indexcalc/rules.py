@@ -376,6 +376,33 @@ def fold_definitions(term: Term, ctx: Context) -> Term | None:
     return None
 
 
+def _one_plus_exp(term: Term) -> Term | None:
+    """``u`` when ``term`` is ``exp(u) + 1``."""
+    if isinstance(term, Add) and len(term.terms) == 2 and ONE in term.terms:
+        other = term.terms[0] if term.terms[1] == ONE else term.terms[1]
+        if isinstance(other, Func) and other.name == "exp" and other.order == 0:
+            return other.arg
+    return None
+
+
+def sigmoid_identity(term: Term, ctx: Context) -> Term | None:
+    """exp(u) / (1 + exp(u)) = sigmoid(u)  and  1 / (1 + exp(-u)) = sigmoid(u)."""
+    if not isinstance(term, (Mul, Pow)):
+        return None
+    factors = list(factors_of(term))
+    for k, f in enumerate(factors):
+        base, exp = base_exp(f)
+        u = _one_plus_exp(base)
+        if exp != -1 or u is None:
+            continue
+        rest = factors[:k] + factors[k + 1:]
+        for n, g in enumerate(rest):
+            if isinstance(g, Func) and g.name == "exp" and g.order == 0 and same(g.arg, u):
+                return mul(*rest[:n], Func("sigmoid", u), *rest[n + 1:])
+        return mul(*rest, Func("sigmoid", neg(u)))
+    return None
+
+
 def apply_assumptions(term: Term, ctx: Context) -> Term | None:
     """An identity the file assumes, e.g. one-hot rows: sum_c T_sc = 1."""
     for assumption in ctx.problem.assumptions:
@@ -505,6 +532,7 @@ RULES: tuple[Rule, ...] = (
     Rule("delta identities", delta_identities, "delta_ii = 1, delta_ab delta_ab = delta_ab"),
     Rule("cancel", cancel, "x^a x^b = x^(a+b)"),
     Rule("fold definition", fold_definitions, "write a definition's body as its tensor"),
+    Rule("sigmoid", sigmoid_identity, "exp(u) / (1 + exp(u)) = sigmoid(u)"),
     Rule("pull constant out of sum", pull_out_constant, "sum_c a b_c = a sum_c b_c"),
     Rule("expand product", distribute, "a (b + c) = a b + a c"),
     Rule("split sum", split_sum, "sum_c (a_c + b_c) = sum_c a_c + sum_c b_c"),
