@@ -366,6 +366,8 @@ def fold_definitions(term: Term, ctx: Context) -> Term | None:
         body = definition.body
         if body is None or isinstance(body, (Tensor, Add, Num)) or body.free != frozenset(definition.indices):
             continue
+        if not body.tensor_names <= term.tensor_names:
+            continue  # cheap test first: the body's tensors must all appear
 
         def entry(binding, d=definition):
             return Tensor(d.name, tuple(binding[i] for i in d.indices))

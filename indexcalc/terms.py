@@ -11,6 +11,7 @@ substitution never captures them.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from fractions import Fraction
@@ -510,22 +511,37 @@ def contains(term: Term, cls: type) -> bool:
 def canonical(term: Term) -> Term:
     """A representative of ``term`` up to renaming of bound indices and order of commuting
     factors and terms.  Two terms are equal as index expressions when their canonical forms
-    are equal."""
-    return _canon(term, itertools.count())
+    are equal.  Cached on the (immutable) term."""
+    cached = term.__dict__.get("_canonical")
+    if cached is None:
+        cached = _canon(term, itertools.count())
+        term.__dict__["_canonical"] = cached
+    return cached
 
 
-def _shape_key(term: Term) -> str:
-    """A sort key that ignores the names of bound indices."""
+@functools.lru_cache(maxsize=1 << 16)
+def _shape_key(term: Term, bound: frozenset = frozenset()) -> str:
+    """A sort key that ignores the names of indices bound inside the term (``bound``)."""
+    if isinstance(term, (Tensor, Grad)):
+        head = term.name if isinstance(term, Tensor) else f"d{term.of}/d{term.wrt}"
+        return head + "[" + ",".join(_index_key(i, bound) for i in term.indices) + "]"
+    if isinstance(term, Delta):
+        return "delta(" + _index_key(term.a, bound) + "," + _index_key(term.b, bound) + ")"
     if isinstance(term, Sum):
-        return "Sum(" + ",".join(i.dim for i in term.indices) + ";" + _shape_key(term.body) + ")"
+        inner = bound | frozenset(term.indices)
+        return "Sum(" + ",".join(i.dim for i in term.indices) + ";" + _shape_key(term.body, inner) + ")"
     if isinstance(term, (Add, Mul)):
-        parts = sorted(_shape_key(c) for c in term.children())
+        parts = sorted(_shape_key(c, bound) for c in term.children())
         return type(term).__name__ + "(" + ",".join(parts) + ")"
     kids = term.children()
     if kids:
         own = type(term).__name__ + repr(tuple(v for v in term._key() if not isinstance(v, Term)))
-        return own + "(" + ",".join(_shape_key(c) for c in kids) + ")"
+        return own + "(" + ",".join(_shape_key(c, bound) for c in kids) + ")"
     return repr(term)
+
+
+def _index_key(i: Index, bound: frozenset) -> str:
+    return "_" + i.dim if i in bound else i.name
 
 
 def _canon(term: Term, counter) -> Term:
@@ -575,4 +591,9 @@ def _binding_order(s: Sum) -> list[Index]:
 
 def same(a: Term, b: Term) -> bool:
     """Equal up to renaming of bound indices and reordering of sums and products."""
-    return a == b or canonical(a) == canonical(b)
+    if a == b:
+        return True
+    if (type(a) is not type(b) or a.size != b.size or a.free != b.free
+            or a.tensor_names != b.tensor_names):
+        return False
+    return canonical(a) == canonical(b)
