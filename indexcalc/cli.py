@@ -1,0 +1,208 @@
+"""The command line: ``indexcalc derive FILE [--format F] [-o OUT] [--pdf] [--debug]``.
+
+Exit status (CONTRACT section 1):
+
+* 0  success;
+* 1  a result failed its numeric check (the output is still printed, and says
+  "check FAILED" for that result; standard error names it);
+* 2  bad input or usage: the parser's ``file:line:col: error:`` message, never a traceback;
+* 3  an internal error: one short message, the traceback only with ``--debug``.
+
+Files are written only after everything else succeeded, each atomically (a temporary file
+in the same folder, then ``os.replace``), so an error never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .problem import InputError
+from .render import FORMATS, render
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+PDFLATEX_TIMEOUT_SECONDS = 300
+
+
+class UsageError(Exception):
+    """A problem with the command line or the environment that the user can fix (exit 2)."""
+
+
+class PdfError(Exception):
+    """pdflatex ran but made no PDF of our LaTeX: a bug on our side (exit 3)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="indexcalc",
+        description="Derive tensor gradients in index notation, step by step.",
+    )
+    parser.add_argument("--version", action="version", version=f"indexcalc {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    derive = commands.add_parser(
+        "derive", help="derive the goals of a derivation file and print the derivation",
+        description="Derive every goal of FILE (grad, jacobian, hessian), check each result "
+                    "numerically and print the derivation.",
+    )
+    derive.add_argument("file", metavar="FILE", help="a derivation file (*.idx)")
+    derive.add_argument("--format", "-f", choices=FORMATS, default="text",
+                        help="output format (default: text)")
+    derive.add_argument("-o", "--output", metavar="OUT",
+                        help="write the output to OUT instead of standard output")
+    derive.add_argument("--pdf", action="store_true",
+                        help="also typeset the LaTeX form with pdflatex, to OUT with the "
+                             "suffix .pdf (without -o: FILE's stem + .pdf here)")
+    derive.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an internal error")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # usage errors (2), --help and --version (0)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
+    try:
+        return derive(args.file, fmt=args.format, output=args.output, pdf=args.pdf)
+    except InputError as error:
+        _error(error.render())
+        return EXIT_BAD_INPUT
+    except UsageError as error:
+        _error(f"indexcalc: error: {error}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _error("indexcalc: interrupted")
+        return 130
+    except Exception as error:  # noqa: BLE001 -- every other failure is ours to report
+        if args.debug:
+            traceback.print_exc()
+        message = " ".join(str(error).split()) or "(no message)"
+        _error(f"indexcalc {__version__}: internal error: {type(error).__name__}: {message}\n"
+               "please report this with the input file"
+               + ("" if args.debug else " (run with --debug for the traceback)"))
+        return EXIT_INTERNAL
+
+
+def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
+    """``indexcalc derive``: parse, derive, render, then write; returns the exit status."""
+    # Imported here so that a broken stage is reported as an internal error, not a crash.
+    from .parser import parse_file
+    from .pipeline import run
+
+    pdf_path = _pdf_path(file, output) if pdf else None
+    pdflatex = shutil.which("pdflatex") if pdf else None
+    if pdf and pdflatex is None:
+        raise UsageError("--pdf needs pdflatex, which is not installed (on Debian: apt-get "
+                         "install texlive-latex-base texlive-latex-recommended)")
+
+    derivation = run(parse_file(file))
+    text = render(derivation, fmt)
+    pdf_bytes = _typeset(pdflatex, render(derivation, "latex")) if pdf_path else None
+
+    # Everything is computed: only now touch the file system or standard output.
+    if pdf_bytes is not None:
+        write_atomically(pdf_path, pdf_bytes)
+    if output is None:
+        _write_stdout(text)
+    else:
+        write_atomically(Path(output), text.encode("utf-8"))
+    if pdf_path is not None:
+        _error(f"indexcalc: wrote {pdf_path}")
+
+    failed = [r for r in derivation.results if not r.check.passed]
+    for result in failed:
+        _error(f"indexcalc: check FAILED: {result.kind} of {result.of} with respect to "
+               f"{result.wrt} does not match finite differences "
+               f"(max relative error {result.check.max_rel_error:.3g})")
+    return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def _pdf_path(file: str, output: str | None) -> Path:
+    if output is None:
+        return Path.cwd() / (Path(file).stem + ".pdf")
+    path = Path(output).with_suffix(".pdf")
+    if path == Path(output):
+        raise UsageError(f"with --pdf, -o names the derivation output and the PDF goes "
+                         f"beside it: use -o {path.with_suffix('.tex')} to get {path}")
+    return path
+
+
+def _typeset(pdflatex: str, latex: str) -> bytes:
+    """The PDF of the document ``latex``, typeset in a temporary folder."""
+    env = dict(os.environ)
+    env.setdefault("SOURCE_DATE_EPOCH", "0")  # no build date in the PDF: same input, same bytes
+    with tempfile.TemporaryDirectory(prefix="indexcalc-") as folder:
+        Path(folder, "derivation.tex").write_text(latex, encoding="utf-8")
+        command = [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+                   "derivation.tex"]
+        done = subprocess.run(command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=PDFLATEX_TIMEOUT_SECONDS)
+        pdf = Path(folder, "derivation.pdf")
+        if done.returncode != 0 or not pdf.exists():
+            log = Path(folder, "derivation.log")
+            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+            errors = [line for line in lines if line.startswith("!")]
+            raise PdfError(f"pdflatex failed (status {done.returncode}): "
+                           + ("; ".join(errors[:3]) or "no log"))
+        return pdf.read_bytes()
+
+
+def write_atomically(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temporary file, then ``os.replace``)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600
+        os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_stdout(text: str) -> None:
+    """``text`` on standard output as UTF-8, whatever the locale; a closed pipe is no error."""
+    try:
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:
+            sys.stdout.write(text)
+        else:
+            sys.stdout.flush()
+            buffer.write(text.encode("utf-8"))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``); stop quietly, as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _error(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

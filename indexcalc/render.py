@@ -1,0 +1,436 @@
+"""Render a :class:`~indexcalc.derivation.Derivation` as LaTeX, Markdown, plain text or JSON.
+
+``render(derivation, fmt)`` is the only entry point.  It reads what one engine run recorded
+and never re-derives anything, so the steps shown and the results printed always agree.
+
+* Every term becomes a string here, in Python, through ``printing.to_text`` / ``to_latex``
+  (and the matrix expression's own ``text()`` / ``latex()``); the jinja2 templates in the
+  top-level ``templates/`` folder (installed as the package ``indexcalc.templates``) only lay
+  those strings out.
+* JSON is CONTRACT section 2 exactly, built as plain dicts and written by ``json.dumps``.
+* Free text that reaches LaTeX (title, block titles, rule names, check details) goes through
+  ``latex_escape``, so a title such as ``\\input{/etc/passwd}`` prints as those characters.
+* Output is deterministic: no dates, no set or dict iteration whose order could change.
+* A result whose numeric check failed reads "check FAILED" in every format.
+"""
+from __future__ import annotations
+
+import importlib.resources
+import json
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import jinja2
+
+from .derivation import Block, CheckResult, Derivation, Result
+from .printing import name_latex, to_latex, to_text
+
+__all__ = ["FORMATS", "render", "latex_escape", "markdown_escape", "to_json_data"]
+
+FORMATS = ("latex", "markdown", "text", "json")
+
+DEFAULT_TITLE = "Derivation"
+
+_KIND_WORDS = {"grad": "Gradient", "jacobian": "Jacobian", "hessian": "Hessian"}
+
+# A step's right side longer than this is not padded to line up the rule names (text format).
+_RULE_COLUMN_LIMIT = 72
+
+# Characters of typewriter text that fit across an A4 page with 2 cm margins (LaTeX format).
+_CODE_WIDTH = 88
+
+
+def render(derivation: Derivation, fmt: str) -> str:
+    """``derivation`` as a document in ``fmt``: one of ``latex markdown text json``."""
+    if fmt == "json":
+        return json.dumps(to_json_data(derivation), indent=2, allow_nan=False) + "\n"
+    if fmt not in _TEMPLATES:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    view = _document_view(derivation)
+    template = _environment(fmt).get_template(_TEMPLATES[fmt])
+    return template.render(doc=view)
+
+
+# --- JSON (CONTRACT section 2) ------------------------------------------------------------
+
+def to_json_data(derivation: Derivation) -> dict:
+    """The JSON object of CONTRACT section 2 as plain Python data."""
+    return {
+        "title": derivation.title,
+        "results": [_result_json(result) for result in derivation.results],
+    }
+
+
+def _result_json(result: Result) -> dict:
+    matrix = None
+    if result.matrix is not None:
+        matrix = {"text": result.matrix.text(), "latex": result.matrix.latex()}
+    return {
+        "kind": result.kind,
+        "of": result.of,
+        "wrt": result.wrt,
+        "index": {
+            "text": f"{to_text(result.target)} = {to_text(result.index)}",
+            "latex": f"{to_latex(result.target)} = {to_latex(result.index)}",
+        },
+        "matrix": matrix,
+        "numpy": {"source": result.numpy.source, "args": list(result.numpy.args)},
+        "steps": [
+            {
+                "rule": step.rule,
+                "text": f"{to_text(block.target)} = {to_text(step.after)}",
+                "latex": f"{to_latex(block.target)} = {to_latex(step.after)}",
+            }
+            for block in result.blocks
+            for step in block.steps
+        ],
+        "check": {
+            "passed": bool(result.check.passed),
+            "max_rel_error": _finite_or_none(result.check.max_rel_error),
+        },
+    }
+
+
+def _finite_or_none(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+# --- escaping -----------------------------------------------------------------------------
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "#": r"\#",
+    "^": r"\textasciicircum{}",
+    "_": r"\_",
+    "%": r"\%",
+    "~": r"\textasciitilde{}",
+    # Not dangerous, but the default OT1 font encoding prints these as other glyphs.
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+}
+
+# TeX accent commands for the combining marks that NFD splits accented Latin letters into.
+_ACCENTS = {
+    "\u0300": "`", "\u0301": "'", "\u0302": "^", "\u0303": "~", "\u0304": "=",
+    "\u0306": "u", "\u0307": ".", "\u0308": '"', "\u030a": "r", "\u030b": "H",
+    "\u030c": "v", "\u0327": "c", "\u0328": "k",
+}
+
+_GREEK_LETTERS = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lamda mu nu xi pi rho sigma "
+    "tau upsilon phi chi psi omega"
+).split()
+_GREEK_CAPITALS = {"GAMMA", "DELTA", "THETA", "LAMDA", "XI", "PI", "SIGMA", "UPSILON", "PHI",
+                   "PSI", "OMEGA"}
+
+
+def latex_escape(text: str) -> str:
+    """Free text as LaTeX that prints exactly those characters and runs no command.
+
+    The ten TeX specials become literal symbols (``\\`` -> ``\\textbackslash{}``), line
+    breaks become spaces (a blank line would end the paragraph), and characters outside
+    ASCII become accents (``é`` -> ``\\'{e}``), Greek letters (``λ`` -> ``$\\lambda$``) or,
+    for anything else, their code point (``U+2603``) so that pdflatex never stops on them.
+    """
+    out = []
+    for char in text:
+        if char in _LATEX_SPECIALS:
+            out.append(_LATEX_SPECIALS[char])
+        elif char in "\r\n\t\f\v":
+            out.append(" ")
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append(_latex_non_ascii(char))
+    return "".join(out)
+
+
+def _latex_non_ascii(char: str) -> str:
+    decomposed = unicodedata.normalize("NFD", char)
+    base, marks = decomposed[0], decomposed[1:]
+    if base.isascii() and base.isalpha() and marks and all(m in _ACCENTS for m in marks):
+        text = base
+        for mark in marks:
+            text = f"\\{_ACCENTS[mark]}{{{text}}}"
+        return text
+    name = unicodedata.name(char, "")
+    for prefix, capital in (("GREEK SMALL LETTER ", False), ("GREEK CAPITAL LETTER ", True)):
+        letter = name[len(prefix):] if name.startswith(prefix) else ""
+        if letter.lower() in _GREEK_LETTERS and (not capital or letter in _GREEK_CAPITALS):
+            command = letter.lower().replace("lamda", "lambda")
+            return f"$\\{command.capitalize() if capital else command}$"
+    if char.isprintable() and not char.isspace():
+        return f"\\texttt{{U+{ord(char):04X}}}"
+    return " "
+
+
+def markdown_escape(text: str) -> str:
+    """Free text for one Markdown line: no line breaks and no raw HTML tags."""
+    return " ".join(text.split()).replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --- the view the templates lay out -------------------------------------------------------
+
+class Forms(NamedTuple):
+    """One piece of mathematics in the two notations."""
+
+    text: str
+    latex: str
+
+
+class Equation(NamedTuple):
+    """``lhs = rhs``, kept apart so that templates can align on the equals sign."""
+
+    lhs: Forms
+    rhs: Forms
+
+    @property
+    def text(self) -> str:
+        return f"{self.lhs.text} = {self.rhs.text}"
+
+    @property
+    def latex(self) -> str:
+        return f"{self.lhs.latex} = {self.rhs.latex}"
+
+
+@dataclass(frozen=True)
+class LineView:
+    """``= rhs`` on one line of a block; ``rule`` is None for a block without steps."""
+
+    rule: str | None
+    rhs: Forms
+
+
+@dataclass(frozen=True)
+class BlockView:
+    title: str
+    target: Forms
+    lines: tuple[LineView, ...]
+    text_width: int  # the width the text template pads right sides to before the rule
+
+
+@dataclass(frozen=True)
+class CheckView:
+    passed: bool
+    verdict: str  # "check passed" | "check FAILED"
+    error_text: str  # "1.67e-10"
+    error_latex: str  # "1.67 \times 10^{-10}"
+    detail: str
+
+
+@dataclass(frozen=True)
+class ResultView:
+    number: int
+    statement: str  # "Gradient of L with respect to W"
+    statement_latex: str  # "Gradient of $L$ with respect to $W$", safe for LaTeX
+    blocks: tuple[BlockView, ...]
+    index: Equation  # dL_dW[i,j] = sum_s dL_dY[s,i] * X[s,j]
+    matrix: Equation | None  # dL_dW = dL_dY.T @ X; None when NumPy uses einsum
+    numpy_source: str
+    numpy_lines: tuple[str, ...]  # the source broken inside brackets to fit a printed page
+    numpy_args: tuple[str, ...]
+    numpy_verbatim: bool  # False if the source cannot sit in a verbatim environment
+    check: CheckView
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    title: str
+    results: tuple[ResultView, ...]
+
+
+def _document_view(derivation: Derivation) -> DocumentView:
+    problem = derivation.problem
+    results = tuple(
+        _result_view(number, result, _tensor_rank(problem, result.of),
+                     _tensor_rank(problem, result.wrt))
+        for number, result in enumerate(derivation.results, 1)
+    )
+    return DocumentView(title=_one_line(derivation.title or "") or DEFAULT_TITLE,
+                        results=results)
+
+
+def _tensor_rank(problem, name: str) -> int:
+    try:
+        return len(problem.tensor_dims(name))
+    except (KeyError, AttributeError):
+        return 0
+
+
+def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int) -> ResultView:
+    kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
+    source = result.numpy.source
+    return ResultView(
+        number=number,
+        statement=f"{kind} of {result.of} with respect to {result.wrt}",
+        statement_latex=(f"{latex_escape(kind)} of {_name_math(result.of)} "
+                         f"with respect to {_name_math(result.wrt)}"),
+        blocks=tuple(_block_view(block) for block in result.blocks),
+        index=Equation(_forms(result.target), _forms(result.index)),
+        matrix=_matrix_forms(result, of_rank, wrt_rank),
+        numpy_source=source,
+        numpy_lines=wrap_code(source, _CODE_WIDTH),
+        numpy_args=tuple(result.numpy.args),
+        numpy_verbatim="\\end{verbatim}" not in source,
+        check=_check_view(result.check),
+    )
+
+
+def _block_view(block: Block) -> BlockView:
+    if block.steps:
+        lines = tuple(LineView(step.rule, _forms(step.after)) for step in block.steps)
+    else:
+        lines = (LineView(None, _forms(block.start)),)
+    widest = max(len(line.rhs.text) for line in lines)
+    return BlockView(title=block.title, target=_forms(block.target), lines=lines,
+                     text_width=min(widest, _RULE_COLUMN_LIMIT))
+
+
+def _forms(term) -> Forms:
+    return Forms(to_text(term), to_latex(term))
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def _name_math(name: str) -> str:
+    """A tensor name inline in LaTeX text: ``$W$``, ``$\\lambda$``; odd names as text."""
+    if _IDENTIFIER.fullmatch(name):
+        return f"${name_latex(name)}$"
+    return latex_escape(name)
+
+
+def _bold_name(name: str, rank: int) -> str:
+    latex = name_latex(name) if _IDENTIFIER.fullmatch(name) else f"\\text{{{latex_escape(name)}}}"
+    return f"\\mathbf{{{latex}}}" if rank else latex
+
+
+def _matrix_forms(result: Result, of_rank: int, wrt_rank: int) -> Equation | None:
+    """``dL_dW = dL_dY.T @ X`` and ``\\frac{\\partial L}{\\partial \\mathbf{W}} = ...``."""
+    if result.matrix is None:
+        return None
+    of, wrt = _bold_name(result.of, of_rank), _bold_name(result.wrt, wrt_rank)
+    if result.kind == "hessian":
+        lhs_text = f"d2{result.of}_d{result.wrt}2"
+        lhs_latex = f"\\frac{{\\partial^2 {of}}}{{\\partial {wrt} \\, \\partial {wrt}}}"
+    else:
+        lhs_text = f"d{result.of}_d{result.wrt}"
+        lhs_latex = f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
+    return Equation(Forms(lhs_text, lhs_latex), Forms(result.matrix.text(), result.matrix.latex()))
+
+
+def _check_view(check: CheckResult) -> CheckView:
+    passed = bool(check.passed)
+    return CheckView(
+        passed=passed,
+        verdict="check passed" if passed else "check FAILED",
+        error_text=_error_text(check.max_rel_error),
+        error_latex=_error_latex(check.max_rel_error),
+        detail=_one_line(check.detail or ""),
+    )
+
+
+def wrap_code(source: str, width: int) -> tuple[str, ...]:
+    """Python ``source`` in lines of at most ``width`` characters where possible.
+
+    Lines break only after a ``, `` inside parentheses and outside string literals, so the
+    lines are still valid Python; continuation lines are indented by four spaces.
+    """
+    breaks, brackets, quote = [], [], ""
+    for k, char in enumerate(source):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            brackets.append(char)
+        elif char in ")]}":
+            brackets = brackets[:-1]
+        elif char == "," and brackets[-1:] == ["("] and source[k + 1:k + 2] == " ":
+            breaks.append(k + 2)  # the next line starts after ", "; never inside [:, None]
+    lines, start, last_fit, indent = [], 0, None, ""
+    for point in breaks + [len(source)]:
+        if len(indent) + point - start > width and last_fit is not None:
+            lines.append(indent + source[start:last_fit].rstrip())
+            start, indent = last_fit, "    "
+        last_fit = point
+    lines.append(indent + source[start:])
+    return tuple(lines)
+
+
+def _error_text(value) -> str:
+    number = _finite_or_none(value)
+    return f"{number:.2e}" if number is not None else "not finite"
+
+
+def _error_latex(value) -> str:
+    number = _finite_or_none(value)
+    if number is None:
+        return r"\text{not finite}"
+    if number == 0:
+        return "0"
+    mantissa, exponent = f"{number:.2e}".split("e")
+    return f"{mantissa} \\times 10^{{{int(exponent)}}}"
+
+
+# --- templates ----------------------------------------------------------------------------
+
+_TEMPLATES = {
+    "latex": "derivation.tex.j2",
+    "markdown": "derivation.md.j2",
+    "text": "derivation.txt.j2",
+}
+
+
+def _template_source(name: str) -> str:
+    """A template's text from the installed package ``indexcalc.templates``.
+
+    In a source checkout that was never installed, that package does not exist (the folder
+    is mapped into it at install time), so the top-level ``templates/`` folder is read.
+    """
+    try:
+        root = importlib.resources.files("indexcalc.templates")
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parent.parent / "templates"
+    return (root / name).read_text(encoding="utf-8")
+
+
+def _environment(fmt: str) -> jinja2.Environment:
+    common = dict(
+        loader=jinja2.FunctionLoader(_template_source),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    if fmt == "latex":
+        # Delimiters that never occur in TeX, so braces and % in the template stay TeX.
+        env = jinja2.Environment(
+            block_start_string="((*", block_end_string="*))",
+            variable_start_string="(((", variable_end_string=")))",
+            comment_start_string="((=", comment_end_string="=))",
+            **common,
+        )
+    else:
+        env = jinja2.Environment(**common)
+    env.filters["tex"] = latex_escape  # free text inside LaTeX or Markdown math
+    env.filters["md"] = markdown_escape
+    return env
