@@ -931,6 +931,9 @@ def _declared_names(tokens: list[Token]) -> list[str]:
     return []
 
 
+_TITLE = re.compile(r"^\s*(title)\s*:(.*)$")
+
+
 class _FileParser:
     """Reads the statements of one file, in order, into a Problem."""
 
@@ -945,6 +948,15 @@ class _FileParser:
     def run(self) -> Problem:
         statements = 0
         for line in self.lines:
+            title = _TITLE.match(line.code)
+            if title:  # free text to the end of the line: never tokenized
+                if self.title_line is not None:
+                    raise line.error(f"the title is already set at line {self.title_line}",
+                                     title.start(1) + 1)
+                self.title_line = line.number
+                self.problem.title = title.group(2).strip()
+                statements += 1
+                continue
             cursor = _Cursor(line, _tokenize(line))
             if cursor.at("END"):
                 continue
