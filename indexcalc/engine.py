@@ -101,7 +101,7 @@ class Engine:
 
         if isinstance(chain, Deriv) and chain.expr == of_term:
             # Only a direct dependence: differentiate the definition itself.
-            block = self.run_block(f"Derivative of {of_term.name}", target, chain, ctx,
+            block = self.run_block(target_name(of_term, wrt), target, chain, ctx,
                                    first=self._expand_step(chain, wrt_entry))
             self._lemmas[key] = (block.result, [block])
             return block.result, [block]

@@ -355,7 +355,13 @@ def split_sum(term: Term, ctx: Context) -> Term | None:
     bound = frozenset(term.indices)
     if not any(_delta_with(t, bound) for t in term.body.terms):
         return None
-    return add(*(make_sum(term.indices, t) for t in term.body.terms))
+    return add(*(_sum_of(term.indices, t) for t in term.body.terms))
+
+
+def _sum_of(indices, term: Term) -> Term:
+    """sum_c (k a_c) = k sum_c a_c for a number k (so a minus sign stays outside)."""
+    coeff, rest = split_coeff(term)
+    return mul(Num(coeff), make_sum(indices, mul(*rest)))
 
 
 def fold_definitions(term: Term, ctx: Context) -> Term | None:
