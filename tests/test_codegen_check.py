@@ -1,0 +1,356 @@
+"""The generated NumPy function (CONTRACT section 2) and the finite-difference check.
+
+* the lambda works for any sizes: hypothesis draws shapes other than the check's and the
+  result is compared with a NumPy formula written here;
+* ``numpy.args``: upstream gradients, inputs, callables of unspecified functions, dims no
+  argument carries, and nothing else; the source reads no other name than ``np``;
+* result shapes: wrt (grad), of + wrt (jacobian), wrt + wrt (hessian);
+* the check can fail: a deliberately wrong lambda is caught.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import (
+    DERIVATIONS, assert_close, call, compiled, derivation, derive_text, lambda_free_names,
+    numeric_gradient, problem, result, rng, softmax,
+)
+from indexcalc.check import check
+from indexcalc.derivation import NumpyFunction
+
+ALL_FILES = sorted(p.stem for p in DERIVATIONS.glob("*.idx"))
+FAST = settings(max_examples=15, deadline=None, database=None)
+size = st.integers(min_value=1, max_value=7)
+
+COLUMNS = """
+    dims S, M, N
+    input X[M,S], W[N,M], b[N]
+    Y[n,s] = W[n,m] X[m,s] + b[n]
+    L = loss(Y)
+    grad L wrt W, X, b
+"""
+
+SOFTMAX_CE = """
+    dims S, C, M
+    input X[S,M], W[C,M], T[S,C]
+    assume sum_c T[s,c] = 1
+    Z[s,c] = X[s,m] W[c,m]
+    Y[s,c] = exp(Z[s,c]) / sum_k exp(Z[s,k])
+    L = -1/S sum_{s,c} T[s,c] * log(Y[s,c])
+    grad L wrt W
+"""
+
+GRAM = """
+    dims S, M
+    input X[S,M], lam
+    G[a,b] = X[s,a] X[s,b]
+    f = lam * sum_{a,b} G[a,b] * G[a,b]
+    grad f wrt X
+"""
+
+MLP = """
+    dims S, A, B, C
+    input X[S,A], W1[B,A], W2[C,B]
+    function h
+    H[s,b] = h(X[s,a] W1[b,a])
+    Y[s,c] = H[s,b] W2[c,b]
+    L = loss(Y)
+    grad L wrt W1, X
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def derived(text: str):
+    return derive_text(text)
+
+
+def h(x):
+    return np.tanh(x) + 0.1 * x
+
+
+def h_prime(x):
+    return 1 - np.tanh(x) ** 2 + 0.1
+
+
+# --- any sizes --------------------------------------------------------------------------------------
+
+@FAST
+@given(S=size, M=size, N=size, seed=st.integers(0, 2**16))
+def test_columns_layout_lambda_works_for_any_sizes(S, M, N, seed):
+    gen = np.random.default_rng(seed)
+    X, W, b, G = gen.normal(size=(M, S)), gen.normal(size=(N, M)), gen.normal(size=N), \
+        gen.normal(size=(N, S))
+    d = derived(COLUMNS)
+    values = dict(X=X, W=W, b=b, dL_dY=G)
+    assert_close(call(result(d, "W"), **values), G @ X.T)
+    assert_close(call(result(d, "X"), **values), W.T @ G)
+    assert_close(call(result(d, "b"), **values), G.sum(axis=1))
+
+
+@FAST
+@given(S=size, C=st.integers(2, 6), M=size, seed=st.integers(0, 2**16))
+def test_softmax_cross_entropy_lambda_works_for_any_sizes(S, C, M, seed):
+    """Seed 002 2a through a linear layer: dL/dW = ((Y - T)/S)^T X for one-hot T."""
+    gen = np.random.default_rng(seed)
+    X, W = gen.normal(size=(S, M)), gen.normal(size=(C, M))
+    T = np.eye(C)[gen.integers(0, C, size=S)]
+    Y = softmax(X @ W.T)
+    assert_close(call(result(derived(SOFTMAX_CE), "W"), X=X, W=W, T=T), ((Y - T) / S).T @ X)
+
+
+@FAST
+@given(S=size, M=size, seed=st.integers(0, 2**16))
+def test_gram_lambda_works_for_any_sizes(S, M, seed):
+    """f = lam ||X^T X||_F^2: df/dX = 4 lam X X^T X."""
+    gen = np.random.default_rng(seed)
+    X, lam = gen.normal(size=(S, M)), float(gen.uniform(0.5, 2))
+    assert_close(call(result(derived(GRAM), "X"), X=X, lam=lam), 4 * lam * X @ X.T @ X)
+
+
+@FAST
+@given(S=size, A=size, B=size, C=size, seed=st.integers(0, 2**16))
+def test_mlp_with_an_unspecified_activation_works_for_any_sizes(S, A, B, C, seed):
+    gen = np.random.default_rng(seed)
+    X, W1, W2, G = (gen.normal(size=(S, A)), gen.normal(size=(B, A)), gen.normal(size=(C, B)),
+                    gen.normal(size=(S, C)))
+    d = derived(MLP)
+    values = dict(X=X, W1=W1, W2=W2, dL_dY=G, h=h, h_prime=h_prime)
+    local = (G @ W2) * h_prime(X @ W1.T)
+    assert_close(call(result(d, "W1"), **values), local.T @ X)
+    assert_close(call(result(d, "X"), **values), local @ W1)
+
+
+def test_new_problems_pass_their_checks_on_several_seeds():
+    """Every result derived above, checked by finite differences on several random worlds."""
+    for text in (COLUMNS, SOFTMAX_CE, GRAM, MLP):
+        d = derived(text)
+        for res in d.results:
+            assert res.check.passed, (res.wrt, res.check)
+            goal = next(g for g in d.problem.goals if g.wrt == res.wrt and g.kind == res.kind)
+            for seed in (1, 2, 3):
+                again = check(goal, res.numpy, d.problem, seed=seed)
+                assert again.passed and again.max_rel_error < 1e-6, (res.wrt, seed, again)
+
+
+# --- numpy.args ---------------------------------------------------------------------------------------
+
+def _category(name: str, prob) -> int:
+    if name.startswith("d") and "_d" in name and name not in prob.inputs:
+        return 0  # upstream gradient
+    if name in prob.inputs:
+        return 1
+    if name in prob.functions or name.split("_prime")[0] in prob.functions:
+        return 2
+    if name in prob.dims:
+        return 3
+    raise AssertionError(f"argument {name!r} is none of the kinds CONTRACT section 2 allows")
+
+
+def all_results():
+    out = [(name, res, derivation(name).problem) for name in ALL_FILES
+           for res in derivation(name).results]
+    for text in (COLUMNS, SOFTMAX_CE, GRAM, MLP):
+        d = derived(text)
+        out += [("new", res, d.problem) for res in d.results]
+    return out
+
+
+def test_numpy_args_follow_the_contract():
+    """CONTRACT section 2: arguments are upstream gradients dL_dY, input tensors and scalar
+    inputs by their declared names, callables h / h_prime, and dims no argument carries;
+    upstream gradients first (as in ``lambda dL_dY, X``), inputs in declaration order; the
+    source reads only ``np`` and its own arguments."""
+    for name, res, prob in all_results():
+        args = list(res.numpy.args)
+        assert len(args) == len(set(args)), (name, args)
+        assert res.numpy.source.startswith(f"lambda {', '.join(args)}:"), (name, res.numpy.source)
+        categories = [_category(a, prob) for a in args]
+        assert categories == sorted(categories), (name, res.wrt, args)
+        inputs = [a for a in args if a in prob.inputs]
+        assert inputs == [i for i in prob.inputs if i in inputs], (name, args)
+        assert lambda_free_names(res.numpy.source) <= {"np"}, (name, res.numpy.source)
+
+
+def test_numpy_args_of_the_contract_example():
+    """CONTRACT section 2: ``"numpy": {"source": "lambda dL_dY, X: dL_dY.T @ X",
+    "args": ["dL_dY", "X"]}`` for the linear layer's gradient with respect to W."""
+    res = result(derivation("linear_layer"), "W")
+    assert res.numpy.args == ("dL_dY", "X")
+    assert res.numpy.source == "lambda dL_dY, X: dL_dY.T @ X"
+
+
+def test_numpy_args_of_an_unspecified_function_are_callables():
+    """CONTRACT section 2: for an unspecified function h the callables h / h_prime are
+    arguments (seed 002, 1d)."""
+    res = result(derivation("activation"), "X")
+    assert "h_prime" in res.numpy.args
+    assert set(res.numpy.args) <= {"dL_dY", "X", "h", "h_prime"}
+    X, G = rng().normal(size=(2, 3)), rng(2).normal(size=(2, 3))
+    assert_close(call(res, X=X, dL_dY=G, h=np.sin, h_prime=np.cos), G * np.cos(X))
+
+
+def test_a_dim_no_argument_carries_becomes_an_argument():
+    """CONTRACT section 2: "a dim that no argument carries becomes an extra argument named
+    after the dim".  df/dx_i = K: neither K nor N is the size of an argument."""
+    res = result(derive_text("""
+        dims N, K
+        input x[N]
+        f = sum_n x[n] * K
+        grad f wrt x
+    """), "x")
+    assert {"K", "N"} <= set(res.numpy.args)
+    assert_close(call(res, K=4, N=6, x=np.zeros(6)), np.full(6, 4.0))
+    assert res.check.passed, res.check
+
+
+def test_every_loss_argument_gets_an_upstream_gradient():
+    """CONTRACT section 2: for every loss(...) argument the upstream gradient d<loss>_d<arg>."""
+    d = derive_text("""
+        dims S, M
+        input X[S,M], W[M,M]
+        Y[s,n] = X[s,m] W[m,n]
+        L = loss(Y, X)
+        grad L wrt X
+    """)
+    res = result(d, "X")
+    assert res.numpy.args[:2] == ("dL_dY", "dL_dX")
+    gen = rng(3)
+    X, W, GY, GX = (gen.normal(size=(5, 2)), gen.normal(size=(2, 2)), gen.normal(size=(5, 2)),
+                    gen.normal(size=(5, 2)))
+    assert_close(call(res, X=X, W=W, dL_dY=GY, dL_dX=GX), GY @ W.T + GX)
+    assert res.check.passed
+
+
+# --- result shapes ----------------------------------------------------------------------------------
+
+def test_result_shapes():
+    """CONTRACT section 2: wrt.shape (grad), of.shape + wrt.shape (jacobian),
+    wrt.shape + wrt.shape (hessian) -- at sizes other than the check's."""
+    d = derive_text("""
+        dims N, M
+        input x[M], A[N,M]
+        y[i] = A[i,j] x[j]
+        f = sum_i y[i] * y[i]
+        jacobian y wrt x, A
+        grad f wrt A
+        hessian f wrt x
+    """)
+    gen = rng(4)
+    x, A = gen.normal(size=6), gen.normal(size=(2, 6))
+    jx = call(result(d, "x", "jacobian"), x=x, A=A, N=2, M=6)
+    assert_close(jx, A)
+    jA = call(result(d, "A", "jacobian"), x=x, A=A, N=2, M=6)
+    assert jA.shape == (2, 2, 6)
+    assert_close(jA, np.einsum("ik,l->ikl", np.eye(2), x))
+    gA = call(result(d, "A", "grad"), x=x, A=A, N=2, M=6)
+    assert_close(gA, 2 * np.outer(A @ x, x))
+    hx = call(result(d, "x", "hessian"), x=x, A=A, N=2, M=6)
+    assert hx.shape == (6, 6)
+    assert_close(hx, 2 * A.T @ A)
+    for res in d.results:
+        assert res.check.passed, (res.kind, res.wrt, res.check)
+
+
+def test_hessian_through_a_defined_scalar():
+    """d^2 g/dx dx for g = f^2, f = x^T x: 4 f I + 8 x x^T (the definition of f must be
+    expanded in the second derivative, not treated as a constant)."""
+    d = derive_text("""
+        dims N
+        input x[N]
+        f = sum_i x[i] * x[i]
+        g = f * f
+        hessian g wrt x
+    """)
+    res = result(d, "x", "hessian")
+    x = rng(5).normal(size=4)
+    assert_close(call(res, x=x, N=4), 4 * (x @ x) * np.eye(4) + 8 * np.outer(x, x))
+    assert res.check.passed, res.check
+
+
+@pytest.mark.xfail(strict=True, reason="a gradient that does not depend on its own index "
+                                       "(df/dx_i = sum_m y_m) is emitted as a scalar, not "
+                                       "broadcast to x's shape; the check fails on the shape")
+def test_a_gradient_constant_along_its_axis_has_the_wrt_shape():
+    d = derive_text("""
+        dims N, M
+        input x[N], y[M]
+        f = sum_{n,m} x[n] * y[m]
+        grad f wrt x
+    """)
+    res = result(d, "x")
+    y = rng(6).normal(size=3)
+    assert_close(call(res, x=np.zeros(5), y=y, N=5, M=3), np.full(5, y.sum()))
+    assert res.check.passed, res.check
+
+
+# --- the check can fail --------------------------------------------------------------------------------
+
+def _linear_layer_goal():
+    d = derivation("linear_layer")
+    return d.problem, next(g for g in d.problem.goals if g.wrt == "W")
+
+
+def test_check_passes_an_independently_written_correct_lambda():
+    prob, goal = _linear_layer_goal()
+    ok = check(goal, NumpyFunction("lambda G, X: np.einsum('sn,sm->nm', G, X)", ("dL_dY", "X")),
+               prob)
+    assert ok.passed and ok.max_rel_error < 1e-6
+
+
+@pytest.mark.parametrize("source, args", [
+    ("lambda dL_dY, X: 1.01 * (dL_dY.T @ X)", ("dL_dY", "X")),  # 1 % off
+    ("lambda dL_dY, X: (dL_dY.T @ X)[::-1]", ("dL_dY", "X")),  # rows swapped
+    ("lambda dL_dY, X: X.T @ dL_dY", ("dL_dY", "X")),  # transposed: wrong shape
+    ("lambda dL_dY, X: dL_dY.T @ X @ np.eye(7)", ("dL_dY", "X")),  # raises
+    ("lambda dL_dY, X: np.full((5, 4), np.nan)", ("dL_dY", "X")),  # not finite
+])
+def test_check_fails_a_wrong_lambda(source, args):
+    """The check must be able to fail: a deliberately wrong derived result is caught."""
+    prob, goal = _linear_layer_goal()
+    outcome = check(goal, NumpyFunction(source, args), prob)
+    assert outcome.passed is False, (source, outcome)
+
+
+def test_check_fails_a_wrong_hessian():
+    """d^2(x^T A x) = A + A^T (Matrix Cookbook (81)); A alone must fail for a general A."""
+    prob = problem("""
+        dims N
+        input x[N], A[N,N]
+        f = x[i] A[i,j] x[j]
+        hessian f wrt x
+    """)
+    goal = prob.goals[0]
+    assert check(goal, NumpyFunction("lambda A: A + A.T", ("A",)), prob).passed
+    assert not check(goal, NumpyFunction("lambda A: A", ("A",)), prob).passed
+    assert not check(goal, NumpyFunction("lambda A: 2 * A", ("A",)), prob).passed
+
+
+def test_check_fails_a_wrong_gradient_through_an_assumption():
+    """Seed 002 2a: the document's -(1/S)(T - (T ⊙ Y) 1 1^T) fails the check; (Y - T)/S passes."""
+    d = derivation("softmax_cross_entropy")
+    goal = d.problem.goals[0]
+    res = result(d, "Z")
+    assert check(goal, res.numpy, d.problem).passed
+    documents = NumpyFunction(
+        "lambda Z, T: (lambda Y: -(T - (T * Y).sum(axis=1, keepdims=True)) / Z.shape[0])"
+        "(np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True))", ("Z", "T"))
+    assert not check(goal, documents, d.problem).passed
+
+
+def test_generated_lambda_is_a_plain_expression():
+    """CONTRACT section 2: numpy.source is a lambda using only np; it compiles without any
+    other name in scope and returns an ndarray-compatible value."""
+    res = result(derivation("softmax"), "X", "grad")
+    fn = compiled(res)
+    assert callable(fn)
+    X, G = rng().normal(size=(2, 3)), rng(2).normal(size=(2, 3))
+    Y = softmax(X)
+    assert_close(fn(G, X) if res.numpy.args == ("dL_dY", "X") else call(res, X=X, dL_dY=G),
+                 Y * (G - (G * Y).sum(axis=1, keepdims=True)))
+    assert_close(call(res, X=X, dL_dY=G),
+                 numeric_gradient(lambda x: np.sum(G * softmax(x)), X), rtol=1e-5, atol=1e-8)
