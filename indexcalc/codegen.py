@@ -229,7 +229,7 @@ def _fraction(term: Term, names: Names) -> tuple[str, str]:
         base, exp = base_exp(f)
         code, _ = _emit(base if exp < 0 else f, names, {})
         if exp < 0:
-            den_parts.append(code if exp == -1 else f"{code} ** {number(-exp)}")
+            den_parts.append(code if exp == -1 else f"{code} ** {exponent(-exp)}")
         else:
             num_parts.append(code)
     if coeff.denominator != 1:

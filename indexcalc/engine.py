@@ -19,7 +19,7 @@ from .problem import Goal, InputError, Problem
 from .rules import RULES, Context, Rule, instantiate
 from .terms import (
     Deriv, Grad, Index, Sum, Tensor, Term, add, make_sum, map_children, mul, rename_indices,
-    replace,
+    replace, unshadow,
 )
 
 #: Index names tried, in order, for the entries of a gradient (the documents use i, j).
@@ -139,7 +139,7 @@ class Engine:
                     if b not in blocks:
                         blocks.append(b)
                 substitutions[node] = rename_indices(lemma, dict(zip(own, consumer.indices)))
-        substituted = replace(chain, lambda t: substitutions.get(t))
+        substituted = unshadow(replace(chain, lambda t: substitutions.get(t)))
         final = self.run_block(
             target_name(of_term, wrt), target, chain, ctx,
             first=Step("substitute", chain, substituted,
@@ -187,6 +187,7 @@ class Engine:
             for rule in RULES:
                 new = apply_everywhere(rule, term, ctx)
                 if new is not None and new != term:
+                    new = unshadow(new)
                     if not new.free <= free:
                         raise DerivationError(
                             f"rule '{rule.name}' introduced free indices in {title}: "

@@ -86,7 +86,7 @@ class Scalar(MatrixExpr):
         return 100 if isinstance(t, (Num, DimSize, Tensor)) else 20
 
     def _text(self):
-        return printing.to_text(self.term)
+        return numpy_text(self.term)
 
     def _latex(self):
         return printing.to_latex(self.term)
@@ -230,7 +230,7 @@ class Scale(MatrixExpr):
             if den and coeff.numerator in (1, -1) and not num:
                 sign = "-" if coeff < 0 else ""
                 d = mul(Num(Fraction(coeff.denominator)), *den)
-                d_text = printing.to_text(d)
+                d_text = numpy_text(d)
                 if isinstance(d, Mul):
                     d_text = f"({d_text})"
                 return f"{sign}{self.x.wrap_text(51)} / {d_text}"
@@ -303,6 +303,11 @@ NUMPY_FUNCTIONS = {
 }
 
 
+def numpy_text(term: Term) -> str:
+    """A scalar term in NumPy syntax: the file language but for ``**`` as the power."""
+    return printing.to_text(term).replace("^", " ** ")
+
+
 def _left_level(child: MatrixExpr) -> int:
     """Python gives ``*``, ``/`` and ``@`` one level: bracket a product on the left of an
     elementwise operation unless it is itself elementwise (``a * b * c`` reads fine)."""
@@ -342,6 +347,11 @@ def to_matrix(term: Term, out: tuple[Index, ...]) -> MatrixExpr | None:
         return None
     try:
         shaped = _conv(term)
+        if out and not shaped.idx:  # the same value in every entry: c 1 (or c 1 1^T)
+            ones: MatrixExpr = Ones(out[0].dim)
+            if len(out) == 2:
+                ones = Outer(ones, Ones(out[1].dim))
+            return Scale(shaped.expr, ones, len(out))
         return _align(shaped, out).expr
     except NoMatrixForm:
         return None

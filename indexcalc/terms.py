@@ -480,6 +480,32 @@ def _rename(term: Term, mapping: Mapping[Index, Index]) -> Term:
     return map_children(term, lambda c: _rename(c, mapping))
 
 
+def unshadow(term: Term, bound: frozenset[str] = frozenset()) -> Term:
+    """Rename a sum's index where it repeats the index of an enclosing sum
+    (``sum_m (a_m - sum_m b_m)`` becomes ``... sum_m2 b_m2``): the same value, and text that
+    the parser accepts."""
+    if isinstance(term, Sum):
+        clash = [i for i in term.indices if i.name in bound]
+        body, indices = term.body, term.indices
+        if clash:
+            taken = set(bound) | term.all_index_names()
+            mapping = {}
+            for i in clash:
+                new = Index(fresh_name(i.name, taken), i.dim)
+                taken.add(new.name)
+                mapping[i] = new
+            body = _rename(body, mapping)
+            indices = tuple(mapping.get(i, i) for i in indices)
+        inner = bound | {i.name for i in indices}
+        new_body = unshadow(body, frozenset(inner))
+        if not clash and new_body is term.body:
+            return term
+        return Sum(indices, new_body)
+    if not any(isinstance(t, Sum) for t in term.children()) and not term.children():
+        return term
+    return map_children(term, lambda c: unshadow(c, bound))
+
+
 def fresh_name(base: str, avoid: set[str]) -> str:
     """A new index name near ``base`` (``k`` -> ``k2``) that is not in ``avoid``."""
     stem = base.rstrip("0123456789") or base

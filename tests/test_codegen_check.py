@@ -272,9 +272,6 @@ def test_hessian_through_a_defined_scalar():
     assert res.check.passed, res.check
 
 
-@pytest.mark.xfail(strict=True, reason="a gradient that does not depend on its own index "
-                                       "(df/dx_i = sum_m y_m) is emitted as a scalar, not "
-                                       "broadcast to x's shape; the check fails on the shape")
 def test_a_gradient_constant_along_its_axis_has_the_wrt_shape():
     d = derive_text("""
         dims N, M

@@ -354,10 +354,6 @@ def test_shadowing_example_is_numerically_right():
     assert res.check.passed
 
 
-@pytest.mark.xfail(strict=True, reason="substituting a derived gradient that contains a closed "
-                                       "sum over m into the chain-rule sum over m nests sum_m "
-                                       "inside sum_m: df_dx[i] = 2 * sum_m (y[m] - sum_m y[m]) "
-                                       "* W[m,i], which the parser rejects")
 def test_substitution_does_not_nest_sums_over_the_same_index():
     derived = derive_text(SHADOW)
     res = result(derived, "x")

@@ -145,8 +145,6 @@ def test_scalar_factors():
     check_ok(res)
 
 
-@pytest.mark.xfail(strict=True, reason="matrix text prints a scalar power as lam^2 (XOR in "
-                                       "NumPy/Python) instead of lam ** 2")
 def test_matrix_text_of_a_scalar_power_is_numpy_syntax():
     """CONTRACT section 2: matrix.text uses NumPy syntax."""
     derived = derive_text("""
