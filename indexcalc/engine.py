@@ -12,6 +12,8 @@ did not change.
 """
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 from .derivation import Block, Step
@@ -27,6 +29,8 @@ RESULT_INDEX_NAMES = "ijklpqrtuvwabcdefghmnoxyz"
 
 #: No real derivation comes near this many steps in one block; a runaway rewrite stops here.
 MAX_STEPS_PER_BLOCK = 400
+#: Nor near this many seconds for one goal (the 32-layer chain takes about a second).
+MAX_SECONDS_PER_GOAL = 60.0
 
 
 class DerivationError(Exception):
@@ -47,10 +51,13 @@ class IndexResult:
 class Engine:
     problem: Problem
     max_steps: int = MAX_STEPS_PER_BLOCK
+    max_seconds: float = MAX_SECONDS_PER_GOAL
     _lemmas: dict = field(default_factory=dict)
+    _deadline: float = math.inf
 
     # -- public ------------------------------------------------------------------------
     def derive(self, goal: Goal) -> IndexResult:
+        self._deadline = time.monotonic() + self.max_seconds
         if goal.kind == "jacobian":  # the definition's own indices, as the documents do
             of_term = Tensor(goal.of, self.problem.definitions[goal.of].indices)
         else:
@@ -184,6 +191,9 @@ class Engine:
             term = first.after
         free = start.free
         for _ in range(self.max_steps):
+            if time.monotonic() > self._deadline:
+                raise DerivationError(
+                    f"{title}: stopped after {self.max_seconds:g} s without a result")
             for rule in RULES:
                 new = apply_everywhere(rule, term, ctx)
                 if new is not None and new != term:
