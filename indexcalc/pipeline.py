@@ -86,9 +86,10 @@ def _arguments(problem: Problem, names: Names) -> list[str]:
     args = list(names.grads)
     args += [n for n in problem.inputs if n in names.inputs]
     for fn in problem.functions:
-        for variant in (fn, f"{fn}_prime", f"{fn}_prime2"):
-            if variant in names.functions:
-                args.append(variant)
+        variants = (fn, f"{fn}_prime", f"{fn}_prime2")
+        if any(v in names.functions for v in variants):
+            # the contract's pair h, h_prime always comes together; h_prime2 when used
+            args += [v for v in variants if v in names.functions or v != variants[2]]
     return args
 
 
