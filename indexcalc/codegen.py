@@ -161,6 +161,10 @@ class _MatrixEmitter:
                 return f"{c(m.b, 100)}.sum({axis})", 90
             if isinstance(m.b, mx.Ones):
                 return f"{c(m.a, 100)}.sum(axis=-1)", 90
+            if isinstance(m.a, mx.Diag):  # diag(v) M scales the rows: no n x n matrix
+                return f"{c(m.a.v, 100)}[:, None] * {c(m.b, 51)}", 40
+            if isinstance(m.b, mx.Diag):
+                return f"{c(m.a, 40)} * {c(m.b.v, 100)}[None, :]", 40
             return f"{c(m.a, 50)} @ {c(m.b, 51)}", 50
         if isinstance(m, mx.Outer):
             if isinstance(m.b, mx.Ones):

@@ -100,9 +100,14 @@ def fold_in_product(pattern: Term, target: Term, replacement_for) -> Term | None
     factor ``x^e`` supplies a pattern factor ``x^p`` when ``e`` and ``p`` have the same sign
     and ``|e| >= |p|``.  Repeats until no further occurrence is found.  None if none at all.
     """
-    p_coeff, p_factors = split_coeff(pattern)
-    if p_coeff != 1 or not p_factors:
-        return None
+    p_coeff, p_all = split_coeff(pattern)
+    # Constant factors of the pattern (numbers, dims: the 1/D of a mean) need not appear in
+    # the target: Sum_d X_sd is D mu_s when mu_s = 1/D Sum_d X_sd.
+    constants = [f for f in p_all if not f.free and not f.tensor_names]
+    p_factors = [f for f in p_all if f.free or f.tensor_names]
+    if not p_factors or (len(p_factors) == 1 and isinstance(p_factors[0], Tensor)):
+        return None  # a scaled copy of a tensor is not worth writing as another tensor
+    compensation = [Num(1 / p_coeff)] + [power(c, Num(-1)) for c in constants]
     changed = False
     current = target
     while True:
@@ -118,6 +123,7 @@ def fold_in_product(pattern: Term, target: Term, replacement_for) -> Term | None
             if pos in used:
                 base, exp = base_exp(f)
                 if not inserted:
+                    new_factors.extend(compensation)
                     new_factors.append(replacement_for(binding))
                     inserted = True
                 left = exp - used[pos]

@@ -157,7 +157,7 @@ class MatMul(MatrixExpr):
         left = self.a.wrap_latex(50)
         if self.a.rank == 1:
             left = f"{left}^{{T}}"  # a vector on the left is a row vector
-        return f"{left} {self.b.wrap_latex(51)}"
+        return f"{left} {self.b.wrap_latex(50)}"  # a product of matrices is associative
 
 
 @dataclass(frozen=True)
@@ -482,6 +482,8 @@ def _contract(factors: list[Term], bound: tuple[Index, ...]) -> Shaped:
         k = pending.pop(0)
         holders = [p for p in items if k in p.idx]
         others = [p for p in items if k not in p.idx]
+        if len(holders) > 2:  # v_k A_kx B_ky = (A^T diag(v) B)_xy
+            holders = _absorb_vector(holders, k)
         if len(holders) == 1 and not holders[0].inverse:
             items = others + [_sum_axis(holders[0], k)]
         elif len(holders) == 2 and not any(h.inverse for h in holders):
@@ -497,6 +499,18 @@ def _contract(factors: list[Term], bound: tuple[Index, ...]) -> Shaped:
     if result is None:
         return Shaped(Scalar(Num(Fraction(1))), ())
     return result
+
+
+def _absorb_vector(holders: list[Shaped], k: Index) -> list[Shaped]:
+    """Fold a vector v_k into a matrix that shares k: diag(v) M (or M diag(v))."""
+    vectors = [p for p in holders if p.idx == (k,) and not p.inverse]
+    matrices = [p for p in holders if len(p.idx) == 2 and not p.inverse]
+    if not vectors or not matrices:
+        return holders
+    v, m = vectors[0], matrices[0]
+    expr = MatMul(Diag(v.expr), m.expr) if m.idx[0] == k else MatMul(m.expr, Diag(v.expr))
+    rest = [p for p in holders if p is not v and p is not m]
+    return [Shaped(expr, m.idx)] + rest
 
 
 def _merge_equal_sets(items: list[Shaped]) -> list[Shaped]:
@@ -549,8 +563,15 @@ def _hadamard(a: MatrixExpr, b: MatrixExpr, rank: int) -> MatrixExpr:
         by = _broadcast_vector(y)
         if by is not None and by[1] != bx[1]:
             return Outer(bx[0], by[0]) if bx[1] == 0 else Outer(by[0], bx[0])
-        if isinstance(y, MSum) and any(isinstance(t, Identity) or _broadcast_vector(t)
-                                       for _, t in y.terms):
+        if by is not None:  # (a 1^T) ⊙ (b 1^T) = (a ⊙ b) 1^T
+            v = Hadamard(bx[0], by[0], 1)
+            return Outer(v, y.b) if bx[1] == 0 else Outer(y.a, v)
+
+        def meets(t):
+            bt = _broadcast_vector(t)
+            return isinstance(t, Identity) or (bt is not None and bt[1] != bx[1])
+
+        if isinstance(y, MSum) and any(meets(t) for _, t in y.terms):
             return MSum(tuple((sg, _hadamard(x, t, rank)) for sg, t in y.terms), rank)
     return Hadamard(a, b, rank)
 

@@ -349,11 +349,12 @@ def _distribute_if(product: Mul, wanted) -> Term | None:
 
 
 def split_sum(term: Term, ctx: Context) -> Term | None:
-    """sum_c (a_c + b_c) = sum_c a_c + sum_c b_c  (where a delta can then be contracted)."""
+    """sum_c (a_c + b_c) = sum_c a_c + sum_c b_c  where a delta can then be contracted or
+    a term does not depend on c (sum_d mu_s = D mu_s)."""
     if not isinstance(term, Sum) or not isinstance(term.body, Add):
         return None
     bound = frozenset(term.indices)
-    if not any(_delta_with(t, bound) for t in term.body.terms):
+    if not any(_delta_with(t, bound) or not (t.free & bound) for t in term.body.terms):
         return None
     return add(*(_sum_of(term.indices, t) for t in term.body.terms))
 

@@ -213,3 +213,23 @@ def test_elementwise_functions_through_a_layer(fn, derivative):
     X, G = rng().uniform(0.5, 1.5, size=(3, 4)), rng(3).normal(size=(3, 4))
     np.testing.assert_allclose(call(res, X=X, dL_dY=G), G * derivative(X), rtol=1e-10)
     check_ok(res)
+
+
+def test_hessian_of_logistic_regression_is_x_t_diag_x():
+    """The Hessian of the cross-entropy of p = sigmoid(Xw) is X^T diag(p ⊙ (1 - p)) X
+    (Bishop, PRML eq. 4.97): three factors share the summed n, and the vector goes into a
+    diagonal matrix."""
+    derived = derive_text("""
+        dims N, D
+        input X[N,D], t[N], w[D]
+        p[n] = sigmoid(X[n,d] w[d])
+        L = -sum_n (t[n] log(p[n]) + (1 - t[n]) log(1 - p[n]))
+        hessian L wrt w
+    """)
+    res = derived.results[0]
+    assert res.matrix.text() == "X.T @ np.diag(p * (1 - p)) @ X"
+    g = rng()
+    X, w = g.normal(size=(9, 3)), g.normal(size=3)
+    p = sigmoid(X @ w)
+    np.testing.assert_allclose(call(res, X=X, w=w), X.T @ np.diag(p * (1 - p)) @ X, rtol=1e-10)
+    check_ok(res)
