@@ -21,7 +21,7 @@ from .problem import InputError, Problem
 from .terms import (
     ONE, ZERO, Add, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
-    rename_indices, same, split_coeff, sub, canonical,
+    rename_indices, same, split_coeff, sub, canonical, freshen_bound,
 )
 
 
@@ -218,27 +218,6 @@ def instantiate(problem: Problem, entry: Tensor, avoid=frozenset()) -> Term:
     definition = problem.definitions[entry.name]
     body = freshen_bound(definition.body, {i.name for i in avoid} | {i.name for i in entry.indices})
     return rename_indices(body, dict(zip(definition.indices, entry.indices)))
-
-
-def freshen_bound(term: Term, avoid: set[str]) -> Term:
-    """Rename indices bound inside ``term`` whose names are in ``avoid``."""
-    from .terms import fresh_name, map_children, _rename
-
-    if isinstance(term, Sum):
-        clash = [i for i in term.indices if i.name in avoid]
-        body = term.body
-        bound = list(term.indices)
-        if clash:
-            taken = set(avoid) | term.all_index_names()
-            mapping = {}
-            for i in clash:
-                new = Index(fresh_name(i.name, taken), i.dim)
-                taken.add(new.name)
-                mapping[i] = new
-            body = _rename(body, mapping)
-            bound = [mapping.get(i, i) for i in bound]
-        return Sum(tuple(bound), freshen_bound(body, avoid))
-    return map_children(term, lambda c: freshen_bound(c, avoid))
 
 
 # --- simplification ----------------------------------------------------------------------

@@ -464,20 +464,31 @@ def _rename(term: Term, mapping: Mapping[Index, Index]) -> Term:
     if isinstance(term, Sum):
         inner_map = {k: v for k, v in mapping.items() if k not in term.indices}
         targets = {v.name for v in inner_map.values()}
-        bound = list(term.indices)
-        body = term.body
-        clash = [b for b in bound if b.name in targets]
-        if clash:
-            avoid = targets | term.body.all_index_names() | {k.name for k in inner_map}
-            fresh_map = {}
-            for b in clash:
-                new = Index(fresh_name(b.name, avoid), b.dim)
-                avoid.add(new.name)
-                fresh_map[b] = new
-            body = _rename(body, fresh_map)
-            bound = [fresh_map.get(b, b) for b in bound]
-        return Sum(tuple(bound), _rename(body, inner_map))
+        indices, body = rename_bound(term, targets, targets | {k.name for k in inner_map})
+        return Sum(indices, _rename(body, inner_map))
     return map_children(term, lambda c: _rename(c, mapping))
+
+
+def rename_bound(s: Sum, clashing: set[str] | frozenset[str], avoid=frozenset()):
+    """The indices and body of ``s`` with every bound index named in ``clashing`` renamed to
+    a fresh name (not in ``clashing``, ``avoid`` or the body)."""
+    clash = [i for i in s.indices if i.name in clashing]
+    if not clash:
+        return s.indices, s.body
+    taken = set(clashing) | set(avoid) | s.body.all_index_names()
+    mapping = {}
+    for i in clash:
+        mapping[i] = Index(fresh_name(i.name, taken), i.dim)
+        taken.add(mapping[i].name)
+    return tuple(mapping.get(i, i) for i in s.indices), _rename(s.body, mapping)
+
+
+def freshen_bound(term: Term, avoid: set[str]) -> Term:
+    """Rename every index bound inside ``term`` whose name is in ``avoid``."""
+    if isinstance(term, Sum):
+        indices, body = rename_bound(term, avoid)
+        return Sum(indices, freshen_bound(body, avoid))
+    return map_children(term, lambda c: freshen_bound(c, avoid))
 
 
 def unshadow(term: Term, bound: frozenset[str] = frozenset()) -> Term:
@@ -485,20 +496,9 @@ def unshadow(term: Term, bound: frozenset[str] = frozenset()) -> Term:
     (``sum_m (a_m - sum_m b_m)`` becomes ``... sum_m2 b_m2``): the same value, and text that
     the parser accepts."""
     if isinstance(term, Sum):
-        clash = [i for i in term.indices if i.name in bound]
-        body, indices = term.body, term.indices
-        if clash:
-            taken = set(bound) | term.all_index_names()
-            mapping = {}
-            for i in clash:
-                new = Index(fresh_name(i.name, taken), i.dim)
-                taken.add(new.name)
-                mapping[i] = new
-            body = _rename(body, mapping)
-            indices = tuple(mapping.get(i, i) for i in indices)
-        inner = bound | {i.name for i in indices}
-        new_body = unshadow(body, frozenset(inner))
-        if not clash and new_body is term.body:
+        indices, body = rename_bound(term, bound)
+        new_body = unshadow(body, bound | {i.name for i in indices})
+        if indices == term.indices and new_body is term.body:
             return term
         return Sum(indices, new_body)
     if not any(isinstance(t, Sum) for t in term.children()) and not term.children():
