@@ -74,86 +74,81 @@ class Engine:
 
     # -- the chain rule over definitions -----------------------------------------------
     def total_derivative(self, of_term: Tensor, wrt: str, wrt_indices: tuple[Index, ...]):
-        """d of_term / d wrt[wrt_indices] as (term, blocks)."""
+        """d of_term / d wrt[wrt_indices] as (term, blocks), derived once per tensor."""
         key = (of_term, wrt, wrt_indices)
-        if key in self._lemmas:
-            return self._lemmas[key]
+        if key not in self._lemmas:
+            self._lemmas[key] = self._derive_total(of_term, wrt, wrt_indices)
+        return self._lemmas[key]
+
+    def _derive_total(self, of_term: Tensor, wrt: str, wrt_indices: tuple[Index, ...]):
         wrt_entry = Tensor(wrt, wrt_indices)
         target = self._target(of_term, wrt, wrt_indices)
-        blocks: list[Block] = []
+        title = target_name(of_term, wrt)
+        chain = self._chain_rule(of_term, wrt, wrt_indices)
+        ctx = Context(self.problem)
+        if isinstance(chain, Deriv) and chain.expr == of_term:
+            # Only a direct dependence: differentiate the definition itself.
+            block = self.run_block(title, target, chain, ctx,
+                                   first=self._expand_step(chain, wrt_entry))
+            return block.result, [block]
+        if not chain.has_deriv:
+            # Nothing to derive: upstream gradients (dL/dY for L = loss(Y)) or zero.
+            return chain, [Block(title, target, chain, ())]
+
+        blocks = [Block("Chain rule", target, Deriv(of_term, wrt_entry),
+                        (Step("chain rule", Deriv(of_term, wrt_entry), chain,
+                              "sum over every entry of each tensor that uses " + wrt),))]
+        substitutions = self._derive_parts(chain, of_term, wrt_entry, blocks)
+        substituted = unshadow(replace(chain, lambda t: substitutions.get(t)))
+        final = self.run_block(
+            title, target, chain, ctx,
+            first=Step("substitute", chain, substituted,
+                       "put the derivatives found above into the chain rule"))
+        blocks.append(final)
+        return final.result, blocks
+
+    def _chain_rule(self, of_term: Tensor, wrt: str, wrt_indices) -> Term:
+        """sum over the definitions C that use ``wrt``: sum_c d(of)/dC_c dC_c/d(wrt)."""
         of_def = self.problem.definitions[of_term.name]
+        wrt_entry = Tensor(wrt, wrt_indices)
         taken = {i.name for i in of_term.indices} | {i.name for i in wrt_indices}
         contributions: list[Term] = []
         for consumer in self._consumers(wrt, of_term.name):
             if consumer == of_term.name:
-                if of_def.is_opaque_loss:
-                    contributions.append(Grad(of_term.name, wrt, wrt_indices))
-                else:
-                    contributions.append(Deriv(of_term, wrt_entry))
+                contributions.append(Grad(of_term.name, wrt, wrt_indices)
+                                     if of_def.is_opaque_loss else Deriv(of_term, wrt_entry))
                 continue
-            c_indices = self._consumer_indices(consumer, taken)
-            c_entry = Tensor(consumer, c_indices)
+            c_entry = Tensor(consumer, self._consumer_indices(consumer, taken))
             if of_def.is_opaque_loss and consumer in of_def.loss_args:
-                upstream: Term = Grad(of_term.name, consumer, c_indices)
+                upstream: Term = Grad(of_term.name, consumer, c_entry.indices)
             else:
                 upstream = Deriv(of_term, c_entry)
-            contributions.append(make_sum(c_indices, mul(upstream, Deriv(c_entry, wrt_entry))))
-        if not contributions:
-            zero = add()
-            blocks.append(Block(f"{target_name(of_term, wrt)}", target, zero, ()))
-            self._lemmas[key] = (zero, blocks)
-            return zero, blocks
-        chain = add(*contributions)
-        ctx = Context(self.problem)
+            contributions.append(make_sum(c_entry.indices,
+                                          mul(upstream, Deriv(c_entry, wrt_entry))))
+        return add(*contributions)
 
-        if isinstance(chain, Deriv) and chain.expr == of_term:
-            # Only a direct dependence: differentiate the definition itself.
-            block = self.run_block(target_name(of_term, wrt), target, chain, ctx,
-                                   first=self._expand_step(chain, wrt_entry))
-            self._lemmas[key] = (block.result, [block])
-            return block.result, [block]
-        if not any(isinstance(t, Deriv) for t in chain.walk()):
-            # Only upstream gradients: dL/dY for L = loss(Y).
-            block = Block(target_name(of_term, wrt), target, chain, ())
-            self._lemmas[key] = (chain, [block])
-            return chain, [block]
-
-        chain_block = Block("Chain rule", target, Deriv(of_term, wrt_entry),
-                            (Step("chain rule", Deriv(of_term, wrt_entry), chain,
-                                  "sum over every entry of each tensor that uses " + wrt),))
-        blocks.append(chain_block)
+    def _derive_parts(self, chain: Term, of_term: Tensor, wrt_entry: Tensor,
+                      blocks: list[Block]) -> dict[Term, Term]:
+        """Derive every derivative the chain rule left open, appending their blocks."""
         substitutions: dict[Term, Term] = {}
         for node in chain.walk():
             if not isinstance(node, Deriv) or node in substitutions:
                 continue
-            if node.wrt == wrt_entry:  # local derivative dY_sn / dW_ij
-                consumer_def = self.problem.definitions[node.expr.name]
-                if consumer_def.is_opaque_loss:  # dL0/dY_ij of L0 = loss(Y) is upstream
-                    substitutions[node] = Grad(node.expr.name, wrt, wrt_indices)
+            if node.wrt == wrt_entry:  # a local derivative dY_sn / dW_ij
+                if self.problem.definitions[node.expr.name].is_opaque_loss:
+                    # dL0/dY_ij of L0 = loss(Y) is an upstream gradient
+                    substitutions[node] = Grad(node.expr.name, wrt_entry.name, wrt_entry.indices)
                     continue
-                if node.expr == of_term:
-                    local = self.run_block(f"Derivative of {of_term.name}", node, node, ctx,
-                                           first=self._expand_step(node, wrt_entry))
-                else:
-                    local = self.local_derivative(node.expr, wrt_entry)
+                local = self.local_derivative(node.expr, wrt_entry)
                 blocks.append(local)
                 substitutions[node] = local.result
-            else:  # a gradient dL/dY_sc that is itself derived
+            else:  # a gradient dL/dY_sc that is itself derived, once, at its own indices
                 consumer = node.wrt
                 own = self._fresh_indices(consumer.name, avoid={i.name for i in of_term.indices})
                 lemma, lemma_blocks = self.total_derivative(of_term, consumer.name, own)
-                for b in lemma_blocks:
-                    if b not in blocks:
-                        blocks.append(b)
+                blocks.extend(b for b in lemma_blocks if b not in blocks)
                 substitutions[node] = rename_indices(lemma, dict(zip(own, consumer.indices)))
-        substituted = unshadow(replace(chain, lambda t: substitutions.get(t)))
-        final = self.run_block(
-            target_name(of_term, wrt), target, chain, ctx,
-            first=Step("substitute", chain, substituted,
-                       "put the derivatives found above into the chain rule"))
-        blocks.append(final)
-        self._lemmas[key] = (final.result, blocks)
-        return final.result, blocks
+        return substitutions
 
     def local_derivative(self, entry: Tensor, wrt_entry: Tensor) -> Block:
         start = Deriv(entry, wrt_entry)
