@@ -21,7 +21,7 @@ from .problem import Goal, InputError, Problem
 from .rules import RULES, Context, Rule, instantiate
 from .terms import (
     Deriv, Grad, Index, Sum, Tensor, Term, add, make_sum, map_children, mul, rename_indices,
-    replace, unshadow,
+    replace, unshadow, ZERO,
 )
 
 #: Index names tried, in order, for the entries of a gradient (the documents use i, j).
@@ -91,8 +91,12 @@ class Engine:
             block = self.run_block(title, target, chain, ctx,
                                    first=self._expand_step(chain, wrt_entry))
             return block.result, [block]
+        if chain == ZERO:  # a zero gradient is a result, said so
+            start = Deriv(of_term, wrt_entry)
+            return chain, [Block(title, target, start, (Step(
+                "no dependence", start, chain, f"{of_term.name} does not depend on {wrt}"),))]
         if not chain.has_deriv:
-            # Nothing to derive: upstream gradients (dL/dY for L = loss(Y)) or zero.
+            # Nothing to derive: upstream gradients (dL/dY for L = loss(Y)).
             return chain, [Block(title, target, chain, ())]
 
         blocks = [Block("Chain rule", target, Deriv(of_term, wrt_entry),

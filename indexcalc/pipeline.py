@@ -10,7 +10,7 @@ from .derivation import Derivation, NumpyFunction, Result
 from .engine import Engine, IndexResult
 from .matrix import to_matrix
 from .problem import Problem
-from .terms import Deriv, Grad, Index, Tensor, Term
+from .terms import ZERO, Deriv, Grad, Index, Tensor, Term
 
 
 def run(problem: Problem) -> Derivation:
@@ -20,7 +20,7 @@ def run(problem: Problem) -> Derivation:
         derived = engine.derive(goal)
         out = output_indices(derived)
         matrix = to_matrix(derived.index, out)
-        numpy = numpy_function(problem, derived.index, out, matrix)
+        numpy = numpy_function(problem, derived.index, out, matrix, wrt=goal.wrt)
         results.append(Result(
             kind=goal.kind, of=goal.of, wrt=goal.wrt, target=derived.target,
             index=derived.index, blocks=derived.blocks, matrix=matrix, numpy=numpy,
@@ -43,8 +43,10 @@ def output_indices(derived: IndexResult) -> tuple[Index, ...]:
 
 
 def numpy_function(problem: Problem, index: Term, out: tuple[Index, ...],
-                   matrix) -> NumpyFunction:
+                   matrix, wrt: str | None = None) -> NumpyFunction:
     names = Names(problem)
+    if index == ZERO and wrt in problem.inputs:
+        names.tensor(wrt)  # a zero gradient takes its shape from the input
     if matrix is not None:
         body = from_matrix(matrix, names)
         if out and broadcasts(matrix):
