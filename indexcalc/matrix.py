@@ -273,7 +273,10 @@ class Power(MatrixExpr):
     precedence = 80
 
     def _text(self):
-        return f"{self.x.wrap_text(81)} ** {_num_text(self.n)}"
+        exponent = _num_text(self.n)
+        if self.n.denominator != 1:
+            exponent = f"({exponent})"  # x ** -1/2 would be (x ** -1) / 2
+        return f"{self.x.wrap_text(81)} ** {exponent}"
 
     def _latex(self):
         if self.x.rank == 0:
