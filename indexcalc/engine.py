@@ -264,7 +264,8 @@ class Engine:
 
 
 def target_name(of_term: Tensor, wrt: str) -> str:
-    return f"Gradient of {of_term.name} with respect to {wrt}"
+    kind = "Derivative" if of_term.indices else "Gradient"
+    return f"{kind} of {of_term.name} with respect to {wrt}"
 
 
 def apply_everywhere(rule: Rule, term: Term, ctx: Context) -> Term | None:
