@@ -138,45 +138,53 @@ def _sigmoid_prime(u):
     return mul(s, sub(ONE, s))
 
 
-#: f -> f'(u) for the builtin elementwise functions.  Sources: any calculus table;
-#: sigmoid' = sigmoid (1 - sigmoid), tanh' = 1 - tanh^2.
-FUNCTION_DERIVATIVES: dict[str, Callable[[Term], Term]] = {
-    "exp": lambda u: Func("exp", u),
-    "log": lambda u: power(u, num(-1)),
-    "sqrt": lambda u: div(ONE, mul(num(2), Func("sqrt", u))),
-    "tanh": lambda u: sub(ONE, power(Func("tanh", u), num(2))),
-    "sigmoid": _sigmoid_prime,
-    "relu": lambda u: Func("step", u),
-    "abs": lambda u: Func("sign", u),
-    "sin": lambda u: Func("cos", u),
-    "cos": lambda u: neg(Func("sin", u)),
-    "step": lambda u: ZERO,  # almost everywhere
-    "sign": lambda u: ZERO,  # almost everywhere
-}
+@dataclass(frozen=True)
+class FunctionDerivative:
+    """f'(u) for a builtin elementwise f, with the identity it rests on (any calculus table;
+    sigmoid' = sigmoid (1 - sigmoid) and tanh' = 1 - tanh^2 follow from the quotient rule)."""
 
-FUNCTION_IDENTITIES = {
-    "exp": "d exp(u) = exp(u) du",
-    "log": "d log(u) = du / u",
-    "sqrt": "d sqrt(u) = du / (2 sqrt(u))",
-    "tanh": "d tanh(u) = (1 - tanh(u)^2) du",
-    "sigmoid": "d sigmoid(u) = sigmoid(u) (1 - sigmoid(u)) du",
-    "relu": "d relu(u) = step(u) du",
-    "abs": "d |u| = sign(u) du",
-    "sin": "d sin(u) = cos(u) du",
-    "cos": "d cos(u) = -sin(u) du",
+    derivative: Callable[[Term], Term]
+    identity: str
+
+
+FUNCTION_DERIVATIVES: dict[str, FunctionDerivative] = {
+    "exp": FunctionDerivative(lambda u: Func("exp", u), "d exp(u) = exp(u) du"),
+    "log": FunctionDerivative(lambda u: power(u, num(-1)), "d log(u) = du / u"),
+    "sqrt": FunctionDerivative(lambda u: div(ONE, mul(num(2), Func("sqrt", u))),
+                               "d sqrt(u) = du / (2 sqrt(u))"),
+    "tanh": FunctionDerivative(lambda u: sub(ONE, power(Func("tanh", u), num(2))),
+                               "d tanh(u) = (1 - tanh(u)^2) du"),
+    "sigmoid": FunctionDerivative(_sigmoid_prime, "d sigmoid(u) = sigmoid(u) (1 - sigmoid(u)) du"),
+    "relu": FunctionDerivative(lambda u: Func("step", u), "d relu(u) = step(u) du"),
+    "abs": FunctionDerivative(lambda u: Func("sign", u), "d |u| = sign(u) du"),
+    "sin": FunctionDerivative(lambda u: Func("cos", u), "d sin(u) = cos(u) du"),
+    "cos": FunctionDerivative(lambda u: neg(Func("sin", u)), "d cos(u) = -sin(u) du"),
+    "step": FunctionDerivative(lambda u: ZERO, "d step(u) = 0 (almost everywhere)"),
+    "sign": FunctionDerivative(lambda u: ZERO, "d sign(u) = 0 (almost everywhere)"),
 }
 
 
-def function_rule(term: Term, ctx: Context) -> Term | None:
-    """d f(u) = f'(u) du  (chain rule for an elementwise function)."""
+def function_rule(name: str) -> Callable[[Term, Context], Term | None]:
+    """The rule d f(u) = f'(u) du for the builtin ``name`` (its identity is the docstring)."""
+    known = FUNCTION_DERIVATIVES[name]
+
+    def rule(term: Term, ctx: Context) -> Term | None:
+        expr, wrt = _deriv_parts(term)
+        if not (isinstance(expr, Func) and expr.name == name and expr.order == 0):
+            return None
+        return mul(known.derivative(expr.arg), Deriv(expr.arg, wrt))
+
+    rule.__name__ = f"derivative_of_{name}"
+    rule.__doc__ = known.identity
+    return rule
+
+
+def declared_function_rule(term: Term, ctx: Context) -> Term | None:
+    """d h(u) = h'(u) du for a function declared with ``function h`` (and h'' for h')."""
     expr, wrt = _deriv_parts(term)
-    if not isinstance(expr, Func):
+    if not isinstance(expr, Func) or (expr.name in FUNCTION_DERIVATIVES and expr.order == 0):
         return None
-    if expr.name in FUNCTION_DERIVATIVES and expr.order == 0:
-        outer = FUNCTION_DERIVATIVES[expr.name](expr.arg)
-    else:  # a declared function h: h' (and h'' for h')
-        outer = Func(expr.name, expr.arg, expr.order + 1)
-    return mul(outer, Deriv(expr.arg, wrt))
+    return mul(Func(expr.name, expr.arg, expr.order + 1), Deriv(expr.arg, wrt))
 
 
 def entry_rule(term: Term, ctx: Context) -> Term | None:
@@ -187,7 +195,7 @@ def entry_rule(term: Term, ctx: Context) -> Term | None:
     if isinstance(expr, Tensor):
         if expr.name == wrt.name:
             return mul(*(Delta(a, b) for a, b in zip(expr.indices, wrt.indices)))
-        if ctx.partial or not ctx.problem.is_defined(expr.name):
+        if ctx.partial or not _dep(expr, wrt, ctx):
             return ZERO
         return None  # a total derivative expands the definition instead
     if not _dep(expr, wrt, ctx):
@@ -514,7 +522,10 @@ RULES: tuple[Rule, ...] = (
     Rule("quotient rule", quotient_rule, "d(a/b) = (da b - a db) / b^2", "differentiate"),
     Rule("product rule", product_rule, "d(a b) = da b + a db", "differentiate"),
     Rule("power rule", power_rule, "d(u^n) = n u^(n-1) du", "differentiate"),
-    Rule("derivative of a function", function_rule, "d f(u) = f'(u) du", "differentiate"),
+    *(Rule(f"derivative of {name}", function_rule(name), known.identity, "differentiate")
+      for name, known in FUNCTION_DERIVATIVES.items()),
+    Rule("derivative of a declared function", declared_function_rule, "d h(u) = h'(u) du",
+         "differentiate"),
     Rule("derivative of an entry", entry_rule, "dW_nm/dW_ij = delta_ni delta_mj", "differentiate"),
     Rule("contract deltas", contract_delta, "sum_m a_m delta_mj = a_j"),
     Rule("delta identities", delta_identities, "delta_ii = 1, delta_ab delta_ab = delta_ab"),

@@ -129,11 +129,12 @@ def test_seed002_q1d_activation():
     """Seed 002, 1d: dY_sn/dX_ij = h'(X_sn) dX_sn/dX_ij = h'(X_sn) delta_si delta_nj;
     dL/dX_ij = dL/dY_ij h'(X_ij) (the document's middle line divides by h'; it multiplies)."""
     res = derive_file("activation", "X")
-    assert all_rules(res) == ["chain rule", "expand definition", "derivative of a function",
+    assert all_rules(res) == ["chain rule", "expand definition",
+                              "derivative of a declared function",
                               "derivative of an entry", "substitute", "contract deltas"]
     assert steps_of(local(res, "Y")) == [
         ("expand definition", "d(h(X[s,n]))/d(X[i,j])"),
-        ("derivative of a function", "h'(X[s,n]) * d(X[s,n])/d(X[i,j])"),
+        ("derivative of a declared function", "h'(X[s,n]) * d(X[s,n])/d(X[i,j])"),
         ("derivative of an entry", "h'(X[s,n]) * delta(s,i) * delta(n,j)"),
     ]
     i, j = ix("i", S_), ix("j", N_)
@@ -147,7 +148,7 @@ def test_seed002_q1e_softmax():
     dL/dX_ij = Y_ij (dL/dY_ij - sum_c dL/dY_ic Y_ic)."""
     res = derive_file("softmax", "X")
     local_rules = [rule for rule, _ in steps_of(local(res, "Y"))]
-    assert_subsequence(["expand definition", "quotient rule", "derivative of a function",
+    assert_subsequence(["expand definition", "quotient rule", "derivative of exp",
                         "derivative of an entry", "contract deltas", "fold definition"],
                        local_rules)
     after = dict(steps_of(local(res, "Y")))
@@ -178,7 +179,7 @@ def test_seed002_q1e_jacobian_is_the_local_derivative():
 def test_seed002_q1f_cross_entropy():
     """Seed 002, 1f: dL/dX_ij = -1/S sum_{s,c} T_sc/X_sc delta_si delta_cj = -1/S T_ij / X_ij."""
     res = derive_file("cross_entropy", "X")
-    assert all_rules(res) == ["expand definition", "linearity", "derivative of a function",
+    assert all_rules(res) == ["expand definition", "linearity", "derivative of log",
                               "derivative of an entry", "contract deltas"]
     assert to_text(res.index) == "-1/S * T[i,j] / X[i,j]"
 

@@ -219,23 +219,45 @@ def test_power_rule_rejects_an_exponent_that_depends_on_the_variable():
         RULE["power rule"].apply(Deriv(Pow(t("x", p), t("lam")), t("lam")), PARTIAL)
 
 
-@covers("derivative of a function")
-def test_function_rule_fires():
-    """d f(u) = f'(u) du (seed 002 1e: d e^{X_sc} = e^{X_sc} dX_sc; 1d: d h(X_sn) = h'(X_sn) dX_sn)."""
-    out = fire("derivative of a function", Deriv(Func("exp", t("Z", s, c)), t("Z", si, cj)))
+for _name in FUNCTION_DERIVATIVES:
+    covers(f"derivative of {_name}")  # each builtin's rule: fires and does not fire below
+
+
+def test_function_rules_fire():
+    """d f(u) = f'(u) du (seed 002 1e: d e^{X_sc} = e^{X_sc} dX_sc)."""
+    out = fire("derivative of exp", Deriv(Func("exp", t("Z", s, c)), t("Z", si, cj)))
     assert to_text(out) == "exp(Z[s,c]) * d(Z[s,c])/d(Z[i,j])"
-    out = fire("derivative of a function", Deriv(Func("h", t("X", s, m)), t("X", si, j)))
+    # seed 002 1f: d ln X_sc = dX_sc / X_sc
+    out = fire("derivative of log", Deriv(Func("log", t("Z", s, c)), t("Z", si, cj)))
+    assert same(out, mul(power(t("Z", s, c), num(-1)), Deriv(t("Z", s, c), t("Z", si, cj))))
+    for name, known in FUNCTION_DERIVATIVES.items():
+        out = fire(f"derivative of {name}", Deriv(Func(name, t("Z", s, c)), t("Z", si, cj)))
+        assert same(out, mul(known.derivative(t("Z", s, c)), Deriv(t("Z", s, c), t("Z", si, cj))))
+
+
+def test_function_rules_do_not_fire():
+    for name in FUNCTION_DERIVATIVES:
+        other = "sin" if name != "sin" else "cos"
+        no_fire(f"derivative of {name}", Deriv(Func(other, t("Z", s, c)), t("Z", si, cj)))
+        no_fire(f"derivative of {name}", Deriv(t("Z", s, c), t("Z", si, cj)))
+        no_fire(f"derivative of {name}", Func(name, t("Z", s, c)))
+
+
+@covers("derivative of a declared function")
+def test_declared_function_rule_fires():
+    """Seed 002 1d: d h(X_sn) = h'(X_sn) dX_sn; and h'' for h'."""
+    out = fire("derivative of a declared function", Deriv(Func("h", t("X", s, m)), t("X", si, j)))
     assert out == mul(Func("h", t("X", s, m), 1), Deriv(t("X", s, m), t("X", si, j)))
     assert to_text(out) == "h'(X[s,m]) * d(X[s,m])/d(X[i,j])"
-    # seed 002 1f: d ln X_sc = dX_sc / X_sc
-    out = fire("derivative of a function", Deriv(Func("log", t("Z", s, c)), t("Z", si, cj)))
-    assert same(out, mul(power(t("Z", s, c), num(-1)), Deriv(t("Z", s, c), t("Z", si, cj))))
+    out = fire("derivative of a declared function",
+               Deriv(Func("h", t("X", s, m), 1), t("X", si, j)))
+    assert out == mul(Func("h", t("X", s, m), 2), Deriv(t("X", s, m), t("X", si, j)))
 
 
-@covers("derivative of a function")
-def test_function_rule_does_not_fire():
-    no_fire("derivative of a function", Deriv(t("Z", s, c), t("Z", si, cj)))
-    no_fire("derivative of a function", Func("exp", t("Z", s, c)))
+@covers("derivative of a declared function")
+def test_declared_function_rule_does_not_fire_on_builtins():
+    no_fire("derivative of a declared function", Deriv(Func("exp", t("Z", s, c)), t("Z", si, cj)))
+    no_fire("derivative of a declared function", Deriv(t("Z", s, c), t("Z", si, cj)))
 
 
 @pytest.mark.parametrize("name", sorted(set(FUNCTION_DERIVATIVES) - {"step", "sign"}))
@@ -263,7 +285,7 @@ def test_builtin_function_derivatives_match_finite_differences(name):
             return sum(value(f, u) for f in term.terms)
         raise TypeError(type(term))
 
-    derivative = FUNCTION_DERIVATIVES[name](Tensor("u"))
+    derivative = FUNCTION_DERIVATIVES[name].derivative(Tensor("u"))
     for u in (0.3, 0.7, 1.9):
         h = 1e-6
         expected = (forward[name](u + h) - forward[name](u - h)) / (2 * h)
