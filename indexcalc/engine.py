@@ -27,6 +27,11 @@ from .terms import (
 #: Index names tried, in order, for the entries of a gradient (the documents use i, j).
 RESULT_INDEX_NAMES = "ijklpqrtuvwabcdefghmnoxyz"
 
+#: A derived gradient larger than this many nodes is carried as the symbol dL/dY into the
+#: next chain rule and written out once at the end: each layer of a deep network is then
+#: derived on a small expression (linear, not quadratic, time in the depth).
+INLINE_LIMIT = 40
+
 #: No real derivation comes near this many steps in one block; a runaway rewrite stops here.
 MAX_STEPS_PER_BLOCK = 400
 #: Nor near this many seconds for one goal (the 32-layer chain takes about a second).
@@ -53,6 +58,8 @@ class Engine:
     max_steps: int = MAX_STEPS_PER_BLOCK
     max_seconds: float = MAX_SECONDS_PER_GOAL
     _lemmas: dict = field(default_factory=dict)
+    _deferred: dict = field(default_factory=dict)  # (of, Y) -> (dL/dY at own indices, own)
+    _inlined: dict = field(default_factory=dict)
     _deadline: float = math.inf
 
     # -- public ------------------------------------------------------------------------
@@ -65,6 +72,11 @@ class Engine:
         wrt_indices = self._fresh_indices(goal.wrt, avoid={i.name for i in of_term.indices})
         result, blocks = self.total_derivative(of_term, goal.wrt, wrt_indices)
         target = self._target(of_term, goal.wrt, wrt_indices)
+        inlined = self._inline_deferred(result)
+        if inlined != result:
+            blocks = blocks + [Block(target_name(of_term, goal.wrt), target, result, (Step(
+                "substitute", result, inlined, "put in the gradients derived above"),))]
+            result = inlined
         if goal.kind == "hessian":
             result, more = self._second_derivative(goal, result, wrt_indices)
             blocks = blocks + more
@@ -151,8 +163,27 @@ class Engine:
                 own = self._fresh_indices(consumer.name, avoid={i.name for i in of_term.indices})
                 lemma, lemma_blocks = self.total_derivative(of_term, consumer.name, own)
                 blocks.extend(b for b in lemma_blocks if b not in blocks)
-                substitutions[node] = rename_indices(lemma, dict(zip(own, consumer.indices)))
+                if not of_term.indices and lemma.size > INLINE_LIMIT:
+                    # carried as the symbol dL/dY_sc, put in once at the end
+                    self._deferred[(of_term.name, consumer.name)] = (lemma, own)
+                    substitutions[node] = Grad(of_term.name, consumer.name, consumer.indices)
+                else:
+                    substitutions[node] = rename_indices(lemma, dict(zip(own, consumer.indices)))
         return substitutions
+
+    def _inline_deferred(self, term: Term) -> Term:
+        """``term`` with every gradient carried as a symbol replaced by its derived form."""
+        def expand(t: Term) -> Term | None:
+            key = (t.of, t.wrt) if isinstance(t, Grad) else None
+            if key not in self._deferred:
+                return None
+            if key not in self._inlined:
+                lemma, own = self._deferred[key]
+                self._inlined[key] = (self._inline_deferred(lemma), own)
+            lemma, own = self._inlined[key]
+            return rename_indices(lemma, dict(zip(own, t.indices)))
+
+        return unshadow(replace(term, expand)) if self._deferred else term
 
     def local_derivative(self, entry: Tensor, wrt_entry: Tensor) -> Block:
         start = Deriv(entry, wrt_entry)
@@ -269,23 +300,31 @@ def target_name(of_term: Tensor, wrt: str) -> str:
 
 
 def apply_everywhere(rule: Rule, term: Term, ctx: Context) -> Term | None:
-    """Apply ``rule`` at every outermost node where it fits; None if it fits nowhere."""
+    """Apply ``rule`` at every outermost node where it fits; None if it fits nowhere.
+
+    A subterm where the rule fitted nowhere is marked so (terms are immutable, and a step
+    leaves most of the term's nodes as they were), so the next search skips it: a
+    derivation costs about its number of steps times the size of what each step changes.
+    """
     changed = False
 
     def visit(t: Term, c: Context) -> Term:
         nonlocal changed
-        if rule.phase == "differentiate" and not _has_deriv(t):
+        if rule.phase == "differentiate" and not t.has_deriv:
+            return t
+        key = (rule.name, id(c.problem), c.partial, c.bound if rule.reads_bound else None)
+        settled = t.__dict__.setdefault("_settled", set())
+        if key in settled:
             return t
         new = rule.apply(t, c)
         if new is not None and new != t:
             changed = True
             return new
         inner = c.inside(t.indices) if isinstance(t, Sum) else c
-        return map_children(t, lambda child: visit(child, inner))
+        out = map_children(t, lambda child: visit(child, inner))
+        if out is t:
+            settled.add(key)
+        return out
 
     out = visit(term, ctx)
     return out if changed else None
-
-
-def _has_deriv(term: Term) -> bool:
-    return term.has_deriv

@@ -41,13 +41,28 @@ class InputError(Exception):
         else:
             loc = self.location
             lines = [f"{loc}: error: {self.message}"]
-            if loc.text:
-                shown = loc.text.expandtabs(1)
-                lines.append(f"    {shown}")
-                lines.append("    " + " " * (loc.column - 1) + "^")
+            shown, column = _excerpt(loc.text.expandtabs(1), loc.column)
+            lines.append(f"    {shown}")
+            lines.append("    " + " " * (column - 1) + "^")
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+
+#: A source line longer than this is shown as an excerpt around the error's column.
+EXCERPT_WIDTH = 100
+
+
+def _excerpt(text: str, column: int) -> tuple[str, int]:
+    """``text`` cut to about EXCERPT_WIDTH characters around ``column`` (1-based), with
+    ``...`` where it was cut, and the column of the same character in the excerpt."""
+    if len(text) <= EXCERPT_WIDTH:
+        return text, column
+    start = max(0, min(column - 1 - EXCERPT_WIDTH // 2, len(text) - EXCERPT_WIDTH))
+    end = start + EXCERPT_WIDTH
+    head = "..." if start > 0 else ""
+    tail = "..." if end < len(text) else ""
+    return head + text[start:end] + tail, column - start + len(head)
 
 
 @dataclass(frozen=True)
@@ -109,6 +124,7 @@ class Problem:
     goals: list[Goal] = field(default_factory=list)
     path: str = "<input>"
     _reach: dict = field(default_factory=dict, repr=False, compare=False)
+    _mentions: dict = field(default_factory=dict, repr=False, compare=False)
 
     def tensor_dims(self, name: str) -> tuple[str, ...]:
         if name in self.inputs:
@@ -124,6 +140,22 @@ class Problem:
         if d is None:
             return frozenset()
         return frozenset(d.loss_args) if d.is_opaque_loss else d.body.tensor_names
+
+    def definitions_mentioning(self, names) -> list[Definition]:
+        """Definitions (with a body) whose body mentions only tensors among ``names``, in
+        file order: the candidates for folding a term that mentions ``names``."""
+        if not self._mentions:
+            for d in self.definitions.values():
+                if d.body is not None:
+                    for used in d.body.tensor_names:
+                        self._mentions.setdefault(used, []).append(d)
+        seen: dict[str, Definition] = {}
+        for name in names:
+            for d in self._mentions.get(name, ()):
+                if d.body.tensor_names <= names:
+                    seen[d.name] = d
+        order = list(self.definitions)
+        return sorted(seen.values(), key=lambda d: order.index(d.name))
 
     def reaches(self, name: str) -> frozenset[str]:
         """Every tensor ``name`` depends on, through any chain of definitions."""

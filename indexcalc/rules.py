@@ -45,6 +45,7 @@ class Rule:
     apply: Callable[[Term, Context], Term | None]
     identity: str  # the textbook identity, shown as the step's reason
     phase: str = "simplify"  # "differentiate" | "simplify" | "tidy"
+    reads_bound: bool = False  # whether it looks at the sums around the node (ctx.bound)
 
 
 # --- differentiation ---------------------------------------------------------------------
@@ -356,7 +357,7 @@ def fold_definitions(term: Term, ctx: Context) -> Term | None:
     """exp(X_sc) / sum_k exp(X_sk) = Y_sc  when Y is defined so: write the defined tensor."""
     if isinstance(term, (Add, Num, Tensor, Delta, DimSize, Grad, Deriv)):
         return None
-    for definition in ctx.problem.definitions.values():
+    for definition in ctx.problem.definitions_mentioning(term.tensor_names):
         body = definition.body
         if body is None or isinstance(body, (Tensor, Add, Num)) or body.free != frozenset(definition.indices):
             continue
@@ -538,6 +539,6 @@ RULES: tuple[Rule, ...] = (
     Rule("assumption", apply_assumptions, "an identity assumed in the file"),
     Rule("collect terms", collect_terms, "a x + b x = (a + b) x"),
     Rule("expand and collect", expand_and_collect, "a (b + c) + d = a b + a c + d, shorter"),
-    Rule("factor", factor, "a b + a c = a (b + c)", "tidy"),
+    Rule("factor", factor, "a b + a c = a (b + c)", "tidy", reads_bound=True),
     Rule("tidy signs", tidy_sign, "-c (a - b) = c (b - a)", "tidy"),
 )

@@ -314,17 +314,21 @@ def num(value) -> Num:
 # --- smart constructors: light normalisation that every rule can rely on -------------------
 
 def add(*terms: Term) -> Term:
-    """Flattened sum; zeros dropped; numbers merged at the end.  Order is kept."""
+    """Flattened sum; zeros dropped; numbers merged where the first one stood.  Order is
+    kept otherwise (``1 - H^2`` stays so when rebuilt)."""
     flat: list[Term] = []
     constant = Fraction(0)
+    slot = None
     for t in terms:
         for u in (t.terms if isinstance(t, Add) else (t,)):
             if isinstance(u, Num):
                 constant += u.value
+                if slot is None:
+                    slot = len(flat)
             else:
                 flat.append(u)
     if constant:
-        flat.append(Num(constant))
+        flat.insert(slot, Num(constant))
     if not flat:
         return ZERO
     if len(flat) == 1:
