@@ -10,7 +10,7 @@ the form ``sum_c T[s,c] = v`` is made true by normalising ``T``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +58,7 @@ class World:
     values: dict[str, np.ndarray]
     upstream: dict[str, np.ndarray]  # "dL_dY" -> G
     functions: dict[str, object]  # "h", "h_prime", "h_prime2" -> callable
+    memo: dict = field(default_factory=dict)
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(self.sizes[d] for d in self.problem.tensor_dims(tensor))
@@ -125,10 +126,11 @@ def _enforce(assumption, values, rng) -> None:
 class Evaluator:
     """Evaluates index expressions to arrays whose axes follow a returned index tuple."""
 
-    def __init__(self, world: World, overrides: dict[str, np.ndarray] | None = None):
+    def __init__(self, world: World, overrides: dict[str, np.ndarray] | None = None,
+                 known: dict[str, np.ndarray] | None = None):
         self.world = world
         self.overrides = overrides or {}
-        self.cache: dict[str, np.ndarray] = {}
+        self.cache: dict[str, np.ndarray] = dict(known or {})
 
     def tensor(self, name: str) -> np.ndarray:
         if name in self.overrides:
@@ -295,8 +297,19 @@ def _wrt_value(world: World, name: str) -> np.ndarray:
 
 
 def _forward(world: World, of: str, wrt: str, x: np.ndarray) -> np.ndarray:
-    ev = Evaluator(world, {wrt: x})
+    ev = Evaluator(world, {wrt: x}, known=_unaffected(world, wrt))
     return np.asarray(ev.tensor(of), dtype=float)
+
+
+def _unaffected(world: World, wrt: str) -> dict[str, np.ndarray]:
+    """Defined tensors that do not depend on ``wrt``: evaluated once, not per perturbation."""
+    key = ("unaffected", wrt)
+    if key not in world.memo:
+        base = Evaluator(world)
+        problem = world.problem
+        world.memo[key] = {name: base.tensor(name) for name in problem.definitions
+                           if name != wrt and wrt not in problem.reaches(name)}
+    return world.memo[key]
 
 
 def _partial_fd(goal: Goal, world: World, x0: np.ndarray, pos) -> np.ndarray:

@@ -17,8 +17,8 @@ from fractions import Fraction
 from . import matrix as mx
 from .problem import Problem
 from .terms import (
-    Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
-    split_coeff,
+    Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp, mul,
+    rename_indices, split_coeff,
 )
 
 
@@ -254,6 +254,9 @@ def _fraction(term: Term, names: Names) -> tuple[str, str]:
 
 def from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
     """Code for ``term`` as an array with axes ``out`` (broadcast to the full shape)."""
+    diagonal = _output_delta(term, out)
+    if diagonal is not None:
+        return _on_diagonal(*diagonal, out, names)
     letters: dict[Index, str] = {}
     code, idx = _emit(term, names, letters)
     code = _arrange(code, idx, out, letters)
@@ -261,6 +264,28 @@ def from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
         shape = ", ".join(names.dim(i.dim) for i in out)
         code = f"np.broadcast_to({code}, ({shape},)).copy()"
     return code
+
+
+def _output_delta(term: Term, out: tuple[Index, ...]) -> tuple[Delta, Term] | None:
+    """A factor delta_ab between two output axes, and the rest of the product."""
+    factors = term.factors if isinstance(term, Mul) else (term,)
+    for k, f in enumerate(factors):
+        if isinstance(f, Delta) and f.a != f.b and f.a in out and f.b in out:
+            return f, mul(*factors[:k], *factors[k + 1:])
+    return None
+
+
+def _on_diagonal(delta: Delta, rest: Term, out: tuple[Index, ...], names: Names) -> str:
+    """delta_ab R: zeros, with R written on the diagonal a = b (a view, no dense eye)."""
+    inner_out = tuple(i for i in out if i != delta.b)
+    inner = from_index(rename_indices(rest, {delta.b: delta.a}), inner_out, names)
+    letters: dict[Index, str] = {}
+    src = "".join(_letter(delta.a if i == delta.b else i, letters) for i in out)
+    dst = "".join(_letter(i, letters) for i in inner_out)
+    shape = ", ".join(names.dim(i.dim) for i in out)
+    t = f"_t{names.next_temp()}"
+    return (f"(({t} := np.zeros(({shape},))), "
+            f"np.copyto(np.einsum('{src}->{dst}', {t}), {inner}), {t})[-1]")
 
 
 def _letter(i: Index, letters: dict[Index, str]) -> str:
@@ -347,6 +372,11 @@ def _product(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]
         code = "1.0"
     elif len(operands) == 1 and not bound and operands[0][1] == free:
         code = operands[0][0]
+    elif not bound:
+        # nothing is summed: a broadcast product (einsum would loop over the whole output
+        # for every operand, and a delta between output axes would cost a dense eye)
+        code = " * ".join(_arrange(c, idx, free, letters) for c, idx in operands)
+        code = f"({code})"
     else:
         spec = ",".join("".join(_letter(i, letters) for i in idx) for _, idx in operands)
         out = "".join(_letter(i, letters) for i in free)

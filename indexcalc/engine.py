@@ -60,6 +60,7 @@ class Engine:
     _lemmas: dict = field(default_factory=dict)
     _deferred: dict = field(default_factory=dict)  # (of, Y) -> (dL/dY at own indices, own)
     _inlined: dict = field(default_factory=dict)
+    _index_names: set | None = None
     _deadline: float = math.inf
 
     # -- public ------------------------------------------------------------------------
@@ -147,6 +148,7 @@ class Engine:
                       blocks: list[Block]) -> dict[Term, Term]:
         """Derive every derivative the chain rule left open, appending their blocks."""
         substitutions: dict[Term, Term] = {}
+        listed = {id(b) for b in blocks}
         for node in chain.walk():
             if not isinstance(node, Deriv) or node in substitutions:
                 continue
@@ -162,7 +164,10 @@ class Engine:
                 consumer = node.wrt
                 own = self._fresh_indices(consumer.name, avoid={i.name for i in of_term.indices})
                 lemma, lemma_blocks = self.total_derivative(of_term, consumer.name, own)
-                blocks.extend(b for b in lemma_blocks if b not in blocks)
+                for b in lemma_blocks:
+                    if id(b) not in listed:
+                        listed.add(id(b))
+                        blocks.append(b)
                 if not of_term.indices and lemma.size > INLINE_LIMIT:
                     # carried as the symbol dL/dY_sc, put in once at the end
                     self._deferred[(of_term.name, consumer.name)] = (lemma, own)
@@ -242,21 +247,9 @@ class Engine:
     # -- the dependency graph ------------------------------------------------------------
     def _consumers(self, tensor: str, of: str) -> list[str]:
         """Definitions that use ``tensor`` directly and lead to ``of`` (``of`` included)."""
-        out = []
-        for name, d in self.problem.definitions.items():
-            uses = tensor in d.loss_args if d.is_opaque_loss else tensor in d.body.tensor_names
-            if uses and self._leads_to(name, of):
-                out.append(name)
-        return out
-
-    def _leads_to(self, name: str, of: str) -> bool:
-        if name == of:
-            return True
-        return any(self._leads_to(c, of) for c in self._direct_users(name))
-
-    def _direct_users(self, name: str) -> list[str]:
-        return [n for n, d in self.problem.definitions.items()
-                if (name in d.loss_args if d.is_opaque_loss else name in d.body.tensor_names)]
+        upstream = self.problem.reaches(of)
+        return [name for name in self.problem.definitions
+                if tensor in self.problem.uses(name) and (name == of or name in upstream)]
 
     # -- index names ---------------------------------------------------------------------
     def _fresh_indices(self, tensor: str, avoid: set[str]) -> tuple[Index, ...]:
@@ -270,12 +263,14 @@ class Engine:
         return tuple(out)
 
     def _names_on_paths(self) -> set[str]:
-        names = set()
-        for d in self.problem.definitions.values():
-            names.update(i.name for i in d.indices)
-            if d.body is not None:
-                names.update(d.body.all_index_names())
-        return names
+        """Every index name the definitions use (result indices avoid them)."""
+        if self._index_names is None:
+            self._index_names = set()
+            for d in self.problem.definitions.values():
+                self._index_names.update(i.name for i in d.indices)
+                if d.body is not None:
+                    self._index_names.update(d.body.all_index_names())
+        return self._index_names
 
     def _consumer_indices(self, consumer: str, taken: set[str]) -> tuple[Index, ...]:
         out = []

@@ -318,8 +318,8 @@ def name_latex(name: str, operator: bool = False) -> str:
     """
     if name in _GREEK:
         return _GREEK[name]
-    if sum(ch.isalpha() for ch in name) <= 1:
-        return name
+    if sum(ch.isalpha() for ch in name) <= 1 and "_" not in name:
+        return name  # an underscore would make a double subscript: W_1_{s}
     wrapper = "\\operatorname" if operator else "\\mathrm"
     return wrapper + "{" + name.replace("_", "\\_") + "}"
 
