@@ -256,10 +256,14 @@ class Elementwise(MatrixExpr):
     rank: int = 2
 
     def _text(self):
-        name = self.fn + "_prime" * self.order
-        if self.fn in NUMPY_FUNCTIONS and not self.order:
-            return f"{NUMPY_FUNCTIONS[self.fn]}({self.x.text()})"
-        return f"{name}({self.x.text()})"
+        arg = self.x.text()
+        if self.order:  # the NumPy arguments of a declared h: h_prime, h_prime2
+            return f"{self.fn}_prime{self.order if self.order > 1 else ''}({arg})"
+        if self.fn in NUMPY_FUNCTIONS:
+            return f"{NUMPY_FUNCTIONS[self.fn]}({arg})"
+        if self.fn in NUMPY_SPELLED_OUT:
+            return NUMPY_SPELLED_OUT[self.fn].format(arg)
+        return f"{self.fn}({arg})"
 
     def _latex(self):
         return printing.function_latex(self.fn, self.order, self.x.latex())
@@ -315,6 +319,14 @@ def _left_level(child: MatrixExpr) -> int:
     """Python gives ``*``, ``/`` and ``@`` one level: bracket a product on the left of an
     elementwise operation unless it is itself elementwise (``a * b * c`` reads fine)."""
     return 40 if isinstance(child, (Hadamard, HadamardDiv)) else 51
+
+
+#: Functions NumPy has no name for, written out (in matrix text: readable NumPy).
+NUMPY_SPELLED_OUT = {
+    "sigmoid": "1 / (1 + np.exp(-({})))",
+    "relu": "np.maximum({}, 0)",
+    "step": "np.heaviside({}, 0)",
+}
 
 
 def _join_signed(parts):
