@@ -567,8 +567,9 @@ def _broadcast_vector(m: MatrixExpr) -> tuple[MatrixExpr, int] | None:
 
 def _hadamard(a: MatrixExpr, b: MatrixExpr, rank: int) -> MatrixExpr:
     """a ⊙ b, written the textbook way where an identity or two broadcasts meet:
-    I ⊙ (v 1^T) = diag(v);  (a 1^T) ⊙ (1 b^T) = a b^T;  and ⊙ distributes over a sum
-    holding such a term (so p_i (delta_ik - p_k) reads diag(p) - p p^T)."""
+    I ⊙ (v 1^T) = diag(v);  (a 1^T) ⊙ (1 b^T) = a b^T;  (v 1^T) ⊙ M = diag(v) M; and ⊙
+    distributes over a sum holding such a term (so p_i (delta_ik - p_k) reads
+    diag(p) - p p^T)."""
     for x, y in ((a, b), (b, a)):
         bx = _broadcast_vector(x)
         if bx is None:
@@ -588,6 +589,8 @@ def _hadamard(a: MatrixExpr, b: MatrixExpr, rank: int) -> MatrixExpr:
 
         if isinstance(y, MSum) and any(meets(t) for _, t in y.terms):
             return MSum(tuple((sg, _hadamard(x, t, rank)) for sg, t in y.terms), rank)
+        if y.rank == 2 and not isinstance(y, MSum):  # (v 1^T) ⊙ M = diag(v) M
+            return MatMul(Diag(bx[0]), y) if bx[1] == 0 else MatMul(y, Diag(bx[0]))
     return Hadamard(a, b, rank)
 
 
