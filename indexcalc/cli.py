@@ -6,7 +6,9 @@ Exit status (CONTRACT section 1):
 * 1  a result failed its numeric check (the output is still printed, and says
   "check FAILED" for that result; standard error names it);
 * 2  bad input or usage: the parser's ``file:line:col: error:`` message, never a traceback;
-* 3  an internal error: one short message, the traceback only with ``--debug``.
+* 3  an internal error: one short message naming the version and asking for a report, the
+  traceback only with ``--debug``; a derivation stopped by the engine's step or time limit
+  says "the derivation did not finish" instead of "internal error".
 
 Files are written only after everything else succeeded, each atomically (a temporary file
 in the same folder, then ``os.replace``), so an error never leaves a half-written file.
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -85,10 +88,23 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         message = " ".join(str(error).split()) or "(no message)"
-        _error(f"indexcalc {__version__}: internal error: {type(error).__name__}: {message}\n"
+        if _is_derivation_error(error):  # a step or time limit ended a runaway rewrite
+            what = f"the derivation did not finish: {message}"
+        else:
+            what = f"internal error: {type(error).__name__}: {message}"
+        _error(f"indexcalc {__version__}: {what}\n"
                "please report this with the input file"
                + ("" if args.debug else " (run with --debug for the traceback)"))
         return EXIT_INTERNAL
+
+
+def _is_derivation_error(error: Exception) -> bool:
+    """Did the engine stop a derivation at its step or time limit?"""
+    try:
+        from .engine import DerivationError
+    except Exception:  # noqa: BLE001 -- a broken engine is reported as an internal error
+        return False
+    return isinstance(error, DerivationError)
 
 
 def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
@@ -103,7 +119,12 @@ def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
         raise UsageError("--pdf needs pdflatex, which is not installed (on Debian: apt-get "
                          "install texlive-latex-base texlive-latex-recommended)")
 
-    derivation = run(parse_file(file))
+    problem = parse_file(file)
+    with warnings.catch_warnings():
+        # NumPy's overflow and invalid-value warnings from the numeric check: a check that
+        # meets non-finite numbers fails and says so below, so they are only noise here.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        derivation = run(problem)
     text = render(derivation, fmt)
     pdf_bytes = _typeset(pdflatex, render(derivation, "latex")) if pdf_path else None
 
@@ -121,7 +142,8 @@ def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
     for result in failed:
         _error(f"indexcalc: check FAILED: {result.kind} of {result.of} with respect to "
                f"{result.wrt} does not match finite differences "
-               f"(max relative error {result.check.max_rel_error:.3g})")
+               f"(max relative error {result.check.max_rel_error:.3g}"
+               + (f"; {result.check.detail})" if result.check.detail else ")"))
     return EXIT_CHECK_FAILED if failed else EXIT_OK
 
 

@@ -26,6 +26,13 @@ One line is one statement and goes through these steps:
    * build immutable terms with the smart constructors of :mod:`indexcalc.terms`, wrapping
      the nodes chosen above in sums.
 
+Limits keep hostile or generated input from hanging the tool or exhausting memory: a file of
+at most MAX_FILE_BYTES, MAX_LINES lines of at most MAX_LINE_LENGTH characters, expressions
+nested at most MAX_NESTING levels, chains of at most MAX_DEFINITION_DEPTH definitions.  Names
+(``[A-Za-z][A-Za-z0-9_]*``, no ``__``) reach LaTeX and the generated Python code, so Python
+keywords, ``np`` and the names the code generator gives to upstream gradients (``dL_dY``) and
+derivatives of declared functions (``h_prime``) are refused as well.
+
 Two small extensions of the language: ``h'(x)`` (a derivative of a declared function,
 ``Func("h", x, order=1)``, as the printer writes it) and broadcasting in additions
 (``Y[s,n] = sum_m X[s,m] W[n,m] + b[n]``: a term may lack some left-side indices, so every
@@ -33,10 +40,11 @@ term's free indices must be a subset of the left side's, and all together must c
 """
 from __future__ import annotations
 
+import keyword
 import re
+import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from .problem import (
@@ -50,6 +58,7 @@ from .problem import (
     Problem,
 )
 from .terms import (
+    MINUS_ONE,
     ZERO,
     Delta,
     DimSize,
@@ -61,15 +70,14 @@ from .terms import (
     Tensor,
     Term,
     add,
-    div,
     make_sum,
     mul,
     neg,
     power,
-    sub,
+    unshadow,
 )
 
-__all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES"]
+__all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES", "PYTHON_RESERVED"]
 
 #: Words of the language; none of them can name a dim, tensor or function.
 KEYWORDS = (
@@ -81,6 +89,15 @@ GOAL_KINDS = ("grad", "jacobian", "hessian")
 
 #: Deepest nesting of parentheses, unary minus, powers and sums in one expression.
 MAX_NESTING = 50
+#: Largest file, longest file and longest line accepted: far beyond any derivation, and
+#: small enough that parsing and deriving stay quick (the limits refuse input politely
+#: instead of letting it hang or exhaust memory).
+MAX_FILE_BYTES = 1_000_000
+MAX_LINES = 10_000
+MAX_LINE_LENGTH = 10_000
+#: Longest chain of definitions built on each other (``F2 = F1 * x``, ``F3 = F2 * x`` ...);
+#: the engine follows such chains recursively.
+MAX_DEFINITION_DEPTH = 100
 #: Longest number literal and largest decimal exponent accepted (keeps Fraction cheap).
 MAX_NUMBER_LENGTH = 40
 MAX_DECIMAL_EXPONENT = 300
@@ -88,6 +105,12 @@ MAX_DECIMAL_EXPONENT = 300
 MAX_CONSTANT_BITS = 100_000
 
 _INDEX_NAME = re.compile(r"[a-z][A-Za-z0-9]*\Z")
+#: Names of dims, inputs, functions and definitions: they reach LaTeX and Python code.
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_NAME_HINT = ("a name is a letter followed by letters, digits and underscores (never two in a "
+              "row): X, W1, lam, x_0")
+#: Names the generated NumPy code cannot give to an argument: NumPy itself and Python keywords.
+PYTHON_RESERVED = frozenset(keyword.kwlist) | {"np"}
 _INDEX_HINT = "an index is a lower-case letter, optionally followed by letters or digits: k, i2"
 _DEFINITION_HINT = "a definition looks like  Y[s,n] = sum_m X[s,m] * W[n,m] + b[n]"
 _STATEMENT_WORDS = "dims, input, function, assume, grad, jacobian, hessian or title"
@@ -441,7 +464,10 @@ class _ExprParser:
         self.depth += 1
         try:
             if self.depth > MAX_NESTING:
-                raise self.cursor.error("expression nested too deeply", self.cursor.peek())
+                raise self.cursor.error(
+                    f"expression nested too deeply (more than {MAX_NESTING} levels)",
+                    self.cursor.peek(), hint="split it into several definitions",
+                )
             token = self.cursor.peek()
             if token.kind == "-":
                 self.cursor.next()
@@ -597,7 +623,9 @@ class _IndexAnalysis:
         self._place_implicit_sums(occurrences, outer)
         self._infer_dims([rhs], lhs)
         indices = tuple(Index(index.name, self.dims[index.name]) for index in lhs)
-        return indices, self._build(rhs)
+        # An implicit sum may enclose an explicit one over the same index (the convention
+        # cannot see it); rename the inner one, as the explicit form has to be written.
+        return indices, unshadow(self._build(rhs), frozenset(outer))
 
     def assumption(self, lhs: RNode, rhs: RNode) -> tuple[Term, Term]:
         """The left side's unsummed indices are the pattern variables; the right side may use
@@ -607,7 +635,7 @@ class _IndexAnalysis:
         pattern = set(self._occurrences(lhs, outer=set()))
         self._place_implicit_sums(self._occurrences(rhs, pattern), pattern)
         self._infer_dims([lhs, rhs], [])
-        return self._build(lhs), self._build(rhs)
+        return unshadow(self._build(lhs)), unshadow(self._build(rhs), frozenset(pattern))
 
     # -- names, and dims from tensor axes --
 
@@ -746,9 +774,12 @@ class _IndexAnalysis:
     def _place_implicit_sum(self, name: str, uses: list[_Occurrence]) -> None:
         """Sum ``name`` over the smallest product term holding all of ``uses``."""
         if len(uses) == 1:
+            in_addition = any(isinstance(node, RAdd) for node in uses[0].chain)
             raise self.line.error(
                 f"index {name} is used once and never summed; put it on the left side or sum over it",
                 uses[0].index.column,
+                hint="the terms of an addition must have the same free indices (those of the "
+                     "left side)" if in_addition else None,
             )
         depth = _common_depth([use.chain for use in uses])
         ancestor = uses[0].chain[depth - 1]
@@ -851,23 +882,24 @@ class _IndexAnalysis:
             raise self.line.error("this power is too large to compute exactly", node.column)
         return power(base, exponent)
 
+    # Products and additions are built in one call of ``mul``/``add`` (the same term as
+    # folding ``mul``/``div`` or ``add``/``sub`` pairwise, which takes quadratic time).
+
     def _build_mul(self, node: RMul) -> Term:
-        product = self._build(node.factors[0])
-        for op, factor in zip(node.ops[1:], node.factors[1:]):
+        factors = []
+        for op, factor in zip(node.ops, node.factors):
             term = self._build(factor)
             if op == "*":
-                product = mul(product, term)
+                factors.append(term)
             elif term == ZERO:
                 raise self.line.error("division by zero", factor.column)
             else:
-                product = div(product, term)
-        return product
+                factors.append(power(term, MINUS_ONE))
+        return mul(*factors)
 
     def _build_add(self, node: RAdd) -> Term:
-        total = self._build(node.terms[0])
-        for sign, term in zip(node.signs[1:], node.terms[1:]):
-            total = add(total, self._build(term)) if sign == "+" else sub(total, self._build(term))
-        return total
+        return add(*(self._build(term) if sign == "+" else neg(self._build(term))
+                     for sign, term in zip(node.signs, node.terms)))
 
     def _build_sum(self, node: RSum) -> Term:
         return self._visible_sum([index.name for index in node.indices], self._build(node.body))
@@ -934,6 +966,15 @@ def _declared_names(tokens: list[Token]) -> list[str]:
 _TITLE = re.compile(r"^\s*(title)\s*:(.*)$")
 
 
+def _check_printable(line: _Line, text: str, start: int) -> None:
+    """Free text (a title) reaches every output format: no control characters, which a
+    terminal would obey (``ESC [2J``) and which no document can show."""
+    for offset, char in enumerate(text):
+        if char != "\t" and unicodedata.category(char) == "Cc":
+            raise line.error(f"control character U+{ord(char):04X} in the title",
+                             start + offset + 1, hint="a title is printable text")
+
+
 class _FileParser:
     """Reads the statements of one file, in order, into a Problem."""
 
@@ -944,6 +985,8 @@ class _FileParser:
         self.declared: dict[str, _Declared] = {}
         self.upcoming = _scan_declarations(self.lines)
         self.title_line: int | None = None
+        self.depths: dict[str, int] = {}  # definition -> length of its longest chain
+        self.generated: dict[str, str] = {}  # argument names of the generated code -> what
 
     def run(self) -> Problem:
         statements = 0
@@ -955,6 +998,7 @@ class _FileParser:
                                      title.start(1) + 1)
                 self.title_line = line.number
                 self.problem.title = title.group(2).strip()
+                _check_printable(line, title.group(2), title.start(2))
                 statements += 1
                 continue
             cursor = _Cursor(line, _tokenize(line))
@@ -1009,11 +1053,25 @@ class _FileParser:
         return line.error(f"unknown {kind} {name}", column, hint=hints.get(kind))
 
     def _check_new_name(self, line: _Line, token: Token) -> None:
+        """A name being declared or defined: an identifier that is free, here and in the
+        generated NumPy code (where it becomes an argument or an assigned name)."""
         name = token.text
+        if not _NAME.match(name) or "__" in name:
+            raise line.error(f"{name} is not a valid name", token.column, hint=_NAME_HINT)
         if name in BUILTIN_FUNCTIONS:
             raise line.error(f"{name} is a builtin function and cannot be used as a name", token.column)
         if name in KEYWORDS:
             raise line.error(f"{name} is a reserved word", token.column, hint="choose another name")
+        if name in PYTHON_RESERVED:
+            raise line.error(
+                f"{name} cannot be used as a name: the generated NumPy code needs it "
+                f"({'NumPy' if name == 'np' else 'a Python keyword'})",
+                token.column, hint="choose another name",
+            )
+        generated = self.generated.get(name)
+        if generated is not None:
+            raise line.error(f"{name} is the name the generated NumPy code gives to {generated}",
+                             token.column, hint="choose another name")
         earlier = self.declared.get(name)
         if earlier is not None:
             raise line.error(
@@ -1021,6 +1079,18 @@ class _FileParser:
                 f"(as {_KIND_PHRASES[earlier.kind]})",
                 token.column, hint="choose another name",
             )
+
+    def _reserve_generated(self, line: _Line, column: int, name: str, what: str) -> None:
+        """Keep ``name`` (an argument of the generated code, such as ``dL_dY`` or ``h_prime``)
+        from ever naming something declared in the file."""
+        earlier = self.declared.get(name)
+        if earlier is not None:
+            raise line.error(
+                f"the generated NumPy code would give {what} the name {name}, "
+                f"which is already {_KIND_PHRASES[earlier.kind]} (line {earlier.location.line})",
+                column, hint=f"rename {name}",
+            )
+        self.generated[name] = f"{what} (line {line.number})"
 
     def _declare(self, name: str, kind: str, location: Location) -> None:
         self.declared[name] = _Declared(kind, location)
@@ -1092,6 +1162,9 @@ class _FileParser:
                 raise line.error(f"{token.text} is a builtin function; it needs no declaration", token.column)
             self._check_new_name(line, token)
             location = line.at(token.column)
+            for suffix, what in (("_prime", "the derivative"), ("_prime2", "the second derivative")):
+                self._reserve_generated(line, token.column, token.text + suffix,
+                                        f"{what} of function {token.text}")
             self.problem.functions[token.text] = location
             self._declare(token.text, "function", location)
 
@@ -1175,8 +1248,21 @@ class _FileParser:
             cursor.expect("END", "an operator or end of line")
             indices, body = _IndexAnalysis(self, line, defining=name.text).definition(lhs, rhs)
             definition = Definition(name.text, indices, body, location)
+        self._check_depth(line, name, definition)
         self.problem.definitions[name.text] = definition
         self._declare(name.text, "definition", location)
+
+    def _check_depth(self, line: _Line, name: Token, definition: Definition) -> None:
+        """Refuse a chain of more than MAX_DEFINITION_DEPTH definitions built on each other."""
+        used = definition.loss_args if definition.is_opaque_loss else definition.body.tensor_names
+        depth = 1 + max((self.depths.get(u, 0) for u in used), default=0)
+        if depth > MAX_DEFINITION_DEPTH:
+            raise line.error(
+                f"{name.text} ends a chain of {depth} definitions built on each other "
+                f"(at most {MAX_DEFINITION_DEPTH})", name.column,
+                hint="indexcalc follows such chains one definition at a time",
+            )
+        self.depths[name.text] = depth
 
     def _opaque_loss(self, line: _Line, cursor: _Cursor, name: str, lhs: list[RIndex],
                      location: Location) -> Definition:
@@ -1201,6 +1287,8 @@ class _FileParser:
             if argument.text in seen:
                 raise line.error(f"{argument.text} is given to loss twice", argument.column)
             seen.add(argument.text)
+            self._reserve_generated(line, argument.column, f"d{name}_d{argument.text}",
+                                    f"the upstream gradient d{name}/d{argument.text}")
         return Definition(name, (), None, location, loss_args=tuple(a.text for a in arguments))
 
     _HANDLERS = {
@@ -1232,19 +1320,50 @@ def parse_text(text: str, path: str = "<input>") -> Problem:
     """Parse the text of a derivation file; ``path`` is only used in locations and messages."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    _check_size(text, path)
     return _FileParser(text, path).run()
+
+
+_SPLIT_FILE_HINT = "a derivation file is a few dozen lines; split the input into several files"
+
+
+def _check_size(text: str, path: str) -> None:
+    """Refuse text beyond MAX_FILE_BYTES, MAX_LINES or MAX_LINE_LENGTH, at the first excess."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise InputError(f"{path} is too large (more than {MAX_FILE_BYTES:,} bytes)",
+                         hint=_SPLIT_FILE_HINT)
+    lines = text.split("\n")
+    if lines[-1] == "":  # the line break that ends the last line starts no new line
+        lines.pop()
+    for number, line in enumerate(lines, 1):
+        if number > MAX_LINES:
+            raise InputError(
+                f"{path} is too long (more than {MAX_LINES:,} lines)",
+                Location(path, number, 1, line.rstrip("\r")),
+                hint=_SPLIT_FILE_HINT,
+            )
+        if len(line.rstrip("\r")) > MAX_LINE_LENGTH:
+            raise InputError(
+                f"line {number} is too long (more than {MAX_LINE_LENGTH:,} characters)",
+                Location(path, number, MAX_LINE_LENGTH + 1, line.rstrip("\r")),
+                hint="split the expression into several definitions",
+            )
 
 
 def parse_file(path: str) -> Problem:
     """Read and parse a derivation file (UTF-8)."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as stream:  # never more than the limit, even from a device
+            data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"cannot read {path}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"cannot read {path}: it is a directory") from None
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{path} is too large (more than {MAX_FILE_BYTES:,} bytes)",
+                         hint=_SPLIT_FILE_HINT)
     return parse_text(_decode(data, str(path)), str(path))
 
 

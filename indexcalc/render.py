@@ -28,6 +28,7 @@ import jinja2
 
 from .derivation import Block, CheckResult, Derivation, Result
 from .printing import name_latex, to_latex, to_text
+from .terms import ZERO
 
 __all__ = ["FORMATS", "render", "latex_escape", "markdown_escape", "to_json_data"]
 
@@ -186,6 +187,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (which a terminal would obey) shown as U+FFFD.  The
+    parser refuses them in a title; this guards a Problem built some other way."""
+    return "".join("\ufffd" if unicodedata.category(char) == "Cc" else char for char in text)
+
+
 # --- the view the templates lay out -------------------------------------------------------
 
 class Forms(NamedTuple):
@@ -260,10 +267,10 @@ def _document_view(derivation: Derivation) -> DocumentView:
     problem = derivation.problem
     results = tuple(
         _result_view(number, result, _tensor_rank(problem, result.of),
-                     _tensor_rank(problem, result.wrt))
+                     _tensor_rank(problem, result.wrt), _depends(problem, result))
         for number, result in enumerate(derivation.results, 1)
     )
-    return DocumentView(title=_one_line(derivation.title or "") or DEFAULT_TITLE,
+    return DocumentView(title=_printable(_one_line(derivation.title or "")) or DEFAULT_TITLE,
                         results=results)
 
 
@@ -274,14 +281,32 @@ def _tensor_rank(problem, name: str) -> int:
         return 0
 
 
-def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int) -> ResultView:
+def _depends(problem, result: Result) -> bool:
+    """Does ``result.of`` depend on ``result.wrt`` through the definitions?"""
+    try:
+        return result.wrt in problem.reaches(result.of)
+    except (KeyError, AttributeError):
+        return True
+
+
+def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
+                 depends: bool = True) -> ResultView:
     kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
     source = result.numpy.source
+    statement = f"{kind} of {result.of} with respect to {result.wrt}"
+    statement_latex = (f"{latex_escape(kind)} of {_name_math(result.of)} "
+                       f"with respect to {_name_math(result.wrt)}")
+    if result.index == ZERO:  # a zero result is a result: say so, and why when we know
+        statement += ": zero"
+        statement_latex += ": zero"
+        if not depends:
+            statement += f", since {result.of} does not depend on {result.wrt}"
+            statement_latex += (f", since {_name_math(result.of)} does not depend on "
+                                f"{_name_math(result.wrt)}")
     return ResultView(
         number=number,
-        statement=f"{kind} of {result.of} with respect to {result.wrt}",
-        statement_latex=(f"{latex_escape(kind)} of {_name_math(result.of)} "
-                         f"with respect to {_name_math(result.wrt)}"),
+        statement=statement,
+        statement_latex=statement_latex,
         blocks=tuple(_block_view(block) for block in result.blocks),
         index=Equation(_forms(result.target), _forms(result.index)),
         matrix=_matrix_forms(result, of_rank, wrt_rank),

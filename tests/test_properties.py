@@ -1,0 +1,203 @@
+"""Property-based tests (hypothesis) on random derivation files: soundness, rendering, round
+trip of the text form, and a parser that never fails with anything but InputError.
+
+The files are drawn as text by ``strategies.problems`` (see there for what they contain).
+For every drawn file:
+
+* the pipeline's own numeric check passes for every result (soundness: the derived gradient
+  agrees with central finite differences of the forward definitions).  An example is
+  discarded only when the forward definitions themselves are not finite or are too large
+  for finite differences to mean anything; a failed check is never discarded;
+* rendering to every format succeeds (and the JSON is valid);
+* printing each definition's body and parsing it back gives the same term (``terms.same``).
+
+Counts: ``HYPOTHESIS_PROFILE=ci`` (the default) runs ``EXAMPLES["ci"]`` files in each of the
+``EXPRESSION_TESTS`` soundness tests; ``HYPOTHESIS_PROFILE=long`` runs ``EXAMPLES["long"]``
+in each (see tests/strategies.py).
+
+Regressions found by these tests are pinned as explicit examples below; those whose fix
+belongs to a module this suite does not own are strict xfails with the reason.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import assume, currently_in_test_context, given, note
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from strategies import HEADER, DrawnProblem, problems, profile  # noqa: E402
+
+from indexcalc.check import Evaluator, make_world  # noqa: E402
+from indexcalc.parser import parse_text  # noqa: E402
+from indexcalc.pipeline import run  # noqa: E402
+from indexcalc.printing import to_text  # noqa: E402
+from indexcalc.problem import InputError  # noqa: E402
+from indexcalc.render import FORMATS, render  # noqa: E402
+from indexcalc.terms import same  # noqa: E402
+
+#: Forward values beyond this leave float64 central differences too few digits to judge a
+#: gradient at the check's tolerance (1e-6): their rounding error is about 1e-16 * |f| / step.
+#: Such examples prove nothing either way and are discarded (rare: none in 2,000 drawn files).
+FORWARD_LIMIT = 1e4
+
+
+# --- the properties -------------------------------------------------------------------------
+
+def forward_values_are_usable(problem) -> bool:
+    """Are all forward definitions finite and of moderate size at the check's inputs?"""
+    world = make_world(problem)
+    evaluator = Evaluator(world)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for name in problem.definitions:
+            value = np.asarray(evaluator.tensor(name), dtype=float)
+            if not np.all(np.isfinite(value)) or np.max(np.abs(value), initial=0.0) > FORWARD_LIMIT:
+                return False
+    return True
+
+
+def check_sound(text: str) -> None:
+    """Derive every goal of ``text``; its checks pass, it renders, its bodies round-trip."""
+    problem = parse_text(text, "random.idx")  # the strategy writes valid files only
+    if currently_in_test_context():  # a random file; a regression example is always judged
+        note(text)
+        assume(forward_values_are_usable(problem))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        derivation = run(problem)
+    for result in derivation.results:
+        assert result.check.passed, (
+            f"check FAILED for {result.kind} of {result.of} wrt {result.wrt}\n{text}\n"
+            f"index form: {to_text(result.target)} = {to_text(result.index)}\n"
+            f"numpy: {result.numpy.source}\n"
+            f"check: {result.check.max_rel_error} {result.check.detail}")
+    for fmt in FORMATS:
+        out = render(derivation, fmt)
+        assert out
+        if fmt == "json":
+            json.loads(out)
+    check_round_trip(text, problem)
+
+
+def check_round_trip(text: str, problem) -> None:
+    """Each definition's body printed with ``to_text`` parses back to the same term."""
+    lines = text.split("\n")
+    for name, definition in problem.definitions.items():
+        if definition.is_opaque_loss:
+            continue
+        position = definition.location.line - 1
+        # The body may have lost left-side indices (``Y[s] = y[s] * 0`` is 0): the printed
+        # body then goes on a left side with the indices it has.
+        indices = [i for i in definition.indices if i in definition.body.free]
+        lhs = name + ("[" + ",".join(i.name for i in indices) + "]" if indices else "")
+        printed = to_text(definition.body)
+        again = parse_text("\n".join(lines[:position] + [f"{lhs} = {printed}"]), "printed.idx")
+        parsed = again.definitions[name].body
+        assert same(parsed, definition.body), (
+            f"{name}: {lines[position]}\nprinted: {printed}\nparsed back: {to_text(parsed)}")
+
+
+# --- regressions found by the random tests (shrunk) -------------------------------------------
+
+#: Each found by the long profile and shrunk; the header is strategies.HEADER.
+REGRESSIONS = {
+    # An implicit sum over m1 (the four v[m1]) enclosing an explicit sum_m1: the parser kept
+    # the shadowed inner sum, which prints as text the parser refuses ("already summed by an
+    # enclosing sum").  Fixed in the parser: the inner sum's index is renamed.
+    "implicit sum around an explicit one": (
+        "Z[s,m] = ((sum_m1 (A[m,m1])) + ((v[m]) * (v[m1] * v[m1]))) * ((y[s]) * (v[m1] * v[m1]))\n"
+        "L = loss(Z)\ngrad L wrt A\n"),
+    # f is about 1e4 while df/db = 2 b: with the one step 1e-6 the finite differences were
+    # rounding noise and the check failed a correct result.  Fixed in check.py (b5a4c64:
+    # other steps are tried when the first does not agree).
+    "large value, small gradient": (
+        "Y0[s] = (((1 + (y[s] * y[s2])^2)^0.5) * ((y[s2]) + (y[s2]))) * (M)\n"
+        "f = (((Y0[s]) * (Y0[s])) * (Y0[s])) + (b[n] * b[n])\ngrad f wrt b\n"),
+    "the same, in a scalar": (
+        "f = (sum_m (A[m,m]) + v[m] * v[m]) * (sum_m v[m] * v[m]) * v[m] * v[m]\ngrad f wrt v\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_regressions_found_by_the_random_tests(name):
+    check_sound(HEADER + REGRESSIONS[name])
+
+
+# --- soundness on random files ----------------------------------------------------------------
+
+@profile()
+@given(problems(with_loss=False))
+def test_random_scalar_function_gradients_are_sound(drawn: DrawnProblem):
+    check_sound(drawn.text)
+
+
+@profile()
+@given(problems(with_loss=True))
+def test_random_gradients_through_an_unspecified_loss_are_sound(drawn: DrawnProblem):
+    check_sound(drawn.text)
+
+
+# --- the parser never fails with anything but InputError ---------------------------------------
+
+def parse_only_input_errors(text: str) -> None:
+    """``parse_text(text)`` returns a Problem or raises an InputError that points into it."""
+    try:
+        parse_text(text, "fuzz.idx")
+    except InputError as error:
+        rendered = error.render()
+        assert rendered.startswith("fuzz.idx:") or error.location is None, rendered
+        if error.location is not None:
+            lines = text.removeprefix("\ufeff").split("\n")
+            assert 1 <= error.location.line <= max(len(lines), 1), error.location
+            line = lines[error.location.line - 1].rstrip("\r") if lines else ""
+            assert error.location.text == line
+            assert 1 <= error.location.column <= len(line) + 1, (error.location, rendered)
+
+
+#: Pieces of the language and of what people paste: LaTeX, Unicode, numbers at the limits.
+PIECES = ["[", "]", "(", ")", "{", "}", ",", "=", "+", "-", "*", "/", "^", "'", ":", "#", " ",
+          "\n", "\t", "\r", "sum_", "sum_m", "sum_{s,m}", "delta", "delta(m,m1)", "loss", "loss(",
+          "wrt", "grad", "jacobian", "hessian", "input", "dims", "function", "assume", "title:",
+          "X", "W[n,m]", "v[m]", "lam", "S", "h", "h'", "exp", "log", "1e-5", "1e999", "0",
+          "0.5", "9" * 50, "\\frac", "\\sum", "∑", "δ", "é", "\x00", "\ufeff", "**", "..", "_"]
+
+
+@profile(scale=2)
+@given(st.one_of(st.text(max_size=300),
+                 st.lists(st.one_of(st.characters(), st.sampled_from(PIECES)), max_size=100)
+                 .map("".join)))
+def test_random_text_into_the_parser_raises_only_input_error(text):
+    parse_only_input_errors(text)
+
+
+@profile(scale=2)
+@given(st.lists(st.sampled_from(PIECES), max_size=60).map("".join))
+def test_random_token_soup_raises_only_input_error(text):
+    parse_only_input_errors(HEADER + text)
+
+
+@st.composite
+def mutated_files(draw) -> str:
+    """A drawn good file with a few pieces inserted, deleted or replaced."""
+    text = list(draw(problems(max_depth=2)).text)
+    for _ in range(draw(st.integers(1, 4))):
+        position = draw(st.integers(0, len(text)))
+        action = draw(st.sampled_from(("insert", "delete", "replace")))
+        if action != "insert" and position < len(text):
+            del text[position]
+        if action != "delete":
+            text.insert(position, draw(st.one_of(st.sampled_from(PIECES), st.characters())))
+    return "".join(text)
+
+
+@profile(scale=2)
+@given(mutated_files())
+def test_mutated_good_files_raise_only_input_error(text):
+    parse_only_input_errors(text)
