@@ -13,7 +13,7 @@ It measures, in one run, and writes the tables to ``docs/benchmarks.md``:
 
 and prints PASS/FAIL per target of the issue.  It is a measurement, not a test: nothing
 asserts.  Where a target fails the runner profiles the failing workload (``profiling``).
-``findings.md`` (the analysis of the failures, written by hand) is appended to the page;
-``experiments/`` holds the runs behind its proposed fixes.  How much is measured:
+``findings.md`` (what the profiles found, and the fixes with their before/after numbers,
+written by hand) is appended to the page.  How much is measured:
 ``settings``; the BLAS thread count: ``threads``.
 """
