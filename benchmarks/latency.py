@@ -30,8 +30,10 @@ from .settings import Settings
 SEED_LIMIT_S = 0.050
 MODEL_LIMIT_S = 0.250
 CLI_LIMIT_S = 1.0
-#: Shipped files of the three models: held to the models' limit, not the seeds'.
-MODEL_FILES = {"attention.idx", "layer_norm.idx", "batch_norm.idx"}
+#: Shipped files beyond the seed documents (models and networks): held to the models'
+#: limit, not the seeds'.  The seed derivations are the files that reproduce the documents.
+MODEL_FILES = {"attention.idx", "layer_norm.idx", "batch_norm.idx", "mlp_tanh.idx",
+               "logistic_regression.idx"}
 #: The README's worked example.
 CLI_FILE = Path("derivations/softmax_cross_entropy.idx")
 
@@ -177,7 +179,7 @@ def cli_table(times: list[float], statuses: set[int]) -> Table:
 def targets(seeds: list[Latency], models: list[Latency], cli: list[float]) -> list[Target]:
     out = [_files_target("each seed derivation in-process",
                          [s for s in seeds if s.name not in MODEL_FILES], SEED_LIMIT_S),
-           _files_target("each shipped model file in-process",
+           _files_target("each other shipped example (models, networks) in-process",
                          [s for s in seeds if s.name in MODEL_FILES], MODEL_LIMIT_S)]
     for m in models:
         out.append(Target(
