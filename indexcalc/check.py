@@ -149,10 +149,10 @@ class Evaluator:
         return self.cache[name]
 
     def array(self, term: Term, order: tuple[Index, ...]) -> np.ndarray:
-        value, idx = self.eval(term)
+        value, idx = self.evaluate(term)
         return _arrange(value, idx, order, self.world.sizes)
 
-    def eval(self, term: Term) -> tuple[np.ndarray, tuple[Index, ...]]:
+    def evaluate(self, term: Term) -> tuple[np.ndarray, tuple[Index, ...]]:
         if isinstance(term, Num):
             return np.array(float(term.value)), ()
         if isinstance(term, DimSize):
@@ -166,7 +166,7 @@ class Evaluator:
                 return np.array(1.0), ()
             return np.eye(self.world.sizes[term.a.dim]), (term.a, term.b)
         if isinstance(term, Func):
-            value, idx = self.eval(term.arg)
+            value, idx = self.evaluate(term.arg)
             if term.order:
                 fn = self.world.functions[term.name + "_prime" + ("2" if term.order == 2 else "")]
             elif term.name in NUMERIC_FUNCTIONS:
@@ -175,11 +175,11 @@ class Evaluator:
                 fn = self.world.functions[term.name]
             return fn(value), idx
         if isinstance(term, Pow):
-            base, idx = self.eval(term.base)
-            exponent, _ = self.eval(term.exponent)
+            base, idx = self.evaluate(term.base)
+            exponent, _ = self.evaluate(term.exponent)
             return base ** exponent, idx
         if isinstance(term, Add):
-            parts = [self.eval(t) for t in term.terms]
+            parts = [self.evaluate(t) for t in term.terms]
             order: list[Index] = []
             for _, idx in sorted(parts, key=lambda p: -len(p[1])):
                 order.extend(i for i in idx if i not in order)
@@ -190,7 +190,7 @@ class Evaluator:
             bound = term.indices if isinstance(term, Sum) else ()
             body = term.body if isinstance(term, Sum) else term
             factors = body.factors if isinstance(body, Mul) else (body,)
-            evaluated = [self.eval(f) for f in factors]
+            evaluated = [self.evaluate(f) for f in factors]
             letters: dict[Index, str] = {}
             for _, idx in evaluated:
                 for i in idx:

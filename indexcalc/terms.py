@@ -72,7 +72,8 @@ class Term:
         return hash((type(self).__name__,) + self._key())
 
     def _key(self) -> tuple:
-        raise NotImplementedError  # pragma: no cover - every node defines it
+        """The fields that make up equality and the hash; every node type defines it."""
+        raise TypeError(f"{type(self).__name__} does not define _key")  # pragma: no cover
 
     def __hash__(self) -> int:
         return self._hash
