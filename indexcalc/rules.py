@@ -12,7 +12,7 @@ undo an earlier rule (they do not pull a delta's sum apart again).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
