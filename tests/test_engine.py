@@ -153,7 +153,7 @@ def test_seed002_q1e_softmax():
                        local_rules)
     after = dict(steps_of(local(res, "Y")))
     assert "exp(X[s,c]) * exp(X[s,j]) * delta(s,i)" in after["contract deltas"]
-    i, j, k = ix("i", S_), ix("j", C_), ix("k", C_)
+    i, j = ix("i", S_), ix("j", C_)
     Y = lambda a, b: t("Y", a, b)  # noqa: E731
     folded = [s_.after for s_ in local(res, "Y").steps if s_.rule == "fold definition"]
     assert same(folded[-1], sub(mul(Delta(s, i), Delta(c, j), Y(s, c)),

@@ -18,7 +18,6 @@ from indexcalc.terms import (
     DimSize,
     Func,
     Index,
-    Num,
     Sum,
     Tensor,
     add,
