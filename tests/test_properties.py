@@ -6,8 +6,10 @@ For every drawn file:
 
 * the pipeline's own numeric check passes for every result (soundness: the derived gradient
   agrees with central finite differences of the forward definitions).  An example is
-  discarded only when the forward definitions themselves are not finite or are too large
-  for finite differences to mean anything; a failed check is never discarded;
+  discarded only where finite differences cannot judge it: the forward definitions are not
+  finite or too large (FORWARD_LIMIT), or, after a failed check, central differences at
+  steps 1e-4, 1e-5 and 1e-6 disagree with each other.  A failed check whose finite
+  differences converge fails the test;
 * rendering to every format succeeds (and the JSON is valid);
 * printing each definition's body and parsing it back gives the same term (``terms.same``).
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import assume, currently_in_test_context, given, note
+from hypothesis import assume, currently_in_test_context, event, given, note
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,6 +65,37 @@ def forward_values_are_usable(problem) -> bool:
     return True
 
 
+def finite_differences_converge(problem, goal, steps=(1e-4, 1e-5, 1e-6)) -> bool:
+    """Do central differences of the forward definitions agree with themselves across steps?
+
+    Where they do not (a function that oscillates faster than any step resolves, such as the
+    sine of a huge argument), no finite-difference check can judge the result in float64."""
+    world = make_world(problem)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if goal.wrt in world.values:
+            x0 = np.array(world.values[goal.wrt], dtype=float)
+        else:
+            x0 = np.array(Evaluator(world).tensor(goal.wrt), dtype=float)
+
+        def forward(x):
+            return np.asarray(Evaluator(world, {goal.wrt: x}).tensor(goal.of), dtype=float)
+
+        estimates = []
+        for step in steps:
+            grad = np.zeros(forward(x0).shape + x0.shape)
+            for pos in np.ndindex(*x0.shape):
+                plus, minus = x0.copy(), x0.copy()
+                plus[pos] += step
+                minus[pos] -= step
+                grad[(Ellipsis,) + pos] = (forward(plus) - forward(minus)) / (2 * step)
+            estimates.append(grad)
+    scale = max(1.0, max(float(np.max(np.abs(e), initial=0.0)) for e in estimates))
+    spread = max(float(np.max(np.abs(a - b), initial=0.0))
+                 for a, b in zip(estimates, estimates[1:]))
+    return bool(np.isfinite(spread)) and spread / scale < 1e-4
+
+
 def check_sound(text: str) -> None:
     """Derive every goal of ``text``; its checks pass, it renders, its bodies round-trip."""
     problem = parse_text(text, "random.idx")  # the strategy writes valid files only
@@ -72,7 +105,11 @@ def check_sound(text: str) -> None:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         derivation = run(problem)
-    for result in derivation.results:
+    for result, goal in zip(derivation.results, problem.goals):
+        if not result.check.passed and currently_in_test_context():
+            converge = finite_differences_converge(problem, goal)
+            event(f"check failed, finite differences {'converge' if converge else 'do not converge'}")
+            assume(converge)  # not judged: nothing to discard when they converge
         assert result.check.passed, (
             f"check FAILED for {result.kind} of {result.of} wrt {result.wrt}\n{text}\n"
             f"index form: {to_text(result.target)} = {to_text(result.index)}\n"
@@ -201,3 +238,71 @@ def mutated_files(draw) -> str:
 @given(mutated_files())
 def test_mutated_good_files_raise_only_input_error(text):
     parse_only_input_errors(text)
+
+
+# --- known limits of the numeric check, pinned ---------------------------------------------------
+
+#: Found by the long profile: sin of a huge argument (sum_s Y1[s]^2 is about 1e11) makes f
+#: oscillate faster than any float64 step resolves; df/dA is about 5e5 on the diagonal.
+OSCILLATING = HEADER + """\
+Y0[s,m] = h(((y[s] * X[s1,m]) + (A[m1,m1])) * (exp(y[s1])))
+Y1[s] = h((y[s]) + (sum_{s1,m} Y0[s1,m]))
+f = (2 + sin(Y1[s] * Y1[s]))^-1
+grad f wrt A
+"""
+
+
+def test_oscillating_gradient_is_derived_correctly():
+    """The derived lambda agrees with central differences in 60-digit arithmetic (mpmath)."""
+    mp = pytest.importorskip("mpmath")
+    from indexcalc.check import user_function
+
+    problem = parse_text(OSCILLATING, "oscillating.idx")
+    result = run(problem).results[0]
+    world = make_world(problem)
+    X, A, y = (world.values[name] for name in ("X", "A", "y"))
+    h = user_function(0)[0]  # the stand-in the check gives to the first declared function
+
+    def f(matrix) -> "mp.mpf":
+        trace = sum(matrix[i][i] for i in range(len(matrix)))
+        H = lambda x: mp.sin(x) + x ** 2 / 2  # noqa: E731 -- user_function(0) in mpmath
+        Y0 = [[H(sum((mp.mpf(y[s]) * mp.mpf(X[s1, m]) + trace) * mp.exp(mp.mpf(y[s1]))
+                     for s1 in range(len(y)))) for m in range(X.shape[1])] for s in range(len(y))]
+        total = sum(sum(row) for row in Y0)
+        Y1 = [H(mp.mpf(y[s]) + total) for s in range(len(y))]
+        return 1 / (2 + mp.sin(sum(v * v for v in Y1)))
+
+    with mp.workdps(60):
+        base = [[mp.mpf(A[i, j]) for j in range(A.shape[1])] for i in range(A.shape[0])]
+        step, expected = mp.mpf("1e-30"), np.zeros(A.shape)
+        for i, j in np.ndindex(*A.shape):
+            plus, minus = [row[:] for row in base], [row[:] for row in base]
+            plus[i][j] += step
+            minus[i][j] -= step
+            expected[i, j] = float((f(plus) - f(minus)) / (2 * step))
+    fn = eval(result.numpy.source, {"np": np})  # noqa: S307 -- our own generated code
+    values = {"X": X, "A": A, "y": y, "h": h, "h_prime": user_function(0)[1]}
+    got = fn(*(values[name] for name in result.numpy.args))
+    assert np.max(np.abs(got - expected)) / np.max(np.abs(expected)) < 1e-8
+    assert not finite_differences_converge(problem, problem.goals[0])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "check.py: float64 central differences cannot resolve f here (estimates 2.8e3, 2.9e4, "
+    "2.9e5 at steps 1e-4, 1e-5, 1e-6) and the check reports 'check FAILED' (exit 1) for a "
+    "result that 60-digit arithmetic confirms; it could say the check is inconclusive, or "
+    "evaluate the forward definitions in higher precision"))
+def test_check_does_not_fail_a_correct_oscillating_gradient():
+    result = run(parse_text(OSCILLATING, "oscillating.idx")).results[0]
+    assert result.check.passed
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "check.py: a large constant in f leaves float64 central differences only rounding noise "
+    "(1e-16 * 1e8 / 1e-4 = 1e-4 > tolerance 1e-6 even at the largest step), so the obviously "
+    "correct df/db = 2 b is reported as 'check FAILED' (exit 1)"))
+def test_check_does_not_fail_a_gradient_under_a_large_constant():
+    source = "dims N=4\ninput b[N]\nf = 100000000 + sum_n b[n]^2\ngrad f wrt b\n"
+    result = run(parse_text(source, "constant.idx")).results[0]
+    assert to_text(result.index) == "2 * b[i]"
+    assert result.check.passed
