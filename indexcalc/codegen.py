@@ -78,12 +78,8 @@ def apply_function(name: str, order: int, arg: str, names: Names) -> str:
         return f"{fn}({arg})"
     if name in mx.NUMPY_FUNCTIONS:
         return f"{mx.NUMPY_FUNCTIONS[name]}({arg})"
-    if name == "sigmoid":
-        return f"(1.0 / (1.0 + np.exp(-({arg}))))"
-    if name == "relu":
-        return f"np.maximum({arg}, 0.0)"
-    if name == "step":
-        return f"np.heaviside({arg}, 0.0)"
+    if name in mx.NUMPY_SPELLED_OUT:  # the same spelling as the matrix text
+        return f"({mx.NUMPY_SPELLED_OUT[name].format(arg)})"
     names.functions.add(name)
     return f"{name}({arg})"
 
