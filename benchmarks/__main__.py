@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import threads  # noqa: F401  (first: fixes the BLAS thread count before NumPy loads)
 
-from indexcalc.parser import parse_text
+from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run
 
 from . import codespeed, latency, peers, scaling

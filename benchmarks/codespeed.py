@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexcalc.parser import parse_text
+from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run
 
 from .cases import CASES, Case

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexcalc.check import check
-from indexcalc.engine import Engine
-from indexcalc.matrix import to_matrix
-from indexcalc.parser import parse_text
+from indexcalc.check.numeric import check
+from indexcalc.derive.engine import Engine
+from indexcalc.matrix.recognize import to_matrix
+from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import numpy_function, output_indices, run
 
 from .measure import median_seconds, ms

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexcalc.engine import Engine
-from indexcalc.parser import parse_text
+from indexcalc.derive.engine import Engine
+from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run
-from indexcalc.printing import to_text
+from indexcalc.render.printing import to_text
 
 from .measure import median_seconds, ms
 from .problems import DERIVATIONS

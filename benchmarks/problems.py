@@ -1,7 +1,7 @@
 """Derivation files written by the benchmark: generated families and models not shipped.
 
 Everything here is plain ``.idx`` text in the language of CONTRACT section 1, parsed with
-``indexcalc.parser.parse_text`` exactly like a user's file.
+``indexcalc.syntax.idx.parse_text`` exactly like a user's file.
 """
 from __future__ import annotations
 

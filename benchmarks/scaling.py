@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
-from indexcalc.parser import parse_text
+from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run
 
 from .latency import STAGES, stage_seconds

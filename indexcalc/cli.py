@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import __version__
 from .problem import InputError
-from .render import FORMATS, render
+from .render.document import FORMATS, render
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 def _is_derivation_error(error: Exception) -> bool:
     """Did the engine stop a derivation at its step or time limit?"""
     try:
-        from .engine import DerivationError
+        from .derive.engine import DerivationError
     except Exception:  # noqa: BLE001 -- a broken engine is reported as an internal error
         return False
     return isinstance(error, DerivationError)
@@ -110,7 +110,7 @@ def _is_derivation_error(error: Exception) -> bool:
 def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
     """``indexcalc derive``: parse, derive, render, then write; returns the exit status."""
     # Imported here so that a broken stage is reported as an internal error, not a crash.
-    from .parser import parse_file
+    from .syntax.idx import parse_file
     from .pipeline import run
 
     pdf_path = _pdf_path(file, output) if pdf else None

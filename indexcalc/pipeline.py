@@ -4,11 +4,11 @@ Every stage runs once per result, in order; the renderers only read what this re
 """
 from __future__ import annotations
 
-from .check import check
-from .codegen import Names, broadcasts, from_index, from_matrix
+from .check.numeric import check
+from .emit.numpy import Names, broadcasts, from_index, from_matrix
 from .derivation import Derivation, NumpyFunction, Result
-from .engine import Engine, IndexResult
-from .matrix import to_matrix
+from .derive.engine import Engine, IndexResult
+from .matrix.recognize import to_matrix
 from .problem import Problem
 from .terms import ZERO, Deriv, Grad, Index, Tensor, Term
 

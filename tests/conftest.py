@@ -3,7 +3,7 @@
 The helpers stay independent of the code under test where they serve as an oracle: the
 generated lambda is compiled here with plain ``eval`` (it is a Python expression that uses only
 ``np`` and its arguments, CONTRACT section 2), and the finite differences below are written
-from scratch rather than taken from ``indexcalc.check``.
+from scratch rather than taken from ``indexcalc.check.numeric``.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexcalc.parser import parse_file, parse_text
+from indexcalc.syntax.idx import parse_file, parse_text
 from indexcalc.pipeline import run
 from indexcalc.terms import Index
 

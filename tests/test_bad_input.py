@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexcalc.parser import MAX_DEFINITION_DEPTH, MAX_FILE_BYTES, MAX_LINE_LENGTH, MAX_LINES, MAX_NESTING
+from indexcalc.syntax.idx import MAX_DEFINITION_DEPTH, MAX_FILE_BYTES, MAX_LINE_LENGTH, MAX_LINES, MAX_NESTING
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -371,7 +371,7 @@ def test_a_runaway_rewrite_stops_at_the_engine_limits(good_file, tmp_path, monke
     import indexcalc
     import indexcalc.pipeline
     from indexcalc import cli
-    from indexcalc.engine import Engine
+    from indexcalc.derive.engine import Engine
 
     monkeypatch.setattr(indexcalc.pipeline, "Engine", functools.partial(Engine, **limit))
     out = tmp_path / "out.txt"

@@ -40,7 +40,7 @@ Y[s] = X[s] * Z[s]
 
 @pytest.fixture
 def parser():
-    return pytest.importorskip("indexcalc.parser")
+    return pytest.importorskip("indexcalc.syntax.idx")
 
 
 @pytest.fixture

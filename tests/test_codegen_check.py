@@ -20,7 +20,7 @@ from conftest import (
     DERIVATIONS, assert_close, call, compiled, derivation, derive_text, lambda_free_names,
     numeric_gradient, problem, result, rng, softmax,
 )
-from indexcalc.check import check
+from indexcalc.check.numeric import check
 from indexcalc.derivation import NumpyFunction
 
 ALL_FILES = sorted(p.stem for p in DERIVATIONS.glob("*.idx"))

@@ -13,7 +13,7 @@ import pytest
 from conftest import (
     DERIVATIONS, assert_close, call, derivation, numeric_gradient, result, rng, softmax,
 )
-from indexcalc.printing import to_text
+from indexcalc.render.printing import to_text
 
 ALL_FILES = sorted(p.stem for p in DERIVATIONS.glob("*.idx"))
 

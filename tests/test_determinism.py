@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from indexcalc.render import FORMATS
+from indexcalc.render.document import FORMATS
 
 REPO = Path(__file__).resolve().parent.parent
 DERIVATIONS = sorted((REPO / "derivations").glob("*.idx"))

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexcalc.engine as engine_module
+import indexcalc.derive.engine as engine_module
 from conftest import (
     DERIVATIONS, assert_close, assert_subsequence, call, derive_text, ix, problem, result,
 )
-from indexcalc.engine import DerivationError, Engine
-from indexcalc.parser import parse_file
-from indexcalc.printing import to_text
-from indexcalc.rules import RULES, Rule
+from indexcalc.derive.engine import DerivationError, Engine
+from indexcalc.syntax.idx import parse_file
+from indexcalc.render.printing import to_text
+from indexcalc.derive.rules import RULES, Rule
 from indexcalc.terms import (
     ONE, Delta, Deriv, DimSize, Func, Grad, Sum, Tensor, div, make_sum, mul, same, sub,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import DERIVATIONS, derivation
-from indexcalc.render import render
+from indexcalc.render.document import render
 from test_render import compile_latex, need_pdflatex
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_close, call, derive_text, numeric_gradient, result, rng
-from indexcalc.matrix import to_matrix
+from indexcalc.matrix.recognize import to_matrix
 from indexcalc.terms import (
     Delta, DimSize, Func, Grad, Index, Tensor, add, div, make_sum, mul, num,
 )

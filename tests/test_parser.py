@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from indexcalc.parser import parse_file, parse_text
+from indexcalc.syntax.idx import parse_file, parse_text
 from indexcalc.problem import Assumption, Goal, InputError
 from indexcalc.terms import (
     ONE,

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from indexcalc.printing import function_latex, name_latex, to_latex, to_text
+from indexcalc.render.printing import function_latex, name_latex, to_latex, to_text
 from indexcalc.terms import (
     MINUS_ONE,
     ONE,
@@ -458,9 +458,9 @@ Z{lhs} = {body}
 
 
 def _parse_definition(term):
-    parser = pytest.importorskip("indexcalc.parser")
+    parser = pytest.importorskip("indexcalc.syntax.idx")
     if not hasattr(parser, "parse_text"):
-        pytest.skip("indexcalc.parser.parse_text does not exist yet")
+        pytest.skip("indexcalc.syntax.idx.parse_text does not exist yet")
     free = sorted(term.free)
     lhs = "[" + ",".join(ix.name for ix in free) + "]" if free else ""
     return parser.parse_text(_SOURCE.format(lhs=lhs, body=to_text(term))).definitions["Z"].body

@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from strategies import HEADER, DrawnProblem, problems, profile  # noqa: E402
 
-from indexcalc.check import Evaluator, make_world  # noqa: E402
-from indexcalc.parser import parse_text  # noqa: E402
+from indexcalc.check.numeric import Evaluator, make_world  # noqa: E402
+from indexcalc.syntax.idx import parse_text  # noqa: E402
 from indexcalc.pipeline import run  # noqa: E402
-from indexcalc.printing import to_text  # noqa: E402
+from indexcalc.render.printing import to_text  # noqa: E402
 from indexcalc.problem import InputError  # noqa: E402
-from indexcalc.render import FORMATS, render  # noqa: E402
+from indexcalc.render.document import FORMATS, render  # noqa: E402
 from indexcalc.terms import same  # noqa: E402
 
 #: Forward values beyond this leave float64 central differences too few digits to judge a
@@ -255,7 +255,7 @@ grad f wrt A
 def test_oscillating_gradient_is_derived_correctly():
     """The derived lambda agrees with central differences in 60-digit arithmetic (mpmath)."""
     mp = pytest.importorskip("mpmath")
-    from indexcalc.check import user_function
+    from indexcalc.check.numeric import user_function
 
     problem = parse_text(OSCILLATING, "oscillating.idx")
     result = run(problem).results[0]

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from indexcalc.derivation import CheckResult, Derivation
 from indexcalc.pipeline import run
-from indexcalc.printing import to_latex, to_text
+from indexcalc.render.printing import to_latex, to_text
 from indexcalc.problem import Definition, Goal, InputTensor, Problem
-from indexcalc.render import (
+from indexcalc.render.document import (
     FORMATS,
     latex_escape,
     markdown_escape,
@@ -350,7 +350,7 @@ SAMPLES = {
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_jacobian_and_hessian_render_and_compile(name, tmp_path):
-    parser = pytest.importorskip("indexcalc.parser")
+    parser = pytest.importorskip("indexcalc.syntax.idx")
     derivation = run(parser.parse_text(textwrap.dedent(SAMPLES[name]), f"{name}.idx"))
     for fmt in FORMATS:
         assert render(derivation, fmt)

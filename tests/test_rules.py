@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from conftest import problem
-from indexcalc.printing import to_text
+from indexcalc.render.printing import to_text
 from indexcalc.problem import InputError
-from indexcalc.rules import FUNCTION_DERIVATIVES, RULES, Context
+from indexcalc.derive.rules import FUNCTION_DERIVATIVES, RULES, Context
 from indexcalc.terms import (
     ONE,
     ZERO,

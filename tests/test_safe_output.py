@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from strategies import DrawnProblem, problems, profile  # noqa: E402
 
 from indexcalc import cli  # noqa: E402
-from indexcalc.parser import parse_file, parse_text  # noqa: E402
+from indexcalc.syntax.idx import parse_file, parse_text  # noqa: E402
 from indexcalc.pipeline import run  # noqa: E402
 from indexcalc.problem import InputError  # noqa: E402
-from indexcalc.render import render  # noqa: E402
+from indexcalc.render.document import render  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

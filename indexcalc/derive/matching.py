@@ -11,7 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Iterator
 
-from .terms import (
+from ..terms import (
     Add, Delta, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp, mul, power,
     split_coeff,
 )

@@ -17,8 +17,8 @@ from fractions import Fraction
 from typing import Callable
 
 from .matching import fold_in_product, match
-from .problem import InputError, Problem
-from .terms import (
+from ..problem import InputError, Problem
+from ..terms import (
     ONE, ZERO, Add, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
     rename_indices, same, split_coeff, sub, canonical, freshen_bound,

@@ -16,10 +16,10 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from .derivation import Block, Step
-from .problem import Goal, InputError, Problem
+from ..derivation import Block, Step
+from ..problem import Goal, InputError, Problem
 from .rules import RULES, Context, Rule, instantiate
-from .terms import (
+from ..terms import (
     Deriv, Grad, Index, Sum, Tensor, Term, add, make_sum, map_children, mul, rename_indices,
     replace, unshadow, ZERO,
 )

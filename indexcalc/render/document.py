@@ -26,9 +26,9 @@ from typing import NamedTuple
 
 import jinja2
 
-from .derivation import Block, CheckResult, Derivation, Result
+from ..derivation import Block, CheckResult, Derivation, Result
 from .printing import name_latex, to_latex, to_text
-from .terms import ZERO
+from ..terms import ZERO
 
 __all__ = ["FORMATS", "render", "latex_escape", "markdown_escape", "to_json_data"]
 

@@ -14,9 +14,9 @@ import string
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from . import matrix as mx
-from .problem import Problem
-from .terms import (
+from ..matrix import recognize as mx
+from ..problem import Problem
+from ..terms import (
     Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp, mul,
     rename_indices, split_coeff,
 )

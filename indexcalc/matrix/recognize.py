@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from . import printing
-from .terms import (
+from ..render import printing
+from ..terms import (
     Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
     make_sum, mul, add as add_terms, split_coeff,
 )

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .derivation import CheckResult, NumpyFunction
-from .problem import Goal, Problem
-from .terms import (
+from ..derivation import CheckResult, NumpyFunction
+from ..problem import Goal, Problem
+from ..terms import (
     Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
 )
 

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator, TypeVar
 
-from .problem import (
+from ..problem import (
     BUILTIN_FUNCTIONS,
     Assumption,
     Definition,
@@ -57,7 +57,7 @@ from .problem import (
     Location,
     Problem,
 )
-from .terms import (
+from ..terms import (
     MINUS_ONE,
     ZERO,
     Delta,

@@ -37,7 +37,7 @@ from fractions import Fraction
 from functools import singledispatch
 from typing import Callable, NamedTuple
 
-from .terms import (
+from ..terms import (
     Add,
     Delta,
     Deriv,

@@ -1,0 +1,1 @@
+"""Checks: every result shown compared with finite differences of the forward definitions."""

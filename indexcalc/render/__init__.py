@@ -1,0 +1,1 @@
+"""Output: terms and results printed as text, LaTeX, Markdown and JSON."""

@@ -1,0 +1,1 @@
+"""Front ends: text in a user's language to a :class:`~indexcalc.problem.Problem`."""
