@@ -10,9 +10,6 @@ from dataclasses import dataclass, field
 
 from .terms import Index, Term
 
-#: Elementwise functions the language knows, with their NumPy spelling.
-BUILTIN_FUNCTIONS = ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sin", "cos")
-
 
 @dataclass(frozen=True)
 class Location:

@@ -18,6 +18,8 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Callable, Iterable, Iterator, Mapping
 
+from . import naming
+
 
 @dataclass(frozen=True, order=True)
 class Index:
@@ -171,7 +173,7 @@ class Grad(Term):
 
     @property
     def array_name(self) -> str:
-        return f"d{self.of}_d{self.wrt}"
+        return naming.gradient(self.of, self.wrt)
 
 
 @_term
@@ -513,12 +515,7 @@ def unshadow(term: Term, bound: frozenset[str] = frozenset()) -> Term:
 
 def fresh_name(base: str, avoid: set[str]) -> str:
     """A new index name near ``base`` (``k`` -> ``k2``) that is not in ``avoid``."""
-    stem = base.rstrip("0123456789") or base
-    for n in itertools.count(2):
-        cand = f"{stem}{n}"
-        if cand not in avoid:
-            return cand
-    raise AssertionError("unreachable")
+    return naming.fresh_variant(base, avoid)
 
 
 def replace(term: Term, fn: Callable[[Term], Term | None]) -> Term:

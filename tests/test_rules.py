@@ -14,7 +14,8 @@ import pytest
 from conftest import problem
 from indexcalc.render.printing import to_text
 from indexcalc.problem import InputError
-from indexcalc.derive.rules import FUNCTION_DERIVATIVES, RULES, Context
+from indexcalc.derive.rules import RULES, Context
+from indexcalc.functions import FUNCTIONS as FUNCTION_DERIVATIVES
 from indexcalc.terms import (
     ONE,
     ZERO,
@@ -262,7 +263,7 @@ def test_declared_function_rule_does_not_fire_on_builtins():
 
 @pytest.mark.parametrize("name", sorted(set(FUNCTION_DERIVATIVES) - {"step", "sign"}))
 def test_builtin_function_derivatives_match_finite_differences(name):
-    """The table of f' (rules.FUNCTION_DERIVATIVES; any calculus table, e.g.
+    """The table of f' (the registry indexcalc.functions.FUNCTIONS; any calculus table, e.g.
     sigmoid' = sigmoid (1 - sigmoid), tanh' = 1 - tanh^2), checked numerically."""
     forward = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "abs": np.abs,
                "sin": np.sin, "cos": np.cos, "relu": lambda v: np.maximum(v, 0.0),

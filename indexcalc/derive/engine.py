@@ -16,6 +16,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from .. import naming
 from ..derivation import Block, Step
 from ..problem import Goal, InputError, Problem
 from .rules import RULES, Context, Rule, instantiate
@@ -23,9 +24,6 @@ from ..terms import (
     Deriv, Grad, Index, Sum, Tensor, Term, add, make_sum, map_children, mul, rename_indices,
     replace, unshadow, ZERO,
 )
-
-#: Index names tried, in order, for the entries of a gradient (the documents use i, j).
-RESULT_INDEX_NAMES = "ijklpqrtuvwabcdefghmnoxyz"
 
 #: A derived gradient larger than this many nodes is carried as the symbol dL/dY into the
 #: next chain rule and written out once at the end: each layer of a deep network is then
@@ -257,7 +255,7 @@ class Engine:
         taken = set(avoid) | self._names_on_paths()
         out = []
         for dim in dims:
-            name = next(n for n in RESULT_INDEX_NAMES if n not in taken)
+            name = naming.fresh_index(taken)
             taken.add(name)
             out.append(Index(name, dim))
         return tuple(out)
@@ -278,7 +276,7 @@ class Engine:
         for i in self.problem.definitions[consumer].indices:
             name = i.name
             if name in used:
-                name = next(n for n in "snmcdkpqrtuvwxyzabefgh" if n not in used)
+                name = naming.fresh_index(used, naming.CONSUMER_INDEX_NAMES)
             used.add(name)
             out.append(Index(name, i.dim))
         return tuple(out)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
+from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
 from ..problem import InputError, Problem
 from ..terms import (
@@ -134,40 +135,9 @@ def power_rule(term: Term, ctx: Context) -> Term | None:
     return mul(n, power(expr.base, add(n, num(-1))), Deriv(expr.base, wrt))
 
 
-def _sigmoid_prime(u):
-    s = Func("sigmoid", u)
-    return mul(s, sub(ONE, s))
-
-
-@dataclass(frozen=True)
-class FunctionDerivative:
-    """f'(u) for a builtin elementwise f, with the identity it rests on (any calculus table;
-    sigmoid' = sigmoid (1 - sigmoid) and tanh' = 1 - tanh^2 follow from the quotient rule)."""
-
-    derivative: Callable[[Term], Term]
-    identity: str
-
-
-FUNCTION_DERIVATIVES: dict[str, FunctionDerivative] = {
-    "exp": FunctionDerivative(lambda u: Func("exp", u), "d exp(u) = exp(u) du"),
-    "log": FunctionDerivative(lambda u: power(u, num(-1)), "d log(u) = du / u"),
-    "sqrt": FunctionDerivative(lambda u: div(ONE, mul(num(2), Func("sqrt", u))),
-                               "d sqrt(u) = du / (2 sqrt(u))"),
-    "tanh": FunctionDerivative(lambda u: sub(ONE, power(Func("tanh", u), num(2))),
-                               "d tanh(u) = (1 - tanh(u)^2) du"),
-    "sigmoid": FunctionDerivative(_sigmoid_prime, "d sigmoid(u) = sigmoid(u) (1 - sigmoid(u)) du"),
-    "relu": FunctionDerivative(lambda u: Func("step", u), "d relu(u) = step(u) du"),
-    "abs": FunctionDerivative(lambda u: Func("sign", u), "d |u| = sign(u) du"),
-    "sin": FunctionDerivative(lambda u: Func("cos", u), "d sin(u) = cos(u) du"),
-    "cos": FunctionDerivative(lambda u: neg(Func("sin", u)), "d cos(u) = -sin(u) du"),
-    "step": FunctionDerivative(lambda u: ZERO, "d step(u) = 0 (almost everywhere)"),
-    "sign": FunctionDerivative(lambda u: ZERO, "d sign(u) = 0 (almost everywhere)"),
-}
-
-
 def function_rule(name: str) -> Callable[[Term, Context], Term | None]:
     """The rule d f(u) = f'(u) du for the builtin ``name`` (its identity is the docstring)."""
-    known = FUNCTION_DERIVATIVES[name]
+    known = FUNCTIONS[name]
 
     def rule(term: Term, ctx: Context) -> Term | None:
         expr, wrt = _deriv_parts(term)
@@ -183,7 +153,7 @@ def function_rule(name: str) -> Callable[[Term, Context], Term | None]:
 def declared_function_rule(term: Term, ctx: Context) -> Term | None:
     """d h(u) = h'(u) du for a function declared with ``function h`` (and h'' for h')."""
     expr, wrt = _deriv_parts(term)
-    if not isinstance(expr, Func) or (expr.name in FUNCTION_DERIVATIVES and expr.order == 0):
+    if not isinstance(expr, Func) or (expr.name in FUNCTIONS and expr.order == 0):
         return None
     return mul(Func(expr.name, expr.arg, expr.order + 1), Deriv(expr.arg, wrt))
 
@@ -524,7 +494,7 @@ RULES: tuple[Rule, ...] = (
     Rule("product rule", product_rule, "d(a b) = da b + a db", "differentiate"),
     Rule("power rule", power_rule, "d(u^n) = n u^(n-1) du", "differentiate"),
     *(Rule(f"derivative of {name}", function_rule(name), known.identity, "differentiate")
-      for name, known in FUNCTION_DERIVATIVES.items()),
+      for name, known in FUNCTIONS.items()),
     Rule("derivative of a declared function", declared_function_rule, "d h(u) = h'(u) du",
          "differentiate"),
     Rule("derivative of an entry", entry_rule, "dW_nm/dW_ij = delta_ni delta_mj", "differentiate"),

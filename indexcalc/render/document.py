@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import jinja2
 
+from .. import naming
 from ..derivation import Block, CheckResult, Derivation, Result
 from .printing import name_latex, to_latex, to_text
 from ..terms import ZERO
@@ -352,11 +353,10 @@ def _matrix_forms(result: Result, of_rank: int, wrt_rank: int) -> Equation | Non
     if result.matrix is None:
         return None
     of, wrt = _bold_name(result.of, of_rank), _bold_name(result.wrt, wrt_rank)
+    lhs_text = naming.result(result.kind, result.of, result.wrt)
     if result.kind == "hessian":
-        lhs_text = f"d2{result.of}_d{result.wrt}2"
         lhs_latex = f"\\frac{{\\partial^2 {of}}}{{\\partial {wrt} \\, \\partial {wrt}}}"
     else:
-        lhs_text = f"d{result.of}_d{result.wrt}"
         lhs_latex = f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
     return Equation(Forms(lhs_text, lhs_latex), Forms(result.matrix.text(), result.matrix.latex()))
 

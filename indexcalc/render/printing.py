@@ -37,6 +37,7 @@ from fractions import Fraction
 from functools import singledispatch
 from typing import Callable, NamedTuple
 
+from ..functions import builtin
 from ..terms import (
     Add,
     Delta,
@@ -294,19 +295,6 @@ _GREEK = {
 }
 _GREEK.update({"lam": "\\lambda", "eps": "\\epsilon", "Lam": "\\Lambda"})
 
-_LATEX_FUNCS = {
-    "exp": "\\exp",
-    "log": "\\log",
-    "tanh": "\\tanh",
-    "sin": "\\sin",
-    "cos": "\\cos",
-    "sigmoid": "\\sigma",
-    "relu": "\\operatorname{relu}",
-    "step": "\\operatorname{step}",
-    "sign": "\\operatorname{sign}",
-}
-
-
 def _lparen(text: str) -> str:
     return f"\\left({text}\\right)"
 
@@ -391,15 +379,13 @@ def function_latex(name: str, order: int, arg: str, atomic: bool = False) -> str
     """``name`` with ``order`` primes applied to the LaTeX ``arg``.
 
     ``atomic`` says that ``arg`` needs no brackets: then ``exp`` prints as ``e^{arg}`` and
-    the argument goes in plain parentheses, else in ``\\left( \\right)``.
+    the argument goes in plain parentheses, else in ``\\left( \\right)``.  A builtin's
+    spelling comes from the registry; a declared function is its name with primes.
     """
-    if name == "sqrt" and not order:
-        return f"\\sqrt{{{arg}}}"
-    if name == "abs" and not order:
-        return f"\\left|{arg}\\right|"
-    if name == "exp" and not order and atomic:
-        return f"e^{{{arg}}}"
-    head = _LATEX_FUNCS.get(name) or name_latex(name, operator=True)
+    known = builtin(name)
+    if known is not None and not order:
+        return known.latex_code(arg, atomic, _lparen)
+    head = name_latex(name, operator=True)
     return head + "'" * order + (f"({arg})" if atomic else _lparen(arg))
 
 

@@ -47,8 +47,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator, TypeVar
 
+from .. import naming
+from ..functions import LANGUAGE_FUNCTIONS
 from ..problem import (
-    BUILTIN_FUNCTIONS,
     Assumption,
     Definition,
     Goal,
@@ -84,7 +85,7 @@ KEYWORDS = (
     "sum", "delta", "loss", "wrt", "grad", "jacobian", "hessian",
     "input", "dims", "function", "assume", "title",
 )
-RESERVED_NAMES = frozenset(KEYWORDS) | frozenset(BUILTIN_FUNCTIONS)
+RESERVED_NAMES = frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS)
 GOAL_KINDS = ("grad", "jacobian", "hessian")
 
 #: Deepest nesting of parentheses, unary minus, powers and sums in one expression.
@@ -691,7 +692,7 @@ class _IndexAnalysis:
     def _resolve_func(self, node: RFunc) -> None:
         name = node.name
         self._check_not_self(name, node.column)
-        if name in BUILTIN_FUNCTIONS:
+        if name in LANGUAGE_FUNCTIONS:
             if node.order:
                 raise self.line.error(
                     f"{name}{chr(39) * node.order} is not part of the language", node.column,
@@ -1027,7 +1028,7 @@ class _FileParser:
         return name in self.problem.inputs or name in self.problem.definitions
 
     def is_function(self, name: str) -> bool:
-        return name in BUILTIN_FUNCTIONS or name in self.problem.functions
+        return name in LANGUAGE_FUNCTIONS or name in self.problem.functions
 
     def is_value_name(self, name: str) -> bool:
         return name in self.problem.dims or self.is_tensor(name)
@@ -1058,7 +1059,7 @@ class _FileParser:
         name = token.text
         if not _NAME.match(name) or "__" in name:
             raise line.error(f"{name} is not a valid name", token.column, hint=_NAME_HINT)
-        if name in BUILTIN_FUNCTIONS:
+        if name in LANGUAGE_FUNCTIONS:
             raise line.error(f"{name} is a builtin function and cannot be used as a name", token.column)
         if name in KEYWORDS:
             raise line.error(f"{name} is a reserved word", token.column, hint="choose another name")
@@ -1069,6 +1070,9 @@ class _FileParser:
                 token.column, hint="choose another name",
             )
         generated = self.generated.get(name)
+        base, order = naming.split_derivative_function(name)
+        if generated is None and order and base in self.problem.functions:
+            generated = f"derivative {order} of function {base}"
         if generated is not None:
             raise line.error(f"{name} is the name the generated NumPy code gives to {generated}",
                              token.column, hint="choose another name")
@@ -1158,12 +1162,14 @@ class _FileParser:
 
         def function() -> None:
             token = cursor.expect("NAME", "a function name", hint="write  function h")
-            if token.text in BUILTIN_FUNCTIONS:
+            if token.text in LANGUAGE_FUNCTIONS:
                 raise line.error(f"{token.text} is a builtin function; it needs no declaration", token.column)
             self._check_new_name(line, token)
             location = line.at(token.column)
-            for suffix, what in (("_prime", "the derivative"), ("_prime2", "the second derivative")):
-                self._reserve_generated(line, token.column, token.text + suffix,
+            for order, what in ((1, "the derivative"), (2, "the second derivative"),
+                                (3, "the third derivative")):
+                self._reserve_generated(line, token.column,
+                                        naming.derivative_function(token.text, order),
                                         f"{what} of function {token.text}")
             self.problem.functions[token.text] = location
             self._declare(token.text, "function", location)
@@ -1287,7 +1293,7 @@ class _FileParser:
             if argument.text in seen:
                 raise line.error(f"{argument.text} is given to loss twice", argument.column)
             seen.add(argument.text)
-            self._reserve_generated(line, argument.column, f"d{name}_d{argument.text}",
+            self._reserve_generated(line, argument.column, naming.gradient(name, argument.text),
                                     f"the upstream gradient d{name}/d{argument.text}")
         return Definition(name, (), None, location, loss_args=tuple(a.text for a in arguments))
 

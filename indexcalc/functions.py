@@ -1,0 +1,117 @@
+"""The one registry of builtin functions: every stage reads a function's facts from here.
+
+An entry says everything indexcalc knows about a function: its name in the file language,
+its arity, its derivative as a term with the identity that justifies it (shown as the
+step's reason), how NumPy spells it, how LaTeX writes it, how the numeric check evaluates
+it (independently of the NumPy spelling the code generator prints, so a spelling bug cannot
+agree with itself) and the domain the check draws its argument from.  Adding a function is
+adding one entry to ``FUNCTIONS``.
+
+The parser accepts the entries marked ``in_language``; the others (``step``, ``sign``) only
+arise as derivatives (of ``relu`` and ``abs``).
+
+Unspecified functions declared with ``function h`` are not entries: their derivatives are
+``h'``, ``h''``, ... (``Func(name, arg, order)``), named in code by ``naming``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .terms import ONE, ZERO, Func, Term, div, mul, neg, num, power, sub
+
+#: Domains the numeric check draws a function's argument from.
+REAL, POSITIVE = "real", "positive"
+
+
+@dataclass(frozen=True)
+class Function:
+    """One builtin elementwise function."""
+
+    name: str
+    #: f'(u) as a term in u (the rule writes d f(u) = f'(u) du).
+    derivative: Callable[[Term], Term]
+    #: The identity the derivative rests on, shown as the step's reason.
+    identity: str
+    #: NumPy code with ``{}`` for the argument (``np.exp({})``).
+    numpy: str
+    #: The value the numeric check computes (not derived from ``numpy``).
+    numeric: Callable[[np.ndarray], np.ndarray]
+    #: LaTeX with ``{}`` for the argument in brackets (``\\exp{}``), or a whole template that
+    #: brackets by itself (``\\sqrt{{{}}}``) when ``latex_brackets`` is False.
+    latex: str
+    latex_brackets: bool = True
+    #: LaTeX template used instead when the argument is a single symbol (``e^{{{}}}``).
+    latex_atomic: str | None = None
+    #: Where the check draws the tensors under this function from.
+    domain: str = REAL
+    arity: int = 1
+    #: False for functions that only arise as derivatives (``step`` of ``relu``).
+    in_language: bool = True
+
+    def numpy_code(self, arg: str) -> str:
+        return self.numpy.format(arg)
+
+    def latex_code(self, arg: str, atomic: bool, brackets: Callable[[str], str]) -> str:
+        """LaTeX of the function applied to ``arg`` (``atomic``: ``arg`` is one symbol)."""
+        if atomic and self.latex_atomic is not None:
+            return self.latex_atomic.format(arg)
+        if not self.latex_brackets:
+            return self.latex.format(arg)
+        return self.latex.format(f"({arg})" if atomic else brackets(arg))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _sigmoid_prime(u: Term) -> Term:
+    s = Func("sigmoid", u)
+    return mul(s, sub(ONE, s))
+
+
+_ENTRIES = (
+    Function("exp", lambda u: Func("exp", u), "d exp(u) = exp(u) du",
+             numpy="np.exp({})", numeric=np.exp, latex="\\exp{}", latex_atomic="e^{{{}}}"),
+    Function("log", lambda u: power(u, num(-1)), "d log(u) = du / u",
+             numpy="np.log({})", numeric=np.log, latex="\\log{}", domain=POSITIVE),
+    Function("sqrt", lambda u: div(ONE, mul(num(2), Func("sqrt", u))),
+             "d sqrt(u) = du / (2 sqrt(u))",
+             numpy="np.sqrt({})", numeric=np.sqrt, latex="\\sqrt{{{}}}", latex_brackets=False,
+             domain=POSITIVE),
+    Function("tanh", lambda u: sub(ONE, power(Func("tanh", u), num(2))),
+             "d tanh(u) = (1 - tanh(u)^2) du",
+             numpy="np.tanh({})", numeric=np.tanh, latex="\\tanh{}"),
+    # sigmoid' = sigmoid (1 - sigmoid) follows from the quotient rule on 1 / (1 + exp(-u)).
+    Function("sigmoid", _sigmoid_prime, "d sigmoid(u) = sigmoid(u) (1 - sigmoid(u)) du",
+             numpy="1 / (1 + np.exp(-({})))", numeric=_sigmoid, latex="\\sigma{}"),
+    Function("relu", lambda u: Func("step", u), "d relu(u) = step(u) du",
+             numpy="np.maximum({}, 0)", numeric=lambda x: np.maximum(x, 0.0),
+             latex="\\operatorname{{relu}}{}"),
+    Function("abs", lambda u: Func("sign", u), "d |u| = sign(u) du",
+             numpy="np.abs({})", numeric=np.abs, latex="\\left|{}\\right|",
+             latex_brackets=False),
+    Function("sin", lambda u: Func("cos", u), "d sin(u) = cos(u) du",
+             numpy="np.sin({})", numeric=np.sin, latex="\\sin{}"),
+    Function("cos", lambda u: neg(Func("sin", u)), "d cos(u) = -sin(u) du",
+             numpy="np.cos({})", numeric=np.cos, latex="\\cos{}"),
+    Function("step", lambda u: ZERO, "d step(u) = 0 (almost everywhere)",
+             numpy="np.heaviside({}, 0)", numeric=lambda x: np.heaviside(x, 0.0),
+             latex="\\operatorname{{step}}{}", in_language=False),
+    Function("sign", lambda u: ZERO, "d sign(u) = 0 (almost everywhere)",
+             numpy="np.sign({})", numeric=np.sign, latex="\\operatorname{{sign}}{}",
+             in_language=False),
+)
+
+#: Every builtin function by name, in the order the rule table lists their derivatives.
+FUNCTIONS: dict[str, Function] = {f.name: f for f in _ENTRIES}
+
+#: The names a derivation file may call.
+LANGUAGE_FUNCTIONS: tuple[str, ...] = tuple(f.name for f in _ENTRIES if f.in_language)
+
+
+def builtin(name: str) -> Function | None:
+    """The registry entry of ``name``; None for a declared (unspecified) function."""
+    return FUNCTIONS.get(name)
