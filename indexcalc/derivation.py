@@ -57,6 +57,20 @@ class NumpyFunction:
 
 
 @dataclass(frozen=True)
+class MatrixForm:
+    """A result's matrix form: the IR value and what is printed from it.
+
+    ``text`` is NumPy (CONTRACT section 2) naming the defined tensors in ``where`` (pairs of
+    name and NumPy text, in an order they can be evaluated); ``latex`` has the same shapes.
+    """
+
+    expr: object  # a matrix.ir.Node
+    text: str
+    latex: str
+    where: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Result:
     kind: str  # "grad" | "jacobian" | "hessian"
     of: str
@@ -64,7 +78,7 @@ class Result:
     target: Term  # left side of the final index form, e.g. Grad("L", "W", (i, j))
     index: Term  # the final index expression
     blocks: tuple[Block, ...]
-    matrix: object | None  # a matrix.MatrixExpr, or None when only einsum fits
+    matrix: MatrixForm | None  # None when only einsum fits
     numpy: NumpyFunction
     check: CheckResult
 

@@ -42,8 +42,8 @@ def test_linear_layer_wrt_W():
     """Seed 002, 1a: dL/dW = (dL/dY)^T X."""
     res = result(derivation("linear_layer"), "W")
     assert to_text(res.index) == "sum_s dL_dY[s,i] * X[s,j]"
-    assert res.matrix.text() == "dL_dY.T @ X"
-    assert res.matrix.latex() == r"\left(\frac{\partial L}{\partial \mathbf{Y}}\right)^{T} \mathbf{X}"
+    assert res.matrix.text == "dL_dY.T @ X"
+    assert res.matrix.latex == r"\left(\frac{\partial L}{\partial \mathbf{Y}}\right)^{T} \mathbf{X}"
     X, G = rng().normal(size=(7, 2)), rng(2).normal(size=(7, 6))
     assert_close(call(res, X=X, dL_dY=G, W=None, b=None), G.T @ X)
 
@@ -52,8 +52,8 @@ def test_linear_layer_wrt_b():
     """Seed 002, 1b: dL/db = 1^T dL/dY (the column sums of dL/dY)."""
     res = result(derivation("linear_layer"), "b")
     assert to_text(res.index) == "sum_s dL_dY[s,i]"
-    assert res.matrix.text() == "np.ones(S) @ dL_dY"
-    assert res.matrix.latex() == r"\mathbf{1}^{T} \frac{\partial L}{\partial \mathbf{Y}}"
+    assert res.matrix.text == "np.ones(S) @ dL_dY"
+    assert res.matrix.latex == r"\mathbf{1}^{T} \frac{\partial L}{\partial \mathbf{Y}}"
     G = rng().normal(size=(7, 6))
     assert_close(call(res, dL_dY=G), G.sum(axis=0))
 
@@ -62,8 +62,8 @@ def test_linear_layer_wrt_X():
     """Seed 002, 1c: dL/dX = dL/dY W."""
     res = result(derivation("linear_layer"), "X")
     assert to_text(res.index) == "sum_n dL_dY[i,n] * W[n,j]"
-    assert res.matrix.text() == "dL_dY @ W"
-    assert res.matrix.latex() == r"\frac{\partial L}{\partial \mathbf{Y}} \mathbf{W}"
+    assert res.matrix.text == "dL_dY @ W"
+    assert res.matrix.latex == r"\frac{\partial L}{\partial \mathbf{Y}} \mathbf{W}"
     W, G = rng().normal(size=(6, 2)), rng(2).normal(size=(7, 6))
     assert_close(call(res, W=W, dL_dY=G), G @ W)
 
@@ -73,8 +73,8 @@ def test_activation():
     dL/dY_sn / (h'(X_sn) delta delta) -- a division; the derivative multiplies."""
     res = result(derivation("activation"), "X")
     assert to_text(res.index) == "dL_dY[i,j] * h'(X[i,j])"
-    assert res.matrix.text() == "dL_dY * h_prime(X)"
-    assert r"\odot" in res.matrix.latex() and r"\oslash" not in res.matrix.latex()
+    assert res.matrix.text == "dL_dY * h_prime(X)"
+    assert r"\odot" in res.matrix.latex and r"\oslash" not in res.matrix.latex
     assert "/" not in res.numpy.source
     X, G = rng().normal(size=(2, 9)), rng(2).normal(size=(2, 9))
     got = call(res, X=X, dL_dY=G, h=h, h_prime=h_prime)
@@ -104,8 +104,8 @@ def test_softmax_gradient():
     """Seed 002, 1e, final answer: dL/dX = Y ⊙ (dL/dY - (dL/dY ⊙ Y) 1 1^T)."""
     res = result(derivation("softmax"), "X", kind="grad")
     assert to_text(res.index) == "Y[i,j] * (dL_dY[i,j] - sum_c dL_dY[i,c] * Y[i,c])"
-    assert res.matrix.text().startswith("Y * (dL_dY - ")
-    assert res.matrix.latex() == (
+    assert res.matrix.text.startswith("Y * (dL_dY - ")
+    assert res.matrix.latex == (
         r"\mathbf{Y} \odot \left(\frac{\partial L}{\partial \mathbf{Y}} - "
         r"\left(\frac{\partial L}{\partial \mathbf{Y}} \odot \mathbf{Y}\right) "
         r"\mathbf{1} \mathbf{1}^{T}\right)")
@@ -121,7 +121,7 @@ def test_cross_entropy_is_an_elementwise_division():
     the result is an elementwise division."""
     res = result(derivation("cross_entropy"), "X")
     assert to_text(res.index) == "-1/S * T[i,j] / X[i,j]"
-    latex = res.matrix.latex()
+    latex = res.matrix.latex
     assert r"\oslash" in latex and r"\otimes" not in latex
     assert latex.startswith(r"-\frac{1}{S}")
     gen = rng()
@@ -144,8 +144,8 @@ def test_softmax_cross_entropy():
     """Seed 002, 2a: with one-hot rows of T the gradient of
     L = -1/S sum_{s,c} T_sc log softmax(Z)_sc is (Y - T)/S."""
     res = result(derivation("softmax_cross_entropy"), "Z")
-    assert res.matrix.text() == "(Y - T) / S"
-    assert res.matrix.latex() == r"\frac{1}{S} \left(\mathbf{Y} - \mathbf{T}\right)"
+    assert res.matrix.text == "(Y - T) / S"
+    assert res.matrix.latex == r"\frac{1}{S} \left(\mathbf{Y} - \mathbf{T}\right)"
     Z, T = rng().normal(size=(6, 4)), one_hot(6, 4)
     assert_close(call(res, Z=Z, T=T), (softmax(Z) - T) / 6)
 
@@ -174,8 +174,8 @@ def test_scores_single_datapoint():
     """Seed 000, single datapoint: dF/dW = x^T (grad_s F), an outer product x (dF/ds)^T."""
     res = result(derivation("scores_single"), "W")
     assert to_text(res.index) == "dF_ds[k] * x[j]"
-    assert res.matrix.text() == "np.outer(x, dF_ds)"
-    assert res.matrix.latex() == r"\mathbf{x} \left(\frac{\partial F}{\partial \mathbf{s}}\right)^{T}"
+    assert res.matrix.text == "np.outer(x, dF_ds)"
+    assert res.matrix.latex == r"\mathbf{x} \left(\frac{\partial F}{\partial \mathbf{s}}\right)^{T}"
     x, G = rng().normal(size=7), rng(2).normal(size=2)
     assert_close(call(res, x=x, dF_ds=G), np.outer(x, G))
 
@@ -187,10 +187,10 @@ def test_scores_multiple_datapoints():
     X, W, G = gen.normal(size=(7, 2)), gen.normal(size=(2, 6)), gen.normal(size=(7, 6))
     res = result(derived, "W")
     assert to_text(res.index) == "sum_i dL_ds[i,l] * X[i,k]"
-    assert res.matrix.text() == "X.T @ dL_ds"
+    assert res.matrix.text == "X.T @ dL_ds"
     assert_close(call(res, X=X, dL_ds=G), X.T @ G)
     res = result(derived, "X")
-    assert res.matrix.text() == "dL_ds @ W.T"
+    assert res.matrix.text == "dL_ds @ W.T"
     assert_close(call(res, W=W, dL_ds=G), G @ W.T)
 
 
@@ -206,7 +206,7 @@ def test_softmax_single_point():
     assert_close(call(jac, o=o), np.diag(p) - np.outer(p, p))
     res = result(derived, "o", kind="grad")
     assert to_text(res.index) == "p[k] - y[k]"
-    assert res.matrix.text() == "p - y"
+    assert res.matrix.text == "p - y"
     y = np.eye(7)[2]
     assert_close(call(res, o=o, y=y), p - y)
     assert_close(call(res, o=o, y=y), numeric_gradient(lambda v: -np.sum(y * np.log(softmax(v))), o),
@@ -241,5 +241,5 @@ def test_softmax_columns():
 def test_softmax_columns_matrix_text_is_the_documents():
     """Seed 003, last line: grad E_in(W) = X (S - Y)^T."""
     res = result(derivation("softmax_columns"), "W")
-    assert res.matrix.text() == "X @ (S - Y).T"
-    assert res.matrix.latex() == r"\mathbf{X} \left(\mathbf{S} - \mathbf{Y}\right)^{T}"
+    assert res.matrix.text == "X @ (S - Y).T"
+    assert res.matrix.latex == r"\mathbf{X} \left(\mathbf{S} - \mathbf{Y}\right)^{T}"

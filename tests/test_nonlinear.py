@@ -37,8 +37,8 @@ def test_logistic_loss_uses_the_sigmoid():
         grad f wrt w
     """)
     res = result(derived, "w")
-    assert "\\sigma" in res.matrix.latex()
-    assert "1 / (1 + np.exp(" in res.matrix.text()  # NumPy has no sigmoid: written out
+    assert "\\sigma" in res.matrix.latex
+    assert "1 / (1 + np.exp(" in res.matrix.text  # NumPy has no sigmoid: written out
     g = rng()
     X, y, w = g.normal(size=(11, 3)), g.choice([-1.0, 1.0], size=11), g.normal(size=3)
     expected = -X.T @ (y * sigmoid(-y * (X @ w)))
@@ -56,7 +56,7 @@ def test_binary_cross_entropy_of_a_sigmoid_layer_simplifies_to_p_minus_t():
         grad L wrt w
     """)
     res = result(derived, "w")
-    assert res.matrix.text() == "X.T @ (p - t)"
+    assert res.matrix.text == "X.T @ (p - t)"
     check_ok(res)
 
 
@@ -91,8 +91,8 @@ TANH_NETWORK = """
 def test_tanh_layers_inside_a_network_of_several_definitions():
     """Backpropagation through two tanh layers: tanh' is folded back to 1 - H^2."""
     derived = derive_text(TANH_NETWORK)
-    assert result(derived, "W2").matrix.text() == "(dL_dY * (1 - Y ** 2)).T @ H1"
-    assert result(derived, "X").matrix.text() == \
+    assert result(derived, "W2").matrix.text == "(dL_dY * (1 - Y ** 2)).T @ H1"
+    assert result(derived, "X").matrix.text == \
         "(((dL_dY * (1 - Y ** 2)) @ W2) * (1 - H1 ** 2)) @ W1"
     g = rng()
     X, W1, b1 = g.normal(size=(6, 4)), g.normal(size=(3, 4)), g.normal(size=3)
@@ -157,7 +157,7 @@ def test_softmax_cross_entropy_over_columns_with_one_hot_columns():
         grad L wrt Z
     """)
     res = result(derived, "Z")
-    assert res.matrix.text() == "(Y - T) / S"
+    assert res.matrix.text == "(Y - T) / S"
     check_ok(res)
 
 
@@ -170,7 +170,7 @@ def test_hessian_of_softplus_is_diagonal():
         hessian f wrt x
     """)
     res = derived.results[0]
-    assert res.matrix.text().startswith("np.diag(")
+    assert res.matrix.text.startswith("np.diag(")
     x = rng().normal(size=4)
     s = sigmoid(x)
     np.testing.assert_allclose(call(res, x=x), np.diag(s * (1 - s)), rtol=1e-10)
@@ -228,7 +228,7 @@ def test_hessian_of_logistic_regression_is_x_t_diag_x():
         hessian L wrt w
     """)
     res = derived.results[0]
-    assert res.matrix.text() == "X.T @ np.diag(p * (1 - p)) @ X"
+    assert res.matrix.text == "X.T @ np.diag(p * (1 - p)) @ X"
     g = rng()
     X, w = g.normal(size=(9, 3)), g.normal(size=3)
     p = sigmoid(X @ w)

@@ -100,7 +100,8 @@ def test_json_has_exactly_the_contract_shape(linear):
     for result in data["results"]:
         assert list(result) == ["kind", "of", "wrt", "index", "matrix", "numpy", "steps", "check"]
         assert set(result["index"]) == {"text", "latex"}
-        assert result["matrix"] is None or set(result["matrix"]) == {"text", "latex"}
+        # CONTRACT section 2: matrix.where lists the defined tensors matrix.text names
+        assert result["matrix"] is None or set(result["matrix"]) == {"text", "latex", "where"}
         assert set(result["numpy"]) == {"source", "args"}
         assert isinstance(result["numpy"]["args"], list)
         assert result["steps"], "every result shows its steps"

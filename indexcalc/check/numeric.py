@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..derivation import CheckResult, NumpyFunction
+from .. import naming
+from ..functions import POSITIVE, REAL, builtin
+from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, Problem
 from ..terms import (
     Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
@@ -33,21 +35,23 @@ MAX_FD_ENTRIES = 100
 MAX_HESSIAN_ENTRIES = 100
 
 
-def user_function(k: int):
-    """The k-th stand-in for an unspecified function h: h, h', h''."""
-    a = 1.0 + 0.25 * k
-    return (lambda x: np.sin(a * x) + 0.5 * x**2,
-            lambda x: a * np.cos(a * x) + x,
-            lambda x: -a * a * np.sin(a * x) + 1.0)
+class StandIn:
+    """The stand-in for the k-th unspecified function: h(x) = sin(a x) + x^2 / 2 with
+    a = 1 + k/4, and its derivatives of every order (``stand_in[n]`` is the n-th)."""
+
+    def __init__(self, k: int):
+        self.a = 1.0 + 0.25 * k
+
+    def __getitem__(self, order: int):
+        a = self.a
+        # d^n sin(a x) = a^n sin(a x + n pi / 2); d^n x^2/2 is x, 1, then 0.
+        poly = {0: lambda x: 0.5 * x**2, 1: lambda x: x, 2: lambda x: 1.0}.get(order, lambda x: 0.0)
+        return lambda x: a**order * np.sin(a * x + order * np.pi / 2) + poly(x)
 
 
-NUMERIC_FUNCTIONS = {
-    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "abs": np.abs,
-    "sin": np.sin, "cos": np.cos, "sign": np.sign,
-    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "relu": lambda x: np.maximum(x, 0.0),
-    "step": lambda x: np.heaviside(x, 0.0),
-}
+def user_function(k: int) -> StandIn:
+    """The k-th stand-in for an unspecified function h: ``user_function(k)[n]`` is h^(n)."""
+    return StandIn(k)
 
 
 @dataclass
@@ -58,7 +62,7 @@ class World:
     sizes: dict[str, int]
     values: dict[str, np.ndarray]
     upstream: dict[str, np.ndarray]  # "dL_dY" -> G
-    functions: dict[str, object]  # "h", "h_prime", "h_prime2" -> callable
+    functions: dict[str, StandIn]  # "h" -> its stand-in and derivatives
     memo: dict = field(default_factory=dict)
 
     def shape(self, tensor: str) -> tuple[int, ...]:
@@ -83,11 +87,8 @@ def make_world(problem: Problem, seed: int = 0) -> World:
     for d in problem.definitions.values():
         for arg in d.loss_args:
             shape = tuple(sizes[x] for x in problem.tensor_dims(arg))
-            upstream[f"d{d.name}_d{arg}"] = rng.uniform(-1.0, 1.0, size=shape)
-    functions = {}
-    for k, name in enumerate(problem.functions):
-        f, f1, f2 = user_function(k)
-        functions.update({name: f, f"{name}_prime": f1, f"{name}_prime2": f2})
+            upstream[naming.gradient(d.name, arg)] = rng.uniform(-1.0, 1.0, size=shape)
+    functions = {name: user_function(k) for k, name in enumerate(problem.functions)}
     return World(problem, sizes, values, upstream, functions)
 
 
@@ -98,7 +99,7 @@ def _positive_inputs(problem: Problem) -> set[str]:
     def visit(t: Term, sensitive: bool):
         if isinstance(t, Tensor) and sensitive:
             out.add(t.name)
-        if isinstance(t, Func) and t.name in ("log", "sqrt"):
+        if isinstance(t, Func) and getattr(builtin(t.name), "domain", REAL) == POSITIVE:
             sensitive = True
         if isinstance(t, Pow):
             _, e = base_exp(t)
@@ -142,7 +143,7 @@ class Evaluator:
             d = self.world.problem.definitions[name]
             if d.is_opaque_loss:
                 self.cache[name] = np.array(sum(
-                    np.sum(self.world.upstream[f"d{name}_d{a}"] * self.tensor(a))
+                    np.sum(self.world.upstream[naming.gradient(name, a)] * self.tensor(a))
                     for a in d.loss_args))
             else:
                 self.cache[name] = self.array(d.body, d.indices)
@@ -167,13 +168,10 @@ class Evaluator:
             return np.eye(self.world.sizes[term.a.dim]), (term.a, term.b)
         if isinstance(term, Func):
             value, idx = self.evaluate(term.arg)
-            if term.order:
-                fn = self.world.functions[term.name + "_prime" + ("2" if term.order == 2 else "")]
-            elif term.name in NUMERIC_FUNCTIONS:
-                fn = NUMERIC_FUNCTIONS[term.name]
-            else:
-                fn = self.world.functions[term.name]
-            return fn(value), idx
+            known = builtin(term.name)
+            if known is not None and not term.order:
+                return known.numeric(value), idx
+            return self.world.functions[term.name][term.order](value), idx
         if isinstance(term, Pow):
             base, idx = self.evaluate(term.base)
             exponent, _ = self.evaluate(term.exponent)
@@ -239,8 +237,9 @@ def lambda_arguments(fn: NumpyFunction, world: World) -> list:
             args.append(world.values[name])
         elif name in world.upstream:
             args.append(world.upstream[name])
-        elif name in world.functions:
-            args.append(world.functions[name])
+        elif naming.split_derivative_function(name)[0] in world.functions:
+            fn, order = naming.split_derivative_function(name)
+            args.append(world.functions[fn][order])
         elif name in world.sizes:
             args.append(world.sizes[name])
         else:
@@ -248,47 +247,95 @@ def lambda_arguments(fn: NumpyFunction, world: World) -> list:
     return args
 
 
-def check(goal: Goal, fn: NumpyFunction, problem: Problem, seed: int = 0) -> CheckResult:
+def check(goal: Goal, fn: NumpyFunction, problem: Problem, seed: int = 0,
+          displayed: MatrixForm | None = None) -> CheckResult:
+    """Compare ``fn`` and, when given, the ``displayed`` matrix form (``where`` + ``text``,
+    evaluated as printed) with central finite differences; either disagreeing fails."""
     world = make_world(problem, seed)
     try:
         derived = np.asarray(compile_lambda(fn)(*lambda_arguments(fn, world)), dtype=float)
     except Exception as exc:  # the generated code failed to run: a failed check, shown
         return CheckResult(False, math.inf, f"the NumPy function raised {type(exc).__name__}: {exc}")
+    candidates = [("the NumPy function", derived)]
+    if displayed is not None:
+        try:
+            candidates.append(("the matrix form as displayed", evaluate_displayed(displayed, world)))
+        except Exception as exc:  # a printer bug in what is shown: a failed check, shown
+            return CheckResult(False, math.inf, "the matrix form as displayed raised "
+                                                f"{type(exc).__name__}: {exc}")
     x0 = np.array(_wrt_value(world, goal.wrt), dtype=float)
     of_shape = () if goal.kind == "hessian" else np.shape(_forward(world, goal.of, goal.wrt, x0))
     shape = of_shape + x0.shape + (x0.shape if goal.kind == "hessian" else ())
-    if derived.shape != shape:
-        return CheckResult(False, math.inf, f"shape {derived.shape} where {shape} was expected")
+    for what, value in candidates:
+        if value.shape != shape:
+            return CheckResult(False, math.inf,
+                               f"{what} has shape {value.shape} where {shape} was expected")
     rng = np.random.default_rng(seed + 1)
     hessian = goal.kind == "hessian"
+    tolerance = HESSIAN_TOLERANCE if hessian else TOLERANCE
     if hessian:
         positions = _sample(x0.shape + x0.shape, MAX_HESSIAN_ENTRIES, rng)
-        got = np.array([derived[p] for p in positions])
+        got = [np.array([value[p] for p in positions]) for _, value in candidates]
     else:
         positions = _sample(x0.shape, MAX_FD_ENTRIES, rng)
-        got = np.array([derived[(Ellipsis,) + p] for p in positions])
+        got = [np.array([value[(Ellipsis,) + p] for p in positions]) for _, value in candidates]
     # Finite differences have a truncation error that grows with the step and a rounding
     # error that shrinks with it; where the first step does not agree, a few others are
     # tried and the best is reported.  A wrong result agrees at none of them.
-    best = (math.inf, None, 0)
+    best = (math.inf, None, 0, [])
     for step in (HESSIAN_STEPS if hessian else STEPS):
         if hessian:
             expected = np.array([_hessian_entry(goal, world, x0, p[:x0.ndim], p[x0.ndim:], step)
                                  for p in positions])
         else:
             expected = np.array([_partial_fd(goal, world, x0, p, step) for p in positions])
-        error = _relative_error(got, expected)
-        if error < best[0]:
-            best = (error, step, expected.size)
-        if error < (HESSIAN_TOLERANCE if hessian else TOLERANCE):
+        errors = [_relative_error(g, expected) for g in got]
+        if max(errors) < best[0]:
+            best = (max(errors), step, expected.size, errors)
+        if max(errors) < tolerance:
             break
-    error, step, size = best
+    error, step, size, errors = best
     if not np.isfinite(error):
         return CheckResult(False, math.inf, "non-finite values")
     compared = f"{size} entries" if size == derived.size else \
         f"{size} of {derived.size} entries, sampled"
-    return CheckResult(error < (HESSIAN_TOLERANCE if hessian else TOLERANCE), error,
-                       f"{compared}, finite-difference step {step:g}")
+    failing = [what for (what, _), e in zip(candidates, errors) if not e < tolerance]
+    detail = f"{compared}, finite-difference step {step:g}"
+    if len(candidates) > 1:
+        detail += ("; NumPy function and displayed matrix form" if not failing else
+                   f"; {' and '.join(failing)} disagreed")
+    return CheckResult(error < tolerance, error, detail)
+
+
+def evaluate_displayed(form: MatrixForm, world: World) -> np.ndarray:
+    """``form.text`` evaluated as shown: in a namespace of ``np``, the inputs, upstream
+    gradients, dims (ints), declared functions and the ``where`` definitions in order.
+    The text comes from the NumPy printer only (names in it are validated identifiers)."""
+    namespace = _DisplayNamespace(world)
+    for name, text in form.where:
+        namespace[name] = eval(compile(text, f"<matrix.where {name}>", "eval"),  # noqa: S307
+                               {"np": np, "__builtins__": {}}, namespace)
+    value = eval(compile(form.text, "<matrix.text>", "eval"),  # noqa: S307
+                 {"np": np, "__builtins__": {}}, namespace)
+    return np.asarray(value, dtype=float)
+
+
+class _DisplayNamespace(dict):
+    """Names of the displayed form; a declared function's derivatives of any order
+    (``h_prime3``) are looked up as they are used."""
+
+    def __init__(self, world: World):
+        super().__init__()
+        self.update(world.values)
+        self.update(world.upstream)
+        self.update(world.sizes)
+        self.world = world
+
+    def __missing__(self, key: str):
+        fn, order = naming.split_derivative_function(key)
+        if fn in self.world.functions:
+            return self.world.functions[fn][order]
+        raise KeyError(key)
 
 
 def _relative_error(got: np.ndarray, expected: np.ndarray) -> float:

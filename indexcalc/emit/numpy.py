@@ -1,20 +1,27 @@
-"""NumPy code for a result: one ``lambda`` per result, as the contract describes.
+"""The NumPy backend: the matrix IR and index forms printed as NumPy code.
 
-The lambda takes the upstream gradients (``dL_dY``), the input tensors it needs, the
-callables of unspecified functions (``h``, ``h_prime``) and any dim that no argument
-carries.  Defined tensors it needs (``Y`` of a softmax) are computed once inside it with
-assignment expressions, in the order of their definitions.  A result with a matrix form is
-emitted from it (``dL_dY.T @ X``; a sum over an axis as ``.sum(axis=0)``; a broadcast as
-``r[:, None]``, never a materialised ``1 1^T``); otherwise from the index form through
-``np.einsum`` with ``optimize=True``.
+One printer of the matrix IR (``NumpyPrinter``) serves both what is shown and what runs:
+
+* display (``matrix.text``): the documents' notation in NumPy, with dims by name
+  (``np.ones(S) @ dL_dY`` for ``1^T dL/dY``, ``np.outer(r, np.ones(D))`` for ``r 1^T``);
+* code (the lambda's body): the same value computed without materialising ones
+  (``dL_dY.sum(axis=0)``, ``r[:, None]``), with a subexpression that occurs twice named
+  once (``_t1 := ...``) and dims read off the arguments (``X.shape[0]``).
+
+Index forms without a matrix form go through ``np.einsum`` with ``optimize=True``
+(``from_index``).  Every spelling of NumPy in indexcalc is in this module or in the
+function registry's ``numpy`` field.
 """
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Callable
 
-from ..matrix import recognize as mx
+from .. import naming
+from ..functions import builtin
+from ..matrix import ir
 from ..problem import Problem
 from ..terms import (
     Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp, mul,
@@ -24,9 +31,13 @@ from ..terms import (
 
 @dataclass
 class Names:
-    """Which arguments and defined tensors a piece of generated code refers to."""
+    """Which arguments and defined tensors a piece of generated code refers to, and how it
+    spells a dim (by name, or read off an argument's shape)."""
 
-    problem: Problem
+    problem: Problem | None
+    spell_dim: Callable[[str], str] = str
+    #: Integers as ``2`` rather than ``2.0`` (the displayed form).
+    plain_numbers: bool = False
     grads: list[str] = field(default_factory=list)
     inputs: set[str] = field(default_factory=set)
     defined: set[str] = field(default_factory=set)
@@ -34,12 +45,12 @@ class Names:
     dims: set[str] = field(default_factory=set)
     temps: int = 0
 
-    def next_temp(self) -> int:
+    def next_temp(self) -> str:
         self.temps += 1
-        return self.temps
+        return naming.temporary(self.temps)
 
     def tensor(self, name: str) -> str:
-        if name in self.problem.definitions:
+        if self.problem is not None and name in self.problem.definitions:
             self.defined.add(name)
         else:
             self.inputs.add(name)
@@ -52,19 +63,26 @@ class Names:
 
     def dim(self, dim: str) -> str:
         self.dims.add(dim)
-        return f"__dim_{dim}"
+        return self.spell_dim(dim)
 
 
 # --- scalars and functions -----------------------------------------------------------------
 
-def number(value: Fraction) -> str:
+def number(value: Fraction, plain: bool = False) -> str:
+    """A number as Python: ``2.0`` in code (float arithmetic from the start), ``2`` when
+    ``plain`` (the displayed form, which reads like the documents)."""
+    if plain and value.denominator == 1 and abs(value.numerator) < 10**15:
+        return str(value.numerator)
     if value.denominator == 1:
         return f"{value.numerator}.0" if abs(value.numerator) < 10**15 else repr(float(value))
     return repr(float(value)) if _exact_float(value) else f"({value.numerator} / {value.denominator})"
 
 
 def exponent(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else number(value)
+    """An exponent after ``**``, bracketed unless it is an integer (``x ** (2 / 3)``)."""
+    if value.denominator == 1:
+        return f"({value.numerator})" if value < 0 else str(value.numerator)
+    return f"({number(value).strip('()')})"
 
 
 def _exact_float(value: Fraction) -> bool:
@@ -72,144 +90,214 @@ def _exact_float(value: Fraction) -> bool:
 
 
 def apply_function(name: str, order: int, arg: str, names: Names) -> str:
-    if order:
-        fn = name + "_prime" + (str(order) if order > 1 else "")
-        names.functions.add(fn)
-        return f"{fn}({arg})"
-    if name in mx.NUMPY_FUNCTIONS:
-        return f"{mx.NUMPY_FUNCTIONS[name]}({arg})"
-    if name in mx.NUMPY_SPELLED_OUT:  # the same spelling as the matrix text
-        return f"({mx.NUMPY_SPELLED_OUT[name].format(arg)})"
-    names.functions.add(name)
-    return f"{name}({arg})"
+    """``name`` (a builtin of the registry, or a declared function's ``order``-th
+    derivative, an argument of the code) applied to the code ``arg``."""
+    known = builtin(name)
+    if known is not None and not order:
+        code = known.numpy_code(arg)
+        return code if code.startswith("np.") else f"({code})"
+    fn = naming.derivative_function(name, order)
+    names.functions.add(fn)
+    return f"{fn}({arg})"
 
 
-# --- from a matrix expression ----------------------------------------------------------------
+# --- the matrix IR ----------------------------------------------------------------------------
 
-def from_matrix(m: mx.MatrixExpr, names: Names) -> str:
-    """NumPy code for ``m``; a subexpression that occurs twice is computed once and named
-    with an assignment expression at its first (leftmost, so first evaluated) occurrence."""
-    return _MatrixEmitter(names, repeated_subexpressions(m)).code(m, 0)
+#: Python's precedence levels as the printer uses them (``*``, ``/`` and ``@`` share one
+#: level in Python; elementwise products print one below so that a product on their left
+#: is bracketed for the reader).
+ATOM, POWER, TRANSPOSED, MATMUL, ELEMENTWISE, SUM = 100, 80, 90, 50, 40, 30
 
 
 def _wrap(code: str, prec: int, outer: int) -> str:
     return f"({code})" if prec < outer else code
 
 
-def matrix_children(m: mx.MatrixExpr) -> list[mx.MatrixExpr]:
-    if isinstance(m, mx.MSum):
-        return [t for _, t in m.terms]
-    return [v for v in vars(m).values() if isinstance(v, mx.MatrixExpr)]
+def _left_level(child: ir.Node) -> int:
+    """Bracket a product on the left of an elementwise operation unless it is itself
+    elementwise (``a * b * c`` reads fine)."""
+    return ELEMENTWISE if isinstance(child, (ir.Hadamard, ir.HadamardDiv)) else MATMUL + 1
 
 
-def repeated_subexpressions(m: mx.MatrixExpr) -> set[mx.MatrixExpr]:
-    counts: dict[mx.MatrixExpr, int] = {}
+def repeated_subexpressions(m: ir.Node) -> set[ir.Node]:
+    counts: dict[ir.Node, int] = {}
 
-    def visit(node: mx.MatrixExpr):
-        if isinstance(node, (mx.Ref, mx.Scalar, mx.Ones, mx.Identity, mx.Transpose, mx.Outer)):
-            for child in matrix_children(node):
+    def visit(node: ir.Node):
+        if isinstance(node, (ir.Ref, ir.Scalar, ir.Ones, ir.Identity, ir.Transpose,
+                             ir.Broadcast)):
+            for child in node.children():
                 visit(child)
             return
         counts[node] = counts.get(node, 0) + 1
         if counts[node] == 1:
-            for child in matrix_children(node):
+            for child in node.children():
                 visit(child)
 
     visit(m)
     return {node for node, n in counts.items() if n > 1}
 
 
-class _MatrixEmitter:
-    def __init__(self, names: Names, shared: set[mx.MatrixExpr]):
-        self.names = names
-        self.shared = shared
-        self.named: dict[mx.MatrixExpr, str] = {}
+class NumpyPrinter:
+    """NumPy code for IR nodes, dispatched on the node type.
 
-    def code(self, m: mx.MatrixExpr, outer: int) -> str:
+    ``display=True`` prints ``matrix.text``: every node at its full shape, sums over an axis
+    as products with ``np.ones``, no temporaries.  ``display=False`` prints code: the same
+    values, broadcasting instead of materialising, shared subexpressions named once.
+    """
+
+    def __init__(self, names: Names, display: bool):
+        self.names = names
+        self.display = display
+        self.shared: set[ir.Node] = set()
+        self.named: dict[ir.Node, str] = {}
+
+    def print(self, m: ir.Node) -> str:
+        if not self.display:
+            self.shared = repeated_subexpressions(m)
+        return self.code(m, 0)
+
+    def code(self, m: ir.Node, outer: int) -> str:
         if m in self.named:
             return self.named[m]
-        code, prec = self._prec(m)
+        method = getattr(self, "_" + type(m).__name__.lower())
+        code, prec = method(m)
         if m in self.shared:
-            name = f"_t{self.names.next_temp()}"
+            name = self.names.next_temp()
             self.named[m] = name
             return f"({name} := {code})"
         return _wrap(code, prec, outer)
 
-    def _prec(self, m: mx.MatrixExpr) -> tuple[str, int]:
-        c, names = self.code, self.names
-        if isinstance(m, mx.Ref):
-            return (names.grad(m.name) if m.grad else names.tensor(m.name)), 100
-        if isinstance(m, mx.Scalar):
-            code = scalar_code(m.term, names)
-            simple = code.replace(".", "").replace("_", "").isalnum()
-            return code, 100 if simple else 20
-        if isinstance(m, mx.Ones):
-            return f"np.ones({names.dim(m.dim)})", 100
-        if isinstance(m, mx.Identity):
-            return f"np.eye({names.dim(m.dim)})", 100
-        if isinstance(m, mx.Diag):
-            return f"np.diag({c(m.v, 0)})", 100
-        if isinstance(m, mx.Transpose):
-            return f"{c(m.x, 100)}.T", 90
-        if isinstance(m, mx.MatMul):
-            if isinstance(m.a, mx.Ones):
-                axis = "" if m.b.rank == 1 else "axis=0"
-                return f"{c(m.b, 100)}.sum({axis})", 90
-            if isinstance(m.b, mx.Ones):
-                return f"{c(m.a, 100)}.sum(axis=-1)", 90
-            if isinstance(m.a, mx.Diag):  # diag(v) M scales the rows: no n x n matrix
-                return f"{c(m.a.v, 100)}[:, None] * {c(m.b, 51)}", 40
-            if isinstance(m.b, mx.Diag):
-                return f"{c(m.a, 40)} * {c(m.b.v, 100)}[None, :]", 40
-            return f"{c(m.a, 50)} @ {c(m.b, 51)}", 50
-        if isinstance(m, mx.Outer):
-            if isinstance(m.b, mx.Ones):
-                return f"{c(m.a, 100)}[:, None]", 90
-            if isinstance(m.a, mx.Ones):
-                return f"{c(m.b, 100)}[None, :]", 90
-            return f"np.multiply.outer({c(m.a, 0)}, {c(m.b, 0)})", 100
-        if isinstance(m, mx.Hadamard):
-            return f"{c(m.a, mx._left_level(m.a))} * {c(m.b, 51)}", 40
-        if isinstance(m, mx.HadamardDiv):
-            return f"{c(m.a, mx._left_level(m.a))} / {c(m.b, 51)}", 40
-        if isinstance(m, mx.Scale):
-            if isinstance(m.c, mx.Scalar):
-                numer, denom = _fraction(m.c.term, names)
-                code = c(m.x, 51)
-                if numer == "-1.0":
-                    code = f"-{code}"
-                elif numer != "1.0":
-                    code = f"{numer} * {code}"
-                return (f"{code} / {denom}", 40) if denom else (code, 40)
-            return f"{c(m.c, 40)} * {c(m.x, 51)}", 40
-        if isinstance(m, mx.Elementwise):
-            return apply_function(m.fn, m.order, c(m.x, 0), names), 100
-        if isinstance(m, mx.Power):
-            return f"{c(m.x, 81)} ** {exponent(m.n)}", 80
-        if isinstance(m, mx.MSum):
-            parts = []
-            for k, (sign, t) in enumerate(m.terms):
-                if k == 0:
-                    parts.append(c(t, 31) if sign > 0 else f"-{c(t, 41)}")
-                else:
-                    parts.append(f" + {c(t, 31)}" if sign > 0 else f" - {c(t, 41)}")
-            return "".join(parts), 30
-        raise TypeError(f"no NumPy for {type(m).__name__}")  # pragma: no cover
+    # leaves
+    def _ref(self, m: ir.Ref):
+        return (self.names.grad(m.name) if m.grad else self.names.tensor(m.name)), ATOM
+
+    def _scalar(self, m: ir.Scalar):
+        code = scalar_code(m.term, self.names)
+        simple = code.replace(".", "").replace("_", "").isalnum()
+        return code, ATOM if simple else 20
+
+    def _ones(self, m: ir.Ones):
+        return f"np.ones({self.names.dim(m.dim)})", ATOM
+
+    def _identity(self, m: ir.Identity):
+        return f"np.eye({self.names.dim(m.dim)})", ATOM
+
+    # structure
+    def _transpose(self, m: ir.Transpose):
+        if m.x.shape.ndim < 2:  # a vector turned is the same NumPy array
+            return self.code(m.x, 0), ATOM if _is_atom(m.x) else 20
+        return f"{self.code(m.x, ATOM)}.T", TRANSPOSED
+
+    def _matmul(self, m: ir.MatMul):
+        c = self.code
+        if self.display:  # X^T diag(v) X, as the textbook writes it
+            return f"{c(m.a, MATMUL)} @ {c(m.b, MATMUL + 1)}", MATMUL
+        if isinstance(m.a, ir.Diag) and m.b.shape.ndim == 2:  # diag(v) M scales the rows
+            return f"{c(m.a.v, ATOM)}[:, None] * {c(m.b, MATMUL + 1)}", ELEMENTWISE
+        if isinstance(m.b, ir.Diag) and m.a.shape.ndim == 2:  # M diag(v) scales the columns
+            return f"{c(m.a, ELEMENTWISE)} * {c(m.b.v, ATOM)}[None, :]", ELEMENTWISE
+        return f"{c(m.a, MATMUL)} @ {c(m.b, MATMUL + 1)}", MATMUL
+
+    def _outer(self, m: ir.Outer):
+        fn = "np.outer" if self.display else "np.multiply.outer"
+        return f"{fn}({self.code(m.a, 0)}, {self.code(m.b, 0)})", ATOM
+
+    def _sumaxis(self, m: ir.SumAxis):
+        c = self.code
+        if self.display:
+            ones = f"np.ones({self.names.dim(m.summed_dim)})"
+            if m.axis == 0:
+                return f"{ones} @ {c(m.x, MATMUL + 1)}", MATMUL
+            return f"{c(m.x, MATMUL)} @ {ones}", MATMUL
+        if m.x.shape.ndim == 1:
+            return f"{c(m.x, ATOM)}.sum()", TRANSPOSED
+        return f"{c(m.x, ATOM)}.sum(axis={0 if m.axis == 0 else -1})", TRANSPOSED
+
+    def _broadcast(self, m: ir.Broadcast):
+        c = self.code
+        if m.x.shape.ndim == 0:
+            if not self.display:
+                return c(m.x, 0), ATOM if _is_atom(m.x) else 20
+            shape = ", ".join(self.names.dim(d) for d in m.to.dims)
+            ones = f"np.ones(({shape}))" if m.to.ndim == 2 else f"np.ones({shape})"
+            return f"{c(m.x, ELEMENTWISE)} * {ones}", ELEMENTWISE
+        if not self.display:
+            return f"{c(m.x, ATOM)}[{':, None' if m.along == 1 else 'None, :'}]", TRANSPOSED
+        if m.along == 1:
+            return f"np.outer({c(m.x, 0)}, np.ones({self.names.dim(m.to.cols)}))", ATOM
+        return f"np.outer(np.ones({self.names.dim(m.to.rows)}), {c(m.x, 0)})", ATOM
+
+    def _diag(self, m: ir.Diag):
+        return f"np.diag({self.code(m.v, 0)})", ATOM
+
+    # elementwise
+    def _hadamard(self, m: ir.Hadamard):
+        return f"{self.code(m.a, _left_level(m.a))} * {self.code(m.b, MATMUL + 1)}", ELEMENTWISE
+
+    def _hadamarddiv(self, m: ir.HadamardDiv):
+        return f"{self.code(m.a, _left_level(m.a))} / {self.code(m.b, MATMUL + 1)}", ELEMENTWISE
+
+    def _scale(self, m: ir.Scale):
+        c = self.code
+        if isinstance(m.c, ir.Scalar):
+            numer, denom = _fraction(m.c.term, self.names)
+            code = c(m.x, MATMUL + 1)
+            if numer in ("-1.0", "-1"):
+                code = f"-{code}"
+            elif numer not in ("1.0", "1"):
+                code = f"{numer} * {code}"
+            return (f"{code} / {denom}", ELEMENTWISE) if denom else (code, ELEMENTWISE)
+        return f"{c(m.c, ELEMENTWISE)} * {c(m.x, MATMUL + 1)}", ELEMENTWISE
+
+    def _apply(self, m: ir.Apply):
+        return apply_function(m.fn, m.order, self.code(m.x, 0), self.names), ATOM
+
+    def _power(self, m: ir.Power):
+        return f"{self.code(m.x, POWER + 1)} ** {exponent(m.n)}", POWER
+
+    def _sum(self, m: ir.Sum):
+        parts = []
+        for k, (sign, t) in enumerate(m.terms):
+            if k == 0:
+                parts.append(self.code(t, SUM + 1) if sign > 0 else f"-{self.code(t, ELEMENTWISE + 1)}")
+            else:
+                parts.append(f" + {self.code(t, SUM + 1)}" if sign > 0
+                             else f" - {self.code(t, ELEMENTWISE + 1)}")
+        return "".join(parts), SUM
 
 
-def broadcasts(m: mx.MatrixExpr) -> bool:
+def _is_atom(m: ir.Node) -> bool:
+    return isinstance(m, (ir.Ref, ir.Ones, ir.Identity))
+
+
+def display_text(m: ir.Node, names: Names) -> str:
+    """``matrix.text``: NumPy of ``m`` in the documents' notation, dims by name."""
+    return NumpyPrinter(names, display=True).print(m)
+
+
+def numpy_text(m: ir.Node, problem: Problem | None = None) -> str:
+    """``matrix.text`` of ``m`` on its own (dims by name)."""
+    return display_text(m, Names(problem, plain_numbers=True))
+
+
+def from_matrix(m: ir.Node, names: Names) -> str:
+    """NumPy code for ``m`` (broadcast vectors left unexpanded: see ``broadcasts``)."""
+    return NumpyPrinter(names, display=False).print(m)
+
+
+def broadcasts(m: ir.Node) -> bool:
     """True when the code of ``m`` has fewer axes than ``m`` (``r[:, None]``, a scalar)."""
-    if isinstance(m, mx.Outer):
-        return isinstance(m.a, mx.Ones) or isinstance(m.b, mx.Ones)
-    if isinstance(m, mx.Scalar):
+    if isinstance(m, ir.Broadcast):
         return True
-    if isinstance(m, (mx.Hadamard, mx.HadamardDiv)):
+    if isinstance(m, ir.Scalar):
+        return True
+    if isinstance(m, (ir.Hadamard, ir.HadamardDiv)):
         return broadcasts(m.a) and broadcasts(m.b)
-    if isinstance(m, mx.Scale):
+    if isinstance(m, ir.Scale):
         return broadcasts(m.x)
-    if isinstance(m, (mx.Elementwise, mx.Power)):
+    if isinstance(m, (ir.Apply, ir.Power)):
         return broadcasts(m.x)
-    if isinstance(m, mx.MSum):
+    if isinstance(m, ir.Sum):
         return all(broadcasts(t) for _, t in m.terms)
     return False
 
@@ -229,14 +317,14 @@ def _fraction(term: Term, names: Names) -> tuple[str, str]:
         base, exp = base_exp(f)
         code, _ = _emit(base if exp < 0 else f, names, {})
         if exp < 0:
-            den_parts.append(code if exp == -1 else f"{code} ** {exponent(-exp)}")
+            den_parts.append(_operand(code) if exp == -1 else f"{_operand(code)} ** {exponent(-exp)}")
         else:
             num_parts.append(code)
     if coeff.denominator != 1:
-        den_parts.insert(0, number(Fraction(coeff.denominator)))
+        den_parts.insert(0, number(Fraction(coeff.denominator), names.plain_numbers))
         coeff = Fraction(coeff.numerator)
     if coeff != 1 or not num_parts:
-        num_parts.insert(0, number(coeff))
+        num_parts.insert(0, number(coeff, names.plain_numbers))
     numer = " * ".join(num_parts)
     if len(num_parts) > 1:
         numer = f"({numer})"
@@ -244,6 +332,28 @@ def _fraction(term: Term, names: Names) -> tuple[str, str]:
     if len(den_parts) > 1:
         denom = f"({denom})"
     return numer, denom
+
+
+def _operand(code: str) -> str:
+    """``code`` bracketed unless it is one name, number or call: safe as an operand of any
+    operator (``(f ** 3.0) ** (2 / 3)``, not ``f ** 3.0 ** (2 / 3)``)."""
+    head = code.split("(", 1)[0]
+    if "(" not in code:
+        simple = head.replace(".", "").replace("_", "").isalnum()
+    else:
+        simple = head.replace(".", "").replace("_", "").isalnum() or head == ""
+        simple = simple and _closing(code, len(head)) == len(code) - 1
+    return code if simple else f"({code})"
+
+
+def _closing(code: str, start: int) -> int:
+    """The position of the bracket that closes the one at ``start``."""
+    depth = 0
+    for k in range(start, len(code)):
+        depth += {"(": 1, ")": -1}.get(code[k], 0)
+        if depth == 0:
+            return k
+    return -1
 
 
 # --- from an index expression: einsum --------------------------------------------------------
@@ -279,7 +389,7 @@ def _on_diagonal(delta: Delta, rest: Term, out: tuple[Index, ...], names: Names)
     src = "".join(_letter(delta.a if i == delta.b else i, letters) for i in out)
     dst = "".join(_letter(i, letters) for i in inner_out)
     shape = ", ".join(names.dim(i.dim) for i in out)
-    t = f"_t{names.next_temp()}"
+    t = names.next_temp()
     return (f"(({t} := np.zeros(({shape},))), "
             f"np.copyto(np.einsum('{src}->{dst}', {t}), {inner}), {t})[-1]")
 
@@ -305,7 +415,7 @@ def _arrange(code: str, idx: tuple[Index, ...], order: tuple[Index, ...], letter
 
 def _emit(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]:
     if isinstance(term, Num):
-        return number(term.value), ()
+        return number(term.value, names.plain_numbers), ()
     if isinstance(term, DimSize):
         return names.dim(term.name), ()
     if isinstance(term, Tensor):
@@ -380,5 +490,5 @@ def _product(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]
         code = f"np.einsum('{spec}->{out}', {args}, optimize=True)"
     if scalars:
         code = " * ".join(f"({s})" for s in scalars) + f" * {code}" if operands else \
-            " * ".join(f"({s})" for s in scalars)
+            "(" + " * ".join(f"({s})" for s in scalars) + ")"
     return code, free

@@ -70,7 +70,8 @@ def to_json_data(derivation: Derivation) -> dict:
 def _result_json(result: Result) -> dict:
     matrix = None
     if result.matrix is not None:
-        matrix = {"text": result.matrix.text(), "latex": result.matrix.latex()}
+        matrix = {"text": result.matrix.text, "latex": result.matrix.latex,
+                  "where": [[name, text] for name, text in result.matrix.where]}
     return {
         "kind": result.kind,
         "of": result.of,
@@ -358,7 +359,7 @@ def _matrix_forms(result: Result, of_rank: int, wrt_rank: int) -> Equation | Non
         lhs_latex = f"\\frac{{\\partial^2 {of}}}{{\\partial {wrt} \\, \\partial {wrt}}}"
     else:
         lhs_latex = f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
-    return Equation(Forms(lhs_text, lhs_latex), Forms(result.matrix.text(), result.matrix.latex()))
+    return Equation(Forms(lhs_text, lhs_latex), Forms(result.matrix.text, result.matrix.latex))
 
 
 def _check_view(check: CheckResult) -> CheckView:

@@ -1,0 +1,130 @@
+"""Assembly: a result's code and displayed form, put together from the NumPy backend.
+
+* ``numpy_lambda``: the contract's ``lambda`` (CONTRACT section 2).  It takes the upstream
+  gradients, the inputs it needs, the callables of declared functions and any dim that no
+  argument carries; defined tensors it needs are computed once inside it, in definition
+  order.  Dims are spelled as the shape of an argument (``X.shape[0]``), chosen before the
+  code is printed.
+* ``displayed_form``: ``matrix.text`` and ``matrix.where``, printed from the same IR with
+  dims by name: what the documents show, and what the check evaluates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import naming
+from ..derivation import NumpyFunction
+from ..matrix import ir
+from ..matrix.recognize import to_matrix
+from ..problem import Problem
+from ..terms import ZERO, Index, Term
+from .numpy import Names, broadcasts, display_text, from_index, from_matrix
+
+
+@dataclass(frozen=True)
+class DisplayedForm:
+    """``matrix.text`` with the ``where`` definitions it names, in evaluation order."""
+
+    text: str
+    where: tuple[tuple[str, str], ...]
+
+
+def numpy_lambda(problem: Problem, index: Term, out: tuple[Index, ...],
+                 matrix: ir.Node | None, wrt: str | None = None) -> NumpyFunction:
+    # A first printing learns which arguments and dims the code needs; the second prints
+    # it with each dim read off an argument's shape (or passed as an argument of its own).
+    collecting = Names(problem)
+    _lambda_parts(problem, index, out, matrix, wrt, collecting)
+    args = _arguments(problem, collecting)
+    sources = _dim_sources(problem, collecting, args)
+    names = Names(problem, spell_dim=sources.__getitem__)
+    definitions, body = _lambda_parts(problem, index, out, matrix, wrt, names)
+    code = ", ".join([f"({d} := {c})" for d, c in definitions] + [body])
+    if definitions:
+        code = f"({code})[-1]"
+    return NumpyFunction(f"lambda {', '.join(args)}: {code}", tuple(args))
+
+
+def _lambda_parts(problem: Problem, index: Term, out: tuple[Index, ...],
+                  matrix: ir.Node | None, wrt: str | None, names: Names):
+    if index == ZERO and wrt in problem.inputs:
+        names.tensor(wrt)  # a zero gradient takes its shape from the input
+    if matrix is not None:
+        body = from_matrix(matrix, names)
+        if out and broadcasts(matrix):
+            shape = ", ".join(names.dim(i.dim) for i in out)
+            body = f"np.broadcast_to({body}, ({shape},)).copy()"
+    else:
+        body = from_index(index, out, names)
+    if not out:
+        body = f"np.asarray({body}, dtype=float)"
+    return _definitions_code(problem, names, display=False), body
+
+
+def displayed_form(problem: Problem, matrix: ir.Node) -> DisplayedForm:
+    """``matrix.text`` and ``matrix.where`` of ``matrix``, dims by name."""
+    names = Names(problem, plain_numbers=True)
+    text = display_text(matrix, names)
+    return DisplayedForm(text, tuple(_definitions_code(problem, names, display=True)))
+
+
+def _definitions_code(problem: Problem, names: Names, display: bool) -> list[tuple[str, str]]:
+    """Code for every defined tensor the printed code names, in definition order (printing
+    one may name others)."""
+    done: dict[str, str] = {}
+    while True:
+        todo = [n for n in problem.definitions if n in names.defined and n not in done]
+        if not todo:
+            break
+        for name in todo:
+            d = problem.definitions[name]
+            m = to_matrix(d.body, d.indices)
+            if m is not None and display:
+                done[name] = display_text(m, names)
+            elif m is not None and not (d.indices and broadcasts(m)):
+                done[name] = from_matrix(m, names)
+            else:
+                done[name] = from_index(d.body, d.indices, names)
+    return [(n, done[n]) for n in problem.definitions if n in done]
+
+
+def _arguments(problem: Problem, names: Names) -> list[str]:
+    args = list(names.grads)
+    args += [n for n in problem.inputs if n in names.inputs]
+    for fn in problem.functions:
+        orders = sorted(order for order in range(_max_order(names, fn) + 1))
+        if any(naming.derivative_function(fn, k) in names.functions for k in orders):
+            # the contract's pair h, h_prime always comes together; higher ones when used
+            args += [naming.derivative_function(fn, k) for k in orders
+                     if k < 2 or naming.derivative_function(fn, k) in names.functions]
+    return args
+
+
+def _max_order(names: Names, fn: str) -> int:
+    used = [naming.split_derivative_function(f) for f in names.functions]
+    return max([1] + [order for base, order in used if base == fn])
+
+
+def _dim_sources(problem: Problem, names: Names, args: list[str]) -> dict[str, str]:
+    """``X.shape[0]`` for each dim the code uses, or a new argument named after the dim."""
+    sources = {}
+    for dim in sorted(names.dims):
+        for arg in args:
+            shape = _arg_dims(problem, arg)
+            if dim in shape:
+                sources[dim] = f"{arg}.shape[{shape.index(dim)}]"
+                break
+        else:
+            args.append(dim)
+            sources[dim] = dim
+    return sources
+
+
+def _arg_dims(problem: Problem, arg: str) -> tuple[str, ...]:
+    if arg in problem.inputs:
+        return problem.inputs[arg].dims
+    for d in problem.definitions.values():
+        for a in d.loss_args:
+            if arg == naming.gradient(d.name, a):
+                return problem.tensor_dims(a)
+    return ()
