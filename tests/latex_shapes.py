@@ -243,7 +243,7 @@ class _Parser:
             return self.node("scalar", (), start)
         if self.is_("sym", "'") or self.is_("open"):  # h(X), h'\left(X\right): elementwise
             return self.apply(start)
-        if t.kind == "cmd" and t.text == "pi" or t.kind == "name" and t.text == "e":
+        if (t.kind, t.text) in (("cmd", "pi"), ("name", "e")):  # the constants
             return self.node("scalar", (), start)
         if t.kind == "name" and re.fullmatch(r"[A-Z]", t.text):  # a dim used as a number
             return self.node("scalar", (), start)
@@ -290,10 +290,12 @@ class _Parser:
 
     def gradient(self, start: int) -> Node:
         """\\frac{\\partial L}{\\partial \\mathbf{Y}}: the shape of Y, whatever the loss."""
-        self.take("sym", "{"), self.take("cmd", "partial")
-        if self.candidates(self.take(self.peek().kind)) is None:
+        for kind, text in (("sym", "{"), ("cmd", "partial")):
+            self.take(kind, text)
+        if self.peek() is None or self.candidates(self.take(self.peek().kind)) is None:
             raise LatexSyntaxError(f"expected the loss's name after \\partial in {self.latex!r}")
-        self.take("sym", "}"), self.take("sym", "{"), self.take("cmd", "partial")
+        for kind, text in (("sym", "}"), ("sym", "{"), ("cmd", "partial")):
+            self.take(kind, text)
         if self.is_("cmd", "mathbf") or self.is_("cmd", "boldsymbol"):
             self.i += 1
             self.take("sym", "{")
@@ -302,7 +304,7 @@ class _Parser:
         else:
             wrt, bold = self.take(self.peek().kind), False
         self.take("sym", "}")
-        return Node("tensor", (), self.tensor(wrt, start, bold).src, self.tensor(wrt, start, bold).dims)
+        return self.tensor(wrt, start, bold)
 
     def group(self) -> Node:
         self.take("sym", "{")
@@ -318,7 +320,7 @@ class _Parser:
         self.bars -= o.kind == "bar"
         c = self.peek()
         if c is None or c.kind not in ("close", "bar") or c.text != _CLOSING[o.text] \
-                or (c.size == "auto") != (o.size == "auto"):
+                or c.size != o.size:
             raise LatexSyntaxError(f"{self.latex[o.start:o.end]!r} at {o.start} is not closed "
                                    f"in {self.latex!r}")
         self.i += 1
@@ -404,7 +406,7 @@ class _Shapes:
             return shapes[0]
         if n.op == "T":
             return shapes[0][::-1]
-        a, b = n.args[:2] if len(n.args) > 1 else (n.args[0], None)
+        a, b = n.args[0], n.args[-1]
         if n.op in ("add", "sub"):
             return self.same("sum" if n.op == "add" else "difference", a, shapes[0], b, shapes[1])
         if n.op in ("odot", "oslash"):

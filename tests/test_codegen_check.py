@@ -351,3 +351,78 @@ def test_generated_lambda_is_a_plain_expression():
                  Y * (G - (G * Y).sum(axis=1, keepdims=True)))
     assert_close(call(res, X=X, dL_dY=G),
                  numeric_gradient(lambda x: np.sum(G * softmax(x)), X), rtol=1e-5, atol=1e-8)
+
+
+# --- the displayed matrix form is checked too (CONTRACT section 2, matrix.where) -------------
+
+def test_check_fails_a_wrong_displayed_form_beside_a_right_lambda():
+    """A printer bug in matrix.text must fail the check even when the lambda is right."""
+    from indexcalc.derivation import MatrixForm
+
+    prob, goal = _linear_layer_goal()
+    res = result(derivation("linear_layer"), "W")
+    assert check(goal, res.numpy, prob, displayed=res.matrix).passed
+    for text in ("X.T @ dL_dY", "dL_dY.T @ X * 1.01", "dL_dY.T @ Z", "sqrt(S) * dL_dY.T @ X"):
+        shown = MatrixForm(res.matrix.expr, text, res.matrix.latex, ())
+        outcome = check(goal, res.numpy, prob, displayed=shown)
+        assert not outcome.passed, (text, outcome)
+        assert "displayed" in outcome.detail, outcome.detail
+
+
+@pytest.mark.parametrize("name", ALL_FILES)
+def test_displayed_form_of_every_shipped_result_is_checked_numpy(name):
+    """matrix.text evaluated with matrix.where (dims by name) gives the lambda's value."""
+    from indexcalc.check.numeric import evaluate_displayed, lambda_arguments, make_world
+
+    d = derivation(name)
+    world = make_world(d.problem)
+    for res in d.results:
+        assert res.check.passed, (name, res.wrt, res.check)
+        if res.matrix is None:
+            continue
+        assert "displayed matrix form" in res.check.detail
+        got = evaluate_displayed(res.matrix, world)
+        expected = compiled(res)(*lambda_arguments(res.numpy, world))
+        assert got.shape == np.shape(expected), (name, res.wrt)
+        assert_close(got, expected)
+
+
+def test_power_of_a_power_is_bracketed():
+    """(f^3)^(2/3) in code is (f ** 3) ** (2 / 3): Python's ** groups to the right, so the
+    unbracketed f ** 3 ** (2/3) is another number (the check failed on a right result)."""
+    d = derive_text("""
+        dims N=4
+        input c[N], a[N], x[N], b[N]
+        f = (c[i] a[i] * x[j] b[j])^(1/3)
+        grad f wrt x
+        hessian f wrt x
+    """)
+    for res in d.results:
+        assert res.check.passed, (res.kind, res.check)
+        assert "** 3 ** " not in res.numpy.source and "** 3 ** " not in res.matrix.text
+
+
+def test_third_and_fourth_derivatives_of_a_declared_function_are_arguments():
+    """f = sum_n h''(x_n): the gradient needs h''' (h_prime3) and the Hessian h''''."""
+    d = derive_text("""
+        dims N=4
+        input x[N]
+        function h
+        f = sum_n h''(x[n])
+        grad f wrt x
+        hessian f wrt x
+    """)
+    grad, hess = d.results
+    assert grad.check.passed and hess.check.passed
+    assert grad.numpy.args == ("x", "h", "h_prime", "h_prime3")
+    assert hess.numpy.args == ("x", "h", "h_prime", "h_prime4")
+    x = rng().normal(size=4)
+    assert_close(call(grad, x=x, h=np.sin, h_prime=np.cos, h_prime3=lambda v: -np.cos(v)),
+                 -np.cos(x))
+
+
+def test_attention_matrix_text_is_numpy():
+    """attention.idx: the scale 1/sqrt(D) reads np.sqrt(D) (it read sqrt(D), not NumPy)."""
+    for res in derivation("attention").results:
+        assert "sqrt(" not in res.matrix.text.replace("np.sqrt(", "")
+        assert res.check.passed

@@ -430,9 +430,11 @@ def _emit(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]:
         code, idx = _emit(term.arg, names, letters)
         return apply_function(term.name, term.order, code, names), idx
     if isinstance(term, Pow):
-        base, exp = _emit(term.base, names, letters)
+        base, idx = _emit(term.base, names, letters)
+        if isinstance(term.exponent, Num):
+            return f"{_operand(base)} ** {exponent(term.exponent.value)}", idx
         ecode, _ = _emit(term.exponent, names, letters)
-        return f"({base}) ** ({ecode})", exp
+        return f"{_operand(base)} ** {_operand(ecode)}", idx
     if isinstance(term, Add):
         parts = [_emit(t, names, letters) for t in term.terms]
         order: list[Index] = []
