@@ -452,3 +452,21 @@ def test_determinism_across_hash_seeds():
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].strip()
+
+
+def test_every_recorded_step_is_a_rule_of_the_table_or_a_planned_step():
+    """One wrapper records every step (Engine.step): each step names a Rule, and a step
+    without a reason of its own gives the rule's identity, written once."""
+    from conftest import DERIVATIONS
+    from indexcalc.derive.rules import CHAIN_RULE, NO_DEPENDENCE, SUBSTITUTE
+    from indexcalc.pipeline import run
+
+    rules = {r.name: r for r in (*RULES, CHAIN_RULE, NO_DEPENDENCE, SUBSTITUTE)}
+    for path in sorted(DERIVATIONS.glob("*.idx")):
+        for res in run(parse_file(str(path))).results:
+            for block in res.blocks:
+                for step in block.steps:
+                    assert step.rule in rules, (path.name, step.rule)
+                    if step.rule not in ("chain rule", "substitute", "no dependence",
+                                         "expand definition"):
+                        assert step.reason == rules[step.rule].identity

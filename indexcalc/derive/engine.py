@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from .. import naming
 from ..derivation import Block, Step
 from ..problem import Goal, InputError, Problem
-from .rules import RULES, Context, Rule, instantiate
+from .rules import (
+    CHAIN_RULE, EXPAND_DEFINITION, NO_DEPENDENCE, RULES, SUBSTITUTE, Context, Rule, instantiate,
+)
 from ..terms import (
     Deriv, Grad, Index, Sum, Tensor, Term, add, make_sum, map_children, mul, rename_indices,
     replace, unshadow, ZERO,
@@ -73,8 +75,9 @@ class Engine:
         target = self._target(of_term, goal.wrt, wrt_indices)
         inlined = self._inline_deferred(result)
         if inlined != result:
-            blocks = blocks + [Block(target_name(of_term, goal.wrt), target, result, (Step(
-                "substitute", result, inlined, "put in the gradients derived above"),))]
+            title = target_name(of_term, goal.wrt)
+            blocks = blocks + [Block(title, target, result, (self.step(
+                SUBSTITUTE, result, inlined, title, "put in the gradients derived above"),))]
             result = inlined
         if goal.kind == "hessian":
             result, more = self._second_derivative(goal, result, wrt_indices)
@@ -104,21 +107,21 @@ class Engine:
             return block.result, [block]
         if chain == ZERO:  # a zero gradient is a result, said so
             start = Deriv(of_term, wrt_entry)
-            return chain, [Block(title, target, start, (Step(
-                "no dependence", start, chain, f"{of_term.name} does not depend on {wrt}"),))]
+            return chain, [Block(title, target, start, (self.step(
+                NO_DEPENDENCE, start, chain, title, f"{of_term.name} does not depend on {wrt}"),))]
         if not chain.has_deriv:
             # Nothing to derive: upstream gradients (dL/dY for L = loss(Y)).
             return chain, [Block(title, target, chain, ())]
 
         blocks = [Block("Chain rule", target, Deriv(of_term, wrt_entry),
-                        (Step("chain rule", Deriv(of_term, wrt_entry), chain,
-                              "sum over every entry of each tensor that uses " + wrt),))]
+                        (self.step(CHAIN_RULE, Deriv(of_term, wrt_entry), chain, title,
+                                   "sum over every entry of each tensor that uses " + wrt),))]
         substitutions = self._derive_parts(chain, of_term, wrt_entry, blocks)
         substituted = unshadow(replace(chain, lambda t: substitutions.get(t)))
         final = self.run_block(
             title, target, chain, ctx,
-            first=Step("substitute", chain, substituted,
-                       "put the derivatives found above into the chain rule"))
+            first=self.step(SUBSTITUTE, chain, substituted, title,
+                            "put the derivatives found above into the chain rule"))
         blocks.append(final)
         return final.result, blocks
 
@@ -195,8 +198,8 @@ class Engine:
 
     def _expand_step(self, node: Deriv, wrt_entry: Tensor) -> Step:
         body = instantiate(self.problem, node.expr, avoid=wrt_entry.free)
-        return Step("expand definition", node, Deriv(body, wrt_entry),
-                    f"definition of {node.expr.name}")
+        return self.step(EXPAND_DEFINITION, node, Deriv(body, wrt_entry),
+                         f"Derivative of {node.expr.name}", f"definition of {node.expr.name}")
 
     def _second_derivative(self, goal: Goal, gradient: Term, wrt_indices):
         second = self._second_indices(goal.wrt, wrt_indices)
@@ -222,7 +225,6 @@ class Engine:
         if first is not None:
             steps.append(first)
             term = first.after
-        free = start.free
         for _ in range(self.max_steps):
             if time.monotonic() > self._deadline:
                 raise DerivationError(
@@ -231,16 +233,26 @@ class Engine:
                 new = apply_everywhere(rule, term, ctx)
                 if new is not None and new != term:
                     new = unshadow(new)
-                    if not new.free <= free:
-                        raise DerivationError(
-                            f"rule '{rule.name}' introduced free indices in {title}: "
-                            f"{sorted(map(str, free))} -> {sorted(map(str, new.free))}")
-                    steps.append(Step(rule.name, term, new, rule.identity))
+                    steps.append(self.step(rule, term, new, title, free=start.free))
                     term = new
                     break
             else:
                 return Block(title, target, start, tuple(steps))
         raise DerivationError(f"{title}: no result after {self.max_steps} steps")
+
+    def step(self, rule: Rule, before: Term, after: Term, title: str,
+             reason: str | None = None, free: frozenset[Index] | None = None) -> Step:
+        """Record one step: every step of every block is made here, and here the engine
+        checks that it introduced no free index (beyond ``free``, by default those of
+        ``before``).  A step may drop one: the term model has no broadcast axes, so a value
+        constant along an axis does not carry its index (dY_sn/db_i = delta_ni for every
+        s), and equality would reject correct steps."""
+        allowed = before.free if free is None else free
+        if not after.free <= allowed:
+            raise DerivationError(
+                f"rule '{rule.name}' introduced free indices in {title}: "
+                f"{sorted(map(str, allowed))} -> {sorted(map(str, after.free))}")
+        return Step(rule.name, before, after, reason or rule.identity)
 
     # -- the dependency graph ------------------------------------------------------------
     def _consumers(self, tensor: str, of: str) -> list[str]:

@@ -487,8 +487,24 @@ def _positive_first(term: Term) -> Term | None:
     return None
 
 
+def _planned(term: Term, ctx: Context) -> Term | None:
+    """Steps the engine plans itself (it decides what to derive); never applied by search."""
+    return None
+
+
+#: Steps the engine takes as it plans a derivation, recorded like any rule's step.
+CHAIN_RULE = Rule("chain rule", _planned,
+                  "dL/dW_ij = sum_c dL/dC_c dC_c/dW_ij over every tensor C that uses W",
+                  "differentiate")
+SUBSTITUTE = Rule("substitute", _planned, "put derivatives derived in their own blocks in",
+                  "differentiate")
+NO_DEPENDENCE = Rule("no dependence", _planned, "dY/dW = 0 where Y does not depend on W",
+                     "differentiate")
+EXPAND_DEFINITION = Rule("expand definition", expand_definition_rule,
+                         "dY_sn/dW = d(definition of Y_sn)/dW", "differentiate")
+
 RULES: tuple[Rule, ...] = (
-    Rule("expand definition", expand_definition_rule, "substitute the definition", "differentiate"),
+    EXPAND_DEFINITION,
     Rule("linearity", linearity, "d(a + c b) = da + c db", "differentiate"),
     Rule("quotient rule", quotient_rule, "d(a/b) = (da b - a db) / b^2", "differentiate"),
     Rule("product rule", product_rule, "d(a b) = da b + a db", "differentiate"),
