@@ -16,10 +16,13 @@ import numpy as np
 
 from .. import naming
 from ..functions import POSITIVE, REAL, builtin
+from ..emit.plan import (
+    Call, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+)
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, Problem
 from ..terms import (
-    Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
+    Func, Index, Num, Pow, Sum, Tensor, Term, base_exp,
 )
 
 #: Sizes given to dims without ``=n``: small and distinct, so a transposition shows.
@@ -154,63 +157,49 @@ class Evaluator:
         return _arrange(value, idx, order, self.world.sizes)
 
     def evaluate(self, term: Term) -> tuple[np.ndarray, tuple[Index, ...]]:
-        if isinstance(term, Num):
-            return np.array(float(term.value)), ()
-        if isinstance(term, DimSize):
-            return np.array(float(self.world.sizes[term.name])), ()
-        if isinstance(term, Tensor):
-            return _diagonal(self.tensor(term.name), term.indices)
-        if isinstance(term, Grad):
-            return _diagonal(self.world.upstream[term.array_name], term.indices)
-        if isinstance(term, Delta):
-            if term.a == term.b:
-                return np.array(1.0), ()
-            return np.eye(self.world.sizes[term.a.dim]), (term.a, term.b)
-        if isinstance(term, Func):
-            value, idx = self.evaluate(term.arg)
-            known = builtin(term.name)
-            if known is not None and not term.order:
-                return known.numeric(value), idx
-            return self.world.functions[term.name][term.order](value), idx
-        if isinstance(term, Pow):
-            base, idx = self.evaluate(term.base)
-            exponent, _ = self.evaluate(term.exponent)
-            return base ** exponent, idx
-        if isinstance(term, Add):
-            parts = [self.evaluate(t) for t in term.terms]
-            order: list[Index] = []
-            for _, idx in sorted(parts, key=lambda p: -len(p[1])):
-                order.extend(i for i in idx if i not in order)
-            order_t = tuple(order)
-            total = sum(_arrange(v, idx, order_t, self.world.sizes) for v, idx in parts)
-            return total, order_t
-        if isinstance(term, (Mul, Sum)):
-            bound = term.indices if isinstance(term, Sum) else ()
-            body = term.body if isinstance(term, Sum) else term
-            factors = body.factors if isinstance(body, Mul) else (body,)
-            evaluated = [self.evaluate(f) for f in factors]
-            letters: dict[Index, str] = {}
-            for _, idx in evaluated:
-                for i in idx:
-                    letters.setdefault(i, chr(ord("a") + len(letters)))
-            free = tuple(i for i in letters if i not in bound)
-            spec = ",".join("".join(letters[i] for i in idx) for _, idx in evaluated)
-            out = "".join(letters[i] for i in free)
-            value = np.einsum(f"{spec}->{out}", *(v for v, _ in evaluated))
-            missing = [i for i in bound if i not in letters]
-            for i in missing:  # a sum over an index the body does not use
-                value = value * self.world.sizes[i.dim]
-            return value, free
-        raise TypeError(f"cannot evaluate {type(term).__name__}")
+        plan = make_plan(term)
+        return self.execute(plan), plan.axes
+
+    def execute(self, p: Plan) -> np.ndarray:
+        """The value of the plan ``p``, its axes in the order of ``p.axes``."""
+        if isinstance(p, Number):
+            return np.array(float(p.value))
+        if isinstance(p, DimValue):
+            return np.array(float(self.world.sizes[p.dim]))
+        if isinstance(p, Read):
+            value = self.world.upstream[p.name] if p.grad else self.tensor(p.name)
+            if p.diagonal:
+                value = np.einsum(_spec(p.indices) + "->" + _spec(p.axes, p.indices), value)
+            return value
+        if isinstance(p, Eye):
+            return np.eye(self.world.sizes[p.dim])
+        if isinstance(p, Call):
+            value = self.execute(p.arg)
+            known = builtin(p.fn)
+            if known is not None and not p.order:
+                return known.numeric(value)
+            return self.world.functions[p.fn][p.order](value)
+        if isinstance(p, Raise):
+            return self.execute(p.base) ** self.execute(p.exponent)
+        if isinstance(p, Total):
+            return sum(_arrange(self.execute(t), t.axes, p.axes, self.world.sizes)
+                       for t in p.terms)
+        if isinstance(p, Product):
+            letters = tuple(dict.fromkeys(i for f in p.factors for i in f.axes))
+            spec = ",".join(_spec(f.axes, letters) for f in p.factors)
+            value = np.einsum(f"{spec}->{_spec(p.axes, letters)}",
+                              *(self.execute(f) for f in p.factors))
+            for dim in p.unused:  # a sum over an index the body does not use
+                value = value * self.world.sizes[dim]
+            return value
+        raise TypeError(f"cannot evaluate {type(p).__name__}")
 
 
-def _diagonal(value: np.ndarray, indices) -> tuple[np.ndarray, tuple[Index, ...]]:
-    if len(set(indices)) == len(indices):
-        return value, tuple(indices)
-    letters = {i: chr(ord("a") + k) for k, i in enumerate(dict.fromkeys(indices))}
-    unique = tuple(letters)
-    spec = "".join(letters[i] for i in indices) + "->" + "".join(letters[i] for i in unique)
-    return np.einsum(spec, value), unique
+def _spec(indices, letters=None) -> str:
+    """einsum letters of ``indices``, numbered by position in ``letters`` (default: the
+    indices themselves, without repeats)."""
+    order = tuple(dict.fromkeys(indices if letters is None else letters))
+    return "".join(chr(ord("a") + order.index(i)) for i in indices)
 
 
 def _arrange(value, idx, order, sizes) -> np.ndarray:

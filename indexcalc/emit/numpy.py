@@ -22,9 +22,12 @@ from typing import Callable
 from .. import naming
 from ..functions import builtin
 from ..matrix import ir
+from .plan import (
+    Call, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+)
 from ..problem import Problem
 from ..terms import (
-    Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp, mul,
+    Delta, Index, Mul, Term, base_exp, mul,
     rename_indices, split_coeff,
 )
 
@@ -414,83 +417,66 @@ def _arrange(code: str, idx: tuple[Index, ...], order: tuple[Index, ...], letter
 
 
 def _emit(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]:
-    if isinstance(term, Num):
-        return number(term.value, names.plain_numbers), ()
-    if isinstance(term, DimSize):
-        return names.dim(term.name), ()
-    if isinstance(term, Tensor):
-        return _indexed(names.tensor(term.name), term.indices, letters)
-    if isinstance(term, Grad):
-        return _indexed(names.grad(term.array_name), term.indices, letters)
-    if isinstance(term, Delta):
-        if term.a == term.b:
-            return "1.0", ()
-        return f"np.eye({names.dim(term.a.dim)})", (term.a, term.b)
-    if isinstance(term, Func):
-        code, idx = _emit(term.arg, names, letters)
-        return apply_function(term.name, term.order, code, names), idx
-    if isinstance(term, Pow):
-        base, idx = _emit(term.base, names, letters)
-        if isinstance(term.exponent, Num):
-            return f"{_operand(base)} ** {exponent(term.exponent.value)}", idx
-        ecode, _ = _emit(term.exponent, names, letters)
-        return f"{_operand(base)} ** {_operand(ecode)}", idx
-    if isinstance(term, Add):
-        parts = [_emit(t, names, letters) for t in term.terms]
-        order: list[Index] = []
-        for _, idx in sorted(parts, key=lambda p: -len(p[1])):
-            order.extend(i for i in idx if i not in order)
-        codes = [_arrange(c, idx, tuple(order), letters) for c, idx in parts]
-        return "(" + " + ".join(codes) + ")", tuple(order)
-    if isinstance(term, (Mul, Sum)):
-        return _product(term, names, letters)
-    raise TypeError(f"no NumPy for {type(term).__name__}")  # pragma: no cover
+    """Code for ``term`` and the axes it has, printed from the contraction plan."""
+    p = make_plan(term)
+    return _code(p, names, letters), p.axes
 
 
-def _indexed(name: str, indices, letters) -> tuple[str, tuple[Index, ...]]:
-    if len(set(indices)) == len(indices):
-        return name, tuple(indices)
-    unique = tuple(dict.fromkeys(indices))
-    src = "".join(_letter(i, letters) for i in indices)
-    dst = "".join(_letter(i, letters) for i in unique)
-    return f"np.einsum('{src}->{dst}', {name})", unique
+def _code(p: Plan, names: Names, letters) -> str:
+    if isinstance(p, Number):
+        return number(p.value, names.plain_numbers)
+    if isinstance(p, DimValue):
+        return names.dim(p.dim)
+    if isinstance(p, Read):
+        name = names.grad(p.name) if p.grad else names.tensor(p.name)
+        if not p.diagonal:
+            return name
+        src = "".join(_letter(i, letters) for i in p.indices)
+        dst = "".join(_letter(i, letters) for i in p.axes)
+        return f"np.einsum('{src}->{dst}', {name})"
+    if isinstance(p, Eye):
+        return f"np.eye({names.dim(p.dim)})"
+    if isinstance(p, Call):
+        return apply_function(p.fn, p.order, _code(p.arg, names, letters), names)
+    if isinstance(p, Raise):
+        base = _operand(_code(p.base, names, letters))
+        if isinstance(p.exponent, Number):
+            return f"{base} ** {exponent(p.exponent.value)}"
+        return f"{base} ** {_operand(_code(p.exponent, names, letters))}"
+    if isinstance(p, Total):
+        codes = [_arrange(_code(t, names, letters), t.axes, p.axes, letters) for t in p.terms]
+        return "(" + " + ".join(codes) + ")"
+    if isinstance(p, Product):
+        return _product(p, names, letters)
+    raise TypeError(f"no NumPy for {type(p).__name__}")  # pragma: no cover
 
 
-def _product(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]:
-    bound: tuple[Index, ...] = ()
-    body = term
-    if isinstance(term, Sum):
-        bound, body = term.indices, term.body
-    factors = body.factors if isinstance(body, Mul) else (body,)
+def _product(p: Product, names: Names, letters) -> str:
     scalars: list[str] = []
     operands: list[tuple[str, tuple[Index, ...]]] = []
-    for f in factors:
-        base, exp = base_exp(f)
-        if exp == -1 and base.free:
-            code, idx = _emit(base, names, letters)
-            operands.append((f"(1.0 / {code})", idx))
-            continue
-        code, idx = _emit(f, names, letters)
-        if idx:
-            operands.append((code, idx))
+    for f in p.factors:
+        if isinstance(f, Raise) and f.axes and f.exponent == Number((), Fraction(-1)):
+            operands.append((f"(1.0 / {_code(f.base, names, letters)})", f.axes))
+        elif f.axes:
+            operands.append((_code(f, names, letters), f.axes))
         else:
-            scalars.append(code)
-    free = tuple(i for i in dict.fromkeys(i for _, idx in operands for i in idx) if i not in bound)
+            scalars.append(_code(f, names, letters))
+    scalars += [names.dim(dim) for dim in p.unused]
     if not operands:
         code = "1.0"
-    elif len(operands) == 1 and not bound and operands[0][1] == free:
+    elif len(operands) == 1 and not p.bound and operands[0][1] == p.axes:
         code = operands[0][0]
-    elif not bound:
+    elif not p.bound:
         # nothing is summed: a broadcast product (einsum would loop over the whole output
         # for every operand, and a delta between output axes would cost a dense eye)
-        code = " * ".join(_arrange(c, idx, free, letters) for c, idx in operands)
+        code = " * ".join(_arrange(c, idx, p.axes, letters) for c, idx in operands)
         code = f"({code})"
     else:
         spec = ",".join("".join(_letter(i, letters) for i in idx) for _, idx in operands)
-        out = "".join(_letter(i, letters) for i in free)
+        out = "".join(_letter(i, letters) for i in p.axes)
         args = ", ".join(code for code, _ in operands)
         code = f"np.einsum('{spec}->{out}', {args}, optimize=True)"
     if scalars:
         code = " * ".join(f"({s})" for s in scalars) + f" * {code}" if operands else \
             "(" + " * ".join(f"({s})" for s in scalars) + ")"
-    return code, free
+    return code

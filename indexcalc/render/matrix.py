@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..matrix import ir
-from ..terms import DimSize, Num, Pow, Tensor, base_exp, mul, split_coeff
+from ..terms import DimSize, Num, Tensor, split_coeff
 from .printing import function_latex, name_latex, to_latex
 
 ATOM, TRANSPOSED, FRACTION, POWER, PRODUCT, ELEMENTWISE, SUM, LOW = 100, 90, 85, 80, 50, 40, 30, 20

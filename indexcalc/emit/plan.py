@@ -1,0 +1,132 @@
+"""The contraction planner: an index expression as a tree of array operations with axes.
+
+It decides, once for both users, what every evaluation of an index expression must decide:
+the axes of each subterm and their order (an addition takes the order of its widest term,
+a product the order of first appearance), which indices a product sums (einsum), where a
+tensor is read on its diagonal (``X[i,i]``), and which summed indices the body does not use
+(a factor of the dim's size).  The numeric check executes a plan directly with NumPy
+(``check.numeric``); the NumPy backend prints it as code (``emit.numpy``).  So the forward
+pass the check differentiates never runs printed code, and the logic exists once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from ..terms import Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An array whose axes follow ``axes``."""
+
+    axes: tuple[Index, ...]
+
+
+@dataclass(frozen=True)
+class Read(Plan):
+    """A tensor (``grad=False``) or upstream gradient read at ``indices``; a repeated index
+    reads a diagonal, so ``axes`` are the indices without repeats."""
+
+    name: str
+    indices: tuple[Index, ...]
+    grad: bool = False
+
+    @property
+    def diagonal(self) -> bool:
+        return len(self.axes) != len(self.indices)
+
+
+@dataclass(frozen=True)
+class Number(Plan):
+    value: Fraction
+
+
+@dataclass(frozen=True)
+class DimValue(Plan):
+    dim: str
+
+
+@dataclass(frozen=True)
+class Eye(Plan):
+    """delta_ab for a != b: the identity of the dim, axes (a, b)."""
+
+    dim: str
+
+
+@dataclass(frozen=True)
+class Call(Plan):
+    """An elementwise function (a builtin, or a declared one's ``order``-th derivative)."""
+
+    fn: str
+    order: int
+    arg: Plan
+
+
+@dataclass(frozen=True)
+class Raise(Plan):
+    """``base ** exponent`` with an index-free exponent."""
+
+    base: Plan
+    exponent: Plan
+
+
+@dataclass(frozen=True)
+class Total(Plan):
+    """A sum of terms, each arranged (transposed, broadcast) to ``axes``."""
+
+    terms: tuple[Plan, ...]
+
+
+@dataclass(frozen=True)
+class Product(Plan):
+    """A product of ``factors`` summed over ``bound``; ``unused`` are dims of summed indices
+    that no factor mentions (each multiplies the result by its size)."""
+
+    factors: tuple[Plan, ...]
+    bound: tuple[Index, ...]
+    unused: tuple[str, ...] = ()
+
+
+def plan(term: Term) -> Plan:
+    """The plan of ``term`` (cached on the immutable term)."""
+    cached = term.__dict__.get("_plan")
+    if cached is None:
+        cached = _plan(term)
+        term.__dict__["_plan"] = cached
+    return cached
+
+
+def _plan(term: Term) -> Plan:
+    if isinstance(term, Num):
+        return Number((), term.value)
+    if isinstance(term, DimSize):
+        return DimValue((), term.name)
+    if isinstance(term, (Tensor, Grad)):
+        name = term.name if isinstance(term, Tensor) else term.array_name
+        return Read(tuple(dict.fromkeys(term.indices)), name, term.indices, isinstance(term, Grad))
+    if isinstance(term, Delta):
+        if term.a == term.b:
+            return Number((), Fraction(1))
+        return Eye((term.a, term.b), term.a.dim)
+    if isinstance(term, Func):
+        arg = plan(term.arg)
+        return Call(arg.axes, term.name, term.order, arg)
+    if isinstance(term, Pow):
+        base = plan(term.base)
+        return Raise(base.axes, base, plan(term.exponent))
+    if isinstance(term, Add):
+        parts = tuple(plan(t) for t in term.terms)
+        order: list[Index] = []
+        for p in sorted(parts, key=lambda p: -len(p.axes)):
+            order.extend(i for i in p.axes if i not in order)
+        return Total(tuple(order), parts)
+    if isinstance(term, (Mul, Sum)):
+        bound = term.indices if isinstance(term, Sum) else ()
+        body = term.body if isinstance(term, Sum) else term
+        factors = tuple(plan(f) for f in (body.factors if isinstance(body, Mul) else (body,)))
+        seen = tuple(dict.fromkeys(i for f in factors for i in f.axes))
+        axes = tuple(i for i in seen if i not in bound)
+        unused = tuple(i.dim for i in bound if i not in seen)
+        return Product(axes, factors, tuple(bound), unused)
+    raise TypeError(f"no plan for {type(term).__name__}")
