@@ -201,7 +201,7 @@ class _Parser:
             return self.node("div", (num, self.group()), start)
         if t.kind == "cmd" and t.text == "sqrt":
             return self.node("fn", (self.group(),), start)
-        if t.kind == "cmd" and t.text in _FUNCTIONS and t.text not in self.shapes:
+        if t.kind == "cmd" and t.text in _FUNCTIONS and not self.names_known([t.text]):
             return self.apply(start)  # (a tensor sigma makes \sigma a name, below)
         if (t.kind, t.text) == ("word:operatorname", "diag"):
             return self.node("diag", (self.argument(),), start)
@@ -213,24 +213,27 @@ class _Parser:
             return [t.text]
         if t.kind == "cmd" and t.text in _GREEK:
             return [t.text, *_ALIASES.get(t.text, [])]
-        self.fail("expected a name", t)
+        self.fail("cannot read this as a name", t)
 
     def plain_name(self, t: Tok, start: int) -> Node:
         """A name not in bold: a scalar, a dim, a constant or an elementwise function."""
-        known = [n for n in self.names(t) if n in self.shapes or n in self.dims]
-        if known and t.text in _FUNCTIONS and self.is_("open"):
+        known = self.names_known(self.names(t))
+        if known and t.kind == "cmd" and t.text in _FUNCTIONS and self.is_("open"):
             self.fail(f"\\{t.text} could be a function or the scalar {known[0]}")
         if known:
             return self.tensor(t, start, bold=False)
         if self.is_("sym", "'") or self.is_("open"):  # h(X), h'\left(X\right), \operatorname{relu}
             return self.apply(start)
-        if (t.kind, t.text) in (("cmd", "pi"), ("name", "e")) or re.fullmatch("[A-Z]", t.text) \
-                and t.kind == "name":
-            return self.node("scalar", (), start)  # a constant, or a dim used as a number
+        constant = (t.kind, t.text) in (("cmd", "pi"), ("name", "e"))
+        if constant or t.kind == "name" and re.fullmatch("[A-Z]", t.text):  # or a dim, as a number
+            return self.node("scalar", (), start)
         self.fail("unknown name", t)
 
+    def names_known(self, names: list[str]) -> list[str]:
+        return [n for n in names if n in self.shapes or n in self.dims]
+
     def tensor(self, t: Tok, start: int, bold: bool) -> Node:
-        known = [n for n in self.names(t) if n in self.shapes or n in self.dims]
+        known = self.names_known(self.names(t))
         if len(known) != 1:
             self.fail(f"could be any of {known}" if known else "not a known tensor", t)
         dims = tuple(self.shapes.get(known[0], ()))  # a dim is a scalar

@@ -283,8 +283,8 @@ def _elementwise_shape(*operands: Node) -> Shape:
 
 
 @dataclass(frozen=True)
-class Hadamard(Node):
-    """``a ⊙ b``."""
+class _Elementwise(Node):
+    """A binary elementwise operation on operands of one shape."""
 
     a: Node
     b: Node
@@ -301,21 +301,13 @@ class Hadamard(Node):
 
 
 @dataclass(frozen=True)
-class HadamardDiv(Node):
+class Hadamard(_Elementwise):
+    """``a ⊙ b``."""
+
+
+@dataclass(frozen=True)
+class HadamardDiv(_Elementwise):
     """``a ⊘ b``."""
-
-    a: Node
-    b: Node
-
-    def __post_init__(self):
-        _elementwise_shape(self.a, self.b)
-
-    @property
-    def shape(self):
-        return _elementwise_shape(self.a, self.b)
-
-    def children(self):
-        return (self.a, self.b)
 
 
 @dataclass(frozen=True)
