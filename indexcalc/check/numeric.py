@@ -1,11 +1,15 @@
-"""The numeric check: the generated NumPy function against central finite differences.
+"""The numeric check: everything a result shows, against central finite differences.
 
-The forward definitions are evaluated by a small interpreter of index expressions (written
-independently of the code generator), on random float64 inputs of small distinct sizes.
+Both the generated NumPy function and the matrix form as displayed (``matrix.where`` and
+``matrix.text``, evaluated as printed) are compared with central differences of the forward
+definitions; either disagreeing fails the check.  The forward definitions are evaluated by
+executing the contraction plans of ``emit.plan`` with NumPy directly, never by running
+printed code, on random float64 inputs of small distinct sizes.
 An opaque ``L = loss(Y)`` is replaced by the linear loss ``sum(G * Y)`` with a random ``G``,
 whose gradient with respect to ``Y`` is ``G``: the upstream gradient handed to the lambda.
-Inputs under a ``log``, ``sqrt`` or in a denominator are drawn positive; an assumption of
-the form ``sum_c T[s,c] = v`` is made true by normalising ``T``.
+Inputs under a function whose registry domain is positive (``log``, ``sqrt``), in a
+denominator or under a fractional power are drawn positive; an assumption of the form
+``sum_c T[s,c] = v`` is made true by normalising ``T``.
 """
 from __future__ import annotations
 
