@@ -373,3 +373,19 @@ def test_to_matrix_merges_equal_index_sets_before_contracting():
 def test_to_matrix_of_a_delta_is_the_identity():
     m = to_matrix(Delta(a, b), (a, b))
     assert numpy_text(m) == "np.eye(N)" and matrix_latex(m) == r"\mathbf{I}"
+
+
+def test_a_coefficient_that_is_a_sum_is_bracketed():
+    """(1 - 1/(lam + 2)) 1^T (...): a sum as coefficient is bracketed in LaTeX and NumPy
+    (the LaTeX read 1 - (1/(lam + 2)) 1^T (...), another value of the same shape)."""
+    res = derive_text("""
+        dims S=3, D=4
+        input X[S,D], lam
+        Y[s,d] = exp(lam) * X[s,d] / (lam + 2)
+        L = loss(Y)
+        grad L wrt lam
+    """).results[0]
+    assert res.check.passed
+    assert res.matrix.latex.startswith(r"\left(1 - \frac{1}{\lambda + 2}\right) ")
+    assert res.matrix.text.startswith("(1 - 1 / (lam + 2)) * ") or \
+        res.matrix.text.startswith("(1 - (1 / (lam + 2))) * ")

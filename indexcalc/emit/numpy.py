@@ -14,6 +14,7 @@ function registry's ``numpy`` field.
 """
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,7 +28,7 @@ from .plan import (
 )
 from ..problem import Problem
 from ..terms import (
-    Delta, Index, Mul, Term, base_exp, mul,
+    Add, Delta, Index, Mul, Num, Pow, Term, base_exp, mul,
     rename_indices, split_coeff,
 )
 
@@ -308,8 +309,30 @@ def broadcasts(m: ir.Node) -> bool:
 # --- scalar (index-free) terms -----------------------------------------------------------------
 
 def scalar_code(term: Term, names: Names) -> str:
+    """An index-free term as NumPy: a sum with its signs, a product as a fraction
+    (``1 - 1 / (lam + 2)``, not ``1 + (-1) * (lam + 2) ** (-1)``)."""
+    if isinstance(term, Add):
+        out = ""
+        for k, t in enumerate(term.terms):
+            coeff, rest = split_coeff(t)
+            code = scalar_code(mul(Num(abs(coeff)), *rest), names)
+            if coeff < 0:
+                code = _operand(code) if " + " in code or " - " in code else code
+                out += f"-{code}" if k == 0 else f" - {code}"
+            else:
+                out += code if k == 0 else f" + {code}"
+        return out
     numer, denom = _fraction(term, names)
     return f"{numer} / {denom}" if denom else numer
+
+
+def _scalar_factor(term: Term, names: Names) -> str:
+    """An index-free factor as an operand of ``*``, ``/`` or ``**``."""
+    if isinstance(term, Pow) and isinstance(term.exponent, Num):
+        return f"{_operand(_scalar_factor(term.base, names))} ** {exponent(term.exponent.value)}"
+    if isinstance(term, (Add, Mul)):
+        return _operand(scalar_code(term, names))
+    return _operand(_emit(term, names, {})[0])
 
 
 def _fraction(term: Term, names: Names) -> tuple[str, str]:
@@ -318,11 +341,11 @@ def _fraction(term: Term, names: Names) -> tuple[str, str]:
     num_parts, den_parts = [], []
     for f in factors:
         base, exp = base_exp(f)
-        code, _ = _emit(base if exp < 0 else f, names, {})
         if exp < 0:
-            den_parts.append(_operand(code) if exp == -1 else f"{_operand(code)} ** {exponent(-exp)}")
+            code = _scalar_factor(base, names)
+            den_parts.append(code if exp == -1 else f"{_operand(code)} ** {exponent(-exp)}")
         else:
-            num_parts.append(code)
+            num_parts.append(_scalar_factor(f, names))
     if coeff.denominator != 1:
         den_parts.insert(0, number(Fraction(coeff.denominator), names.plain_numbers))
         coeff = Fraction(coeff.numerator)
@@ -337,16 +360,19 @@ def _fraction(term: Term, names: Names) -> tuple[str, str]:
     return numer, denom
 
 
+_SIMPLE_OPERAND = re.compile(r"[A-Za-z_][\w.]*(\[\d+\])?|\d+(\.\d*)?")
+
+
 def _operand(code: str) -> str:
-    """``code`` bracketed unless it is one name, number or call: safe as an operand of any
-    operator (``(f ** 3.0) ** (2 / 3)``, not ``f ** 3.0 ** (2 / 3)``)."""
+    """``code`` bracketed unless it is one name, number, ``X.shape[0]`` or call: safe as an
+    operand of any operator (``(f ** 3.0) ** (2 / 3)``, not ``f ** 3.0 ** (2 / 3)``)."""
+    if _SIMPLE_OPERAND.fullmatch(code):
+        return code
     head = code.split("(", 1)[0]
-    if "(" not in code:
-        simple = head.replace(".", "").replace("_", "").isalnum()
-    else:
-        simple = head.replace(".", "").replace("_", "").isalnum() or head == ""
-        simple = simple and _closing(code, len(head)) == len(code) - 1
-    return code if simple else f"({code})"
+    call = "(" in code and (head == "" or _SIMPLE_OPERAND.fullmatch(head) is not None)
+    if call and _closing(code, len(head)) == len(code) - 1:
+        return code
+    return f"({code})"
 
 
 def _closing(code: str, start: int) -> int:

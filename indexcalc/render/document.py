@@ -252,6 +252,7 @@ class ResultView:
     blocks: tuple[BlockView, ...]
     index: Equation  # dL_dW[i,j] = sum_s dL_dY[s,i] * X[s,j]
     matrix: Equation | None  # dL_dW = dL_dY.T @ X; None when NumPy uses einsum
+    matrix_where: tuple[str, ...]  # "Y = np.exp(Z) / ...": what matrix.text names
     numpy_source: str
     numpy_lines: tuple[str, ...]  # the source broken inside brackets to fit a printed page
     numpy_args: tuple[str, ...]
@@ -312,6 +313,8 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         blocks=tuple(_block_view(block) for block in result.blocks),
         index=Equation(_forms(result.target), _forms(result.index)),
         matrix=_matrix_forms(result, of_rank, wrt_rank),
+        matrix_where=tuple(f"{name} = {text}" for name, text in
+                           (result.matrix.where if result.matrix is not None else ())),
         numpy_source=source,
         numpy_lines=wrap_code(source, _CODE_WIDTH),
         numpy_args=tuple(result.numpy.args),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..matrix import ir
-from ..terms import DimSize, Num, Tensor, split_coeff
+from ..terms import Add, DimSize, Num, Tensor, split_coeff
 from .printing import function_latex, name_latex, to_latex
 
 ATOM, TRANSPOSED, FRACTION, POWER, PRODUCT, ELEMENTWISE, SUM, LOW = 100, 90, 85, 80, 50, 40, 30, 20
@@ -139,7 +139,10 @@ def _scale(m: ir.Scale):
         coeff, factors = split_coeff(m.c.term)
         if coeff == -1 and not factors:
             return f"-{_wrap(m.x, ELEMENTWISE + 1)}", ELEMENTWISE
-        return f"{_latex(m.c)[0]} {_wrap(m.x, ELEMENTWISE + 1)}", ELEMENTWISE
+        coefficient = _latex(m.c)[0]
+        if isinstance(m.c.term, Add):  # (1 - 1/(lam + 2)) X, not 1 - 1/(lam + 2) X
+            coefficient = f"\\left({coefficient}\\right)"
+        return f"{coefficient} {_wrap(m.x, ELEMENTWISE + 1)}", ELEMENTWISE
     return f"{_wrap(m.c, ELEMENTWISE)} {_wrap(m.x, ELEMENTWISE + 1)}", ELEMENTWISE
 
 
