@@ -20,7 +20,10 @@ from indexcalc.check.numeric import check
 from indexcalc.derive.engine import Engine
 from indexcalc.matrix.recognize import to_matrix
 from indexcalc.syntax.idx import parse_text
-from indexcalc.pipeline import numpy_function, output_indices, run
+from indexcalc.derivation import MatrixForm
+from indexcalc.render.matrix import matrix_latex
+from indexcalc.emit.assemble import displayed_form, numpy_lambda
+from indexcalc.pipeline import output_indices, run
 
 from .measure import median_seconds, ms
 from .problems import MODELS, REPO, seed_files
@@ -80,11 +83,15 @@ def stage_seconds(text: str, path: str) -> list[float]:
         derived = engine.derive(goal)
         lap(1)
         out = output_indices(derived)
-        matrix = to_matrix(derived.index, out)
+        expr = to_matrix(derived.index, out)
+        matrix = None
+        if expr is not None:
+            shown = displayed_form(problem, expr)
+            matrix = MatrixForm(expr, shown.text, matrix_latex(expr), shown.where)
         lap(2)
-        fn = numpy_function(problem, derived.index, out, matrix)
+        fn = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
         lap(3)
-        check(goal, fn, problem)
+        check(goal, fn, problem, displayed=matrix)
         lap(4)
     return spent
 

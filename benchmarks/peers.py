@@ -33,7 +33,12 @@ class PeerRow:
 
 
 def sympy_rows(settings: Settings) -> list[PeerRow]:
-    from sympy import Idx, IndexedBase, Sum, diff, symbols
+    """SymPy's indexed differentiation of the linear layer; none without SymPy (the extra
+    'bench')."""
+    try:
+        from sympy import Idx, IndexedBase, Sum, diff, symbols
+    except ImportError:
+        return []
     from sympy.core.cache import clear_cache
 
     S, M, N = symbols("S M N", integer=True, positive=True)
@@ -77,7 +82,7 @@ def indexcalc_rows(settings: Settings) -> list[PeerRow]:
                                  settings.peer_repeats)
         rows.append(PeerRow("indexcalc engine (derive only)", f"d{goal.of}/d{goal.wrt}",
                             seconds,
-                            f"`{to_text(result.index)}` = `{result.matrix.text()}`"))
+                            f"`{to_text(result.index)}` = `{result.matrix.text}`"))
     seconds = median_seconds(lambda: run(parse_text(text, str(LINEAR_LAYER))),
                              settings.peer_repeats)
     rows.append(PeerRow("indexcalc parse + full pipeline", "all three", seconds,

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sympy
 
 
 @dataclass
@@ -53,7 +52,7 @@ def machine() -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("NumPy", f"{np.__version__} ({_blas()})"),
         ("BLAS / OpenMP threads", os.environ.get("OPENBLAS_NUM_THREADS", "library default")),
-        ("SymPy", sympy.__version__),
+        ("SymPy", _sympy_version()),
         ("PyTorch", torch_version),
         ("load average (1 min) at start", load),
     ]
@@ -142,3 +141,12 @@ def document(tables: list[Table], machine_rows: list[tuple[str, str]], *, comman
     if appendix:
         parts.append(appendix.rstrip() + "\n")
     return "\n".join(parts)
+
+
+def _sympy_version() -> str:
+    """SymPy is only the reference peer (the extra 'bench'); the rest runs without it."""
+    try:
+        import sympy
+    except ImportError:
+        return "not installed (pip install -e '.[bench]' to time it)"
+    return sympy.__version__
