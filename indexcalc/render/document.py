@@ -437,7 +437,7 @@ def _template_source(name: str) -> str:
     try:
         root = importlib.resources.files("indexcalc.templates")
     except ModuleNotFoundError:
-        root = Path(__file__).resolve().parent.parent / "templates"
+        root = Path(__file__).resolve().parents[2] / "templates"  # indexcalc/render/ -> top
     return (root / name).read_text(encoding="utf-8")
 
 
