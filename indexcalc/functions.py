@@ -12,6 +12,11 @@ arise as derivatives (of ``relu`` and ``abs``).
 
 Unspecified functions declared with ``function h`` are not entries: their derivatives are
 ``h'``, ``h''``, ... (``Func(name, arg, order)``), named in code by ``naming``.
+
+``kind`` and ``arity`` leave room for the functions CONTRACT section 3 adds: ``where`` (three
+arguments, ``np.where({}, {}, {})``), reductions (``max_d``: ``kind="reduction"``) and matrix
+functions of a square tensor's name (``inv``, ``det``, ``logdet``: ``kind="matrix"``), each
+with its derivative rule and Matrix Cookbook identity in its entry.
 """
 from __future__ import annotations
 
@@ -48,11 +53,14 @@ class Function:
     #: Where the check draws the tensors under this function from.
     domain: str = REAL
     arity: int = 1
+    kind: str = "elementwise"  # "elementwise" | "reduction" | "matrix"
     #: False for functions that only arise as derivatives (``step`` of ``relu``).
     in_language: bool = True
 
-    def numpy_code(self, arg: str) -> str:
-        return self.numpy.format(arg)
+    def numpy_code(self, *args: str) -> str:
+        if len(args) != self.arity:
+            raise TypeError(f"{self.name} takes {self.arity} argument(s), got {len(args)}")
+        return self.numpy.format(*args)
 
     def latex_code(self, arg: str, atomic: bool, brackets: Callable[[str], str]) -> str:
         """LaTeX of the function applied to ``arg`` (``atomic``: ``arg`` is one symbol)."""

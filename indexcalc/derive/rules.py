@@ -42,11 +42,19 @@ class Context:
 
 @dataclass(frozen=True)
 class Rule:
+    """A named rewrite.  Its identity, shown as each step's reason, is written once: the
+    first paragraph of the rule function's docstring, unless given here."""
+
     name: str
     apply: Callable[[Term, Context], Term | None]
-    identity: str  # the textbook identity, shown as the step's reason
+    identity: str = ""
     phase: str = "simplify"  # "differentiate" | "simplify" | "tidy"
     reads_bound: bool = False  # whether it looks at the sums around the node (ctx.bound)
+
+    def __post_init__(self):
+        if not self.identity:
+            first = (self.apply.__doc__ or "").strip().split("\n\n")[0]
+            object.__setattr__(self, "identity", " ".join(first.split()).rstrip("."))
 
 
 # --- differentiation ---------------------------------------------------------------------
@@ -500,31 +508,29 @@ SUBSTITUTE = Rule("substitute", _planned, "put derivatives derived in their own 
                   "differentiate")
 NO_DEPENDENCE = Rule("no dependence", _planned, "dY/dW = 0 where Y does not depend on W",
                      "differentiate")
-EXPAND_DEFINITION = Rule("expand definition", expand_definition_rule,
-                         "dY_sn/dW = d(definition of Y_sn)/dW", "differentiate")
+EXPAND_DEFINITION = Rule("expand definition", expand_definition_rule, phase="differentiate")
 
 RULES: tuple[Rule, ...] = (
     EXPAND_DEFINITION,
-    Rule("linearity", linearity, "d(a + c b) = da + c db", "differentiate"),
-    Rule("quotient rule", quotient_rule, "d(a/b) = (da b - a db) / b^2", "differentiate"),
-    Rule("product rule", product_rule, "d(a b) = da b + a db", "differentiate"),
-    Rule("power rule", power_rule, "d(u^n) = n u^(n-1) du", "differentiate"),
-    *(Rule(f"derivative of {name}", function_rule(name), known.identity, "differentiate")
-      for name, known in FUNCTIONS.items()),
-    Rule("derivative of a declared function", declared_function_rule, "d h(u) = h'(u) du",
-         "differentiate"),
-    Rule("derivative of an entry", entry_rule, "dW_nm/dW_ij = delta_ni delta_mj", "differentiate"),
-    Rule("contract deltas", contract_delta, "sum_m a_m delta_mj = a_j"),
-    Rule("delta identities", delta_identities, "delta_ii = 1, delta_ab delta_ab = delta_ab"),
-    Rule("cancel", cancel, "x^a x^b = x^(a+b)"),
-    Rule("fold definition", fold_definitions, "write a definition's body as its tensor"),
-    Rule("sigmoid", sigmoid_identity, "exp(u) / (1 + exp(u)) = sigmoid(u)"),
-    Rule("pull constant out of sum", pull_out_constant, "sum_c a b_c = a sum_c b_c"),
-    Rule("expand product", distribute, "a (b + c) = a b + a c"),
-    Rule("split sum", split_sum, "sum_c (a_c + b_c) = sum_c a_c + sum_c b_c"),
-    Rule("assumption", apply_assumptions, "an identity assumed in the file"),
-    Rule("collect terms", collect_terms, "a x + b x = (a + b) x"),
-    Rule("expand and collect", expand_and_collect, "a (b + c) + d = a b + a c + d, shorter"),
-    Rule("factor", factor, "a b + a c = a (b + c)", "tidy", reads_bound=True),
-    Rule("tidy signs", tidy_sign, "-c (a - b) = c (b - a)", "tidy"),
+    Rule("linearity", linearity, phase="differentiate"),
+    Rule("quotient rule", quotient_rule, phase="differentiate"),
+    Rule("product rule", product_rule, phase="differentiate"),
+    Rule("power rule", power_rule, phase="differentiate"),
+    *(Rule(f"derivative of {name}", function_rule(name), phase="differentiate")
+      for name in FUNCTIONS),
+    Rule("derivative of a declared function", declared_function_rule, phase="differentiate"),
+    Rule("derivative of an entry", entry_rule, phase="differentiate"),
+    Rule("contract deltas", contract_delta),
+    Rule("delta identities", delta_identities),
+    Rule("cancel", cancel),
+    Rule("fold definition", fold_definitions),
+    Rule("sigmoid", sigmoid_identity),
+    Rule("pull constant out of sum", pull_out_constant),
+    Rule("expand product", distribute),
+    Rule("split sum", split_sum),
+    Rule("assumption", apply_assumptions),
+    Rule("collect terms", collect_terms),
+    Rule("expand and collect", expand_and_collect),
+    Rule("factor", factor, phase="tidy", reads_bound=True),
+    Rule("tidy signs", tidy_sign, phase="tidy"),
 )
