@@ -86,7 +86,7 @@ def exponent(value: Fraction) -> str:
     """An exponent after ``**``, bracketed unless it is an integer (``x ** (2 / 3)``)."""
     if value.denominator == 1:
         return f"({value.numerator})" if value < 0 else str(value.numerator)
-    return f"({number(value).strip('()')})"
+    return f"({value.numerator} / {value.denominator})"  # exact, as the documents write it
 
 
 def _exact_float(value: Fraction) -> bool:
@@ -263,10 +263,11 @@ class NumpyPrinter:
         parts = []
         for k, (sign, t) in enumerate(m.terms):
             if k == 0:
-                parts.append(self.code(t, SUM + 1) if sign > 0 else f"-{self.code(t, ELEMENTWISE + 1)}")
+                # -a * b and a - b / c read as they compute: only a sum needs brackets
+                parts.append(self.code(t, SUM + 1) if sign > 0 else f"-{self.code(t, SUM + 1)}")
             else:
                 parts.append(f" + {self.code(t, SUM + 1)}" if sign > 0
-                             else f" - {self.code(t, ELEMENTWISE + 1)}")
+                             else f" - {self.code(t, SUM + 1)}")
         return "".join(parts), SUM
 
 
