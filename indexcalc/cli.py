@@ -1,5 +1,8 @@
 """The command line: ``indexcalc derive FILE [--format F] [-o OUT] [--pdf] [--debug]``.
 
+FILE may be ``-`` (standard input) and OUT ``-`` (standard output).  FILE must be a regular
+file (a FIFO or device is refused before it is opened), and OUT never the input file.
+
 Exit status (CONTRACT section 1):
 
 * 0  success;
@@ -11,13 +14,15 @@ Exit status (CONTRACT section 1):
   says "the derivation did not finish" instead of "internal error".
 
 Files are written only after everything else succeeded, each atomically (a temporary file
-in the same folder, then ``os.replace``), so an error never leaves a half-written file.
+in the same folder, then ``os.replace``), so an error never leaves a half-written file; an
+existing device or FIFO is written to directly, never replaced.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -54,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Derive every goal of FILE (grad, jacobian, hessian), check each result "
                     "numerically and print the derivation.",
     )
-    derive.add_argument("file", metavar="FILE", help="a derivation file (*.idx)")
+    derive.add_argument("file", metavar="FILE",
+                        help="a derivation file (*.idx), or - for standard input")
     derive.add_argument("--format", "-f", choices=FORMATS, default="text",
                         help="output format (default: text)")
     derive.add_argument("-o", "--output", metavar="OUT",
-                        help="write the output to OUT instead of standard output")
+                        help="write the output to OUT instead of standard output "
+                             "(- is standard output; never the input file)")
     derive.add_argument("--pdf", action="store_true",
                         help="also typeset the LaTeX form with pdflatex, to OUT with the "
                              "suffix .pdf (without -o: FILE's stem + .pdf here)")
@@ -113,7 +120,13 @@ def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
     from .syntax.idx import parse_file
     from .pipeline import run
 
+    if output == "-":
+        output = None
+    if output is not None:
+        _refuse_overwriting_input(file, Path(output))
     pdf_path = _pdf_path(file, output) if pdf else None
+    if pdf_path is not None:
+        _refuse_overwriting_input(file, pdf_path)
     pdflatex = shutil.which("pdflatex") if pdf else None
     if pdf and pdflatex is None:
         raise UsageError("--pdf needs pdflatex, which is not installed (on Debian: apt-get "
@@ -147,9 +160,22 @@ def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
     return EXIT_CHECK_FAILED if failed else EXIT_OK
 
 
+def _refuse_overwriting_input(file: str, target: Path) -> None:
+    """The output must never replace the derivation file it came from."""
+    if file == "-":
+        return
+    try:
+        same = target.exists() and os.path.samefile(file, target)
+    except OSError:
+        same = False
+    if same:
+        raise UsageError(f"the output {target} is the input file; choose another -o")
+
+
 def _pdf_path(file: str, output: str | None) -> Path:
     if output is None:
-        return Path.cwd() / (Path(file).stem + ".pdf")
+        stem = "stdin" if file == "-" else Path(file).stem
+        return Path.cwd() / (stem + ".pdf")
     path = Path(output).with_suffix(".pdf")
     if path == Path(output):
         raise UsageError(f"with --pdf, -o names the derivation output and the PDF goes "
@@ -178,8 +204,25 @@ def _typeset(pdflatex: str, latex: str) -> bytes:
 
 
 def write_atomically(path: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` whole or not at all (temporary file, then ``os.replace``)."""
+    """Write ``data`` to ``path`` whole or not at all (temporary file, then ``os.replace``).
+
+    Only a regular file (or a new one) is replaced so: a device, a FIFO or another special
+    file that exists at ``path`` is written to directly, never renamed over.
+    """
     path = Path(path)
+    try:
+        special = path.exists() and not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        special = False
+    if special:
+        if path.is_dir():
+            raise UsageError(f"cannot write {path}: it is a directory")
+        try:
+            with open(path, "wb") as stream:
+                stream.write(data)
+        except OSError as error:
+            raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+        return
     folder = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")

@@ -41,7 +41,10 @@ term's free indices must be a subset of the left side's, and all together must c
 from __future__ import annotations
 
 import keyword
+import os
 import re
+import stat
+import sys
 import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
@@ -1357,9 +1360,30 @@ def _check_size(text: str, path: str) -> None:
 
 
 def parse_file(path: str) -> Problem:
-    """Read and parse a derivation file (UTF-8)."""
+    """Read and parse a derivation file (UTF-8): a regular file, or ``-`` for standard input.
+
+    Anything else (a FIFO, a device, a socket) is refused before it is opened: reading one
+    could wait forever.
+    """
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise InputError(f"standard input is too large (more than {MAX_FILE_BYTES:,} "
+                             "bytes)", hint=_SPLIT_FILE_HINT)
+        return parse_text(_decode(data, "<stdin>"), "<stdin>")
     try:
-        with open(path, "rb") as stream:  # never more than the limit, even from a device
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise InputError(f"cannot read {path}: no such file") from None
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from None
+    if stat.S_ISDIR(mode):
+        raise InputError(f"cannot read {path}: it is a directory")
+    if not stat.S_ISREG(mode):
+        raise InputError(f"cannot read {path}: not a regular file ({_file_kind(mode)})",
+                         hint="give a derivation file, or - to read standard input")
+    try:
+        with open(path, "rb") as stream:  # never more than the limit
             data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"cannot read {path}: no such file") from None
@@ -1371,6 +1395,14 @@ def parse_file(path: str) -> Problem:
         raise InputError(f"{path} is too large (more than {MAX_FILE_BYTES:,} bytes)",
                          hint=_SPLIT_FILE_HINT)
     return parse_text(_decode(data, str(path)), str(path))
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
 
 
 def _decode(data: bytes, path: str) -> str:
