@@ -175,6 +175,19 @@ CASES = {
         body("F = " + " + ".join(["lam"] * (MAX_LINE_LENGTH // 6 + 1))), at(1), None,
         (f"line {at(1)} is too long (more than {MAX_LINE_LENGTH:,} characters)",),
         column=MAX_LINE_LENGTH + 1),
+    # -- absurd sizes and assumptions about numbers only (issue 9) --
+    "dim_size_absurd": Case(
+        "dims N=99999999999999999999999999\ninput x[N]\nf = sum_n x[n]^2\ngrad f wrt x\n",
+        1, "9", ("the size of N is too large",)),
+    "dim_size_too_large": Case(
+        "dims N=10000001\ninput x[N]\nf = sum_n x[n]^2\ngrad f wrt x\n",
+        1, "1", ("at most 10,000,000",)),
+    "assumption_about_numbers_false": Case(
+        body("assume 1 = 2", "F = lam + 1", "grad F wrt lam"), at(1), "1",
+        ("must be about tensors", "is false")),
+    "assumption_about_numbers_true": Case(
+        body("assume 2 = 2", "F = lam + 1", "grad F wrt lam"), at(1), "2",
+        ("must be about tensors",)),
 }
 
 

@@ -426,3 +426,16 @@ def test_attention_matrix_text_is_numpy():
     for res in derivation("attention").results:
         assert "sqrt(" not in res.matrix.text.replace("np.sqrt(", "")
         assert res.check.passed
+
+
+def test_a_user_name_that_is_a_python_builtin_does_not_break_the_code():
+    """input float, a: the generated code names no builtin (dtype=np.float64), so a user's
+    float is just an argument (it failed inside the lambda)."""
+    res = derive_text("""
+        input float, a
+        f = float * a^2
+        grad f wrt a
+    """).results[0]
+    assert res.check.passed, res.check
+    assert res.numpy.args == ("float", "a")
+    assert float(compiled(res)(3.0, 2.0)) == 12.0

@@ -183,6 +183,7 @@ NUMPY_FUNCTIONS = frozenset({
     "einsum", "ones", "zeros", "eye", "asarray", "broadcast_to", "outer", "multiply", "diag",
     "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "maximum", "heaviside", "sign",
     "where", "reciprocal", "square", "trace", "diagonal", "expand_dims", "newaxis", "copyto",
+    "float64",  # the dtype of a scalar result: no builtin that a user's name could shadow
 })
 #: Attributes of arrays (and of ``np.multiply``) the generated code may use.
 ARRAY_ATTRIBUTES = frozenset({"shape", "sum", "T", "copy", "outer", "reshape", "dot",

@@ -57,7 +57,7 @@ def _lambda_parts(problem: Problem, index: Term, out: tuple[Index, ...],
     else:
         body = from_index(index, out, names)
     if not out:
-        body = f"np.asarray({body}, dtype=float)"
+        body = f"np.asarray({body}, dtype=np.float64)"  # no builtin a user could shadow
     return _definitions_code(problem, names, display=False), body
 
 

@@ -352,9 +352,7 @@ def _fraction(term: Term, names: Names) -> tuple[str, str]:
         coeff = Fraction(coeff.numerator)
     if coeff != 1 or not num_parts:
         num_parts.insert(0, number(coeff, names.plain_numbers))
-    numer = " * ".join(num_parts)
-    if len(num_parts) > 1:
-        numer = f"({numer})"
+    numer = " * ".join(num_parts)  # a product reads left to right: no brackets needed
     denom = " * ".join(den_parts)
     if len(den_parts) > 1:
         denom = f"({denom})"

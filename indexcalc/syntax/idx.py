@@ -1132,6 +1132,11 @@ class _FileParser:
         token = cursor.expect("NUM", f"the size of {name}")
         if not token.text.isdigit() or int(token.text) == 0:
             raise line.error(f"the size of {name} must be a positive whole number", token.column)
+        if len(token.text) > len(str(MAX_DIM_SIZE)) or int(token.text) > MAX_DIM_SIZE:
+            raise line.error(f"the size of {name} is too large for a numeric check "
+                             f"(at most {MAX_DIM_SIZE:,})", token.column,
+                             hint="the size only sets what the check uses; leave it out "
+                                  "for a small one")
         return int(token.text)
 
     def _input(self, line: _Line, cursor: _Cursor) -> None:
@@ -1190,6 +1195,11 @@ class _FileParser:
         rhs = expressions.expression()
         cursor.expect("END", "an operator or end of line")
         lhs_term, rhs_term = _IndexAnalysis(self, line, defining=None).assumption(lhs, rhs)
+        if not (lhs_term.tensor_names or rhs_term.tensor_names):
+            raise line.error("an assumption must be about tensors: this one relates numbers "
+                             "only" + (", and is false" if lhs_term != rhs_term else ""),
+                             keyword.column + len("assume") + 1,
+                             hint="write  assume sum_c T[s,c] = 1")
         self.problem.assumptions.append(Assumption(lhs_term, rhs_term, text, line.at(keyword.column)))
 
     def _goal(self, line: _Line, cursor: _Cursor) -> None:
@@ -1357,6 +1367,11 @@ def _check_size(text: str, path: str) -> None:
                 Location(path, number, MAX_LINE_LENGTH + 1, line.rstrip("\r")),
                 hint="split the expression into several definitions",
             )
+
+
+#: The largest size a dim may be given: the check evaluates the forward definitions at
+#: these sizes (a dim of 10**8 ran for minutes through gigabytes).
+MAX_DIM_SIZE = 10_000_000
 
 
 def parse_file(path: str) -> Problem:
