@@ -185,6 +185,13 @@ CASES = {
     "assumption_about_numbers_false": Case(
         body("assume 1 = 2", "F = lam + 1", "grad F wrt lam"), at(1), "1",
         ("must be about tensors", "is false")),
+    "assumption_about_a_defined_tensor": Case(
+        body("Y[s,n] = exp(W[n,m] X[s,m])", "assume sum_n Y[s,n] = 1", "F = sum_{s,n} Y[s,n]",
+             "grad F wrt W"), at(2), None, ("only be about inputs", "Y is defined at line 3"),
+        column=len("assume ") + 1),
+    "assumption_of_a_symmetry": Case(
+        "dims N\ninput S[N,N], x[N]\nassume S[i,j] = S[j,i]\nf = x[i] S[i,j] x[j]\n"
+        "grad f wrt x\n", 3, "S", ("a symmetry of S cannot be assumed yet",)),
     "assumption_about_numbers_true": Case(
         body("assume 2 = 2", "F = lam + 1", "grad F wrt lam"), at(1), "2",
         ("must be about tensors",)),

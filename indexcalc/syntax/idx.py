@@ -1200,6 +1200,24 @@ class _FileParser:
                              "only" + (", and is false" if lhs_term != rhs_term else ""),
                              keyword.column + len("assume") + 1,
                              hint="write  assume sum_c T[s,c] = 1")
+        start = keyword.column + len("assume") + 1
+        defined = sorted((lhs_term.tensor_names | rhs_term.tensor_names)
+                         & set(self.problem.definitions))
+        if defined:
+            # the check draws inputs to make an assumption true; a defined tensor's values
+            # follow from its definition, so the assumption could not be made to hold
+            name = defined[0]
+            raise line.error(
+                f"an assumption may only be about inputs; {name} is defined at line "
+                f"{self.problem.definitions[name].location.line}", start,
+                hint="state the assumption about the inputs it follows from")
+        if (isinstance(lhs_term, Tensor) and isinstance(rhs_term, Tensor)
+                and lhs_term.name == rhs_term.name and lhs_term.indices != rhs_term.indices
+                and set(lhs_term.indices) == set(rhs_term.indices)):
+            # S[i,j] = S[j,i] rewrites forever; symmetric inputs come with CONTRACT section 3
+            raise line.error(f"a symmetry of {lhs_term.name} cannot be assumed yet", start,
+                             hint="derive with the unconstrained input, as the Matrix "
+                                  "Cookbook states its results")
         self.problem.assumptions.append(Assumption(lhs_term, rhs_term, text, line.at(keyword.column)))
 
     def _goal(self, line: _Line, cursor: _Cursor) -> None:
