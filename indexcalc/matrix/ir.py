@@ -75,7 +75,7 @@ class Node:
 
     @property
     def shape(self) -> Shape:
-        raise NotImplementedError(type(self).__name__)  # pragma: no cover - every node has one
+        raise TypeError(f"{type(self).__name__} defines no shape")  # pragma: no cover - every node does
 
     def children(self) -> tuple["Node", ...]:
         return ()
