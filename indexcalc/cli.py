@@ -10,8 +10,10 @@ Exit status (CONTRACT section 1):
   "check FAILED" for that result; standard error names it);
 * 2  bad input or usage: the parser's ``file:line:col: error:`` message, never a traceback;
 * 3  an internal error: one short message naming the version and asking for a report, the
-  traceback only with ``--debug``; a derivation stopped by the engine's step or time limit
-  says "the derivation did not finish" instead of "internal error".
+  traceback only with ``--debug``; a derivation stopped by the engine's step limit says
+  "the derivation did not finish" instead of "internal error", and a run past its time or
+  memory budget (``--time-limit``, ``--memory-limit``; see ``limits``) names the stage and
+  the goal it was in.
 
 Files are written only after everything else succeeded, each atomically (a temporary file
 in the same folder, then ``os.replace``), so an error never leaves a half-written file; an
@@ -30,7 +32,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from . import __version__
+from . import __version__, limits
 from .problem import InputError
 from .render.document import FORMATS, render
 
@@ -69,9 +71,34 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--pdf", action="store_true",
                         help="also typeset the LaTeX form with pdflatex, to OUT with the "
                              "suffix .pdf (without -o: FILE's stem + .pdf here)")
+    derive.add_argument("--time-limit", metavar="SECONDS", type=_seconds,
+                        default=limits.DEFAULT_SECONDS,
+                        help="stop the run (exit 3) after this many seconds, whatever stage it "
+                             f"is in (default: {limits.DEFAULT_SECONDS:g})")
+    derive.add_argument("--memory-limit", metavar="SIZE", type=_memory,
+                        default=limits.DEFAULT_MEMORY,
+                        help="stop the run (exit 3) when it needs more memory than this: "
+                             "2G, 512M, or a number of megabytes (default: 2G)")
     derive.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an internal error")
     return parser
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"the time limit must be positive: {text!r}")
+    return value
+
+
+def _memory(text: str) -> int:
+    try:
+        return limits.parse_memory(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,8 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # usage errors (2), --help and --version (0)
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
+    budget = limits.Budget(seconds=args.time_limit, memory=args.memory_limit)
     try:
-        return derive(args.file, fmt=args.format, output=args.output, pdf=args.pdf)
+        return derive(args.file, fmt=args.format, output=args.output, pdf=args.pdf,
+                      budget=budget)
+    except limits.BudgetExceeded as error:
+        _error(f"indexcalc: {error.message()}")
+        return EXIT_INTERNAL
     except InputError as error:
         _error(error.render())
         return EXIT_BAD_INPUT
@@ -114,8 +146,10 @@ def _is_derivation_error(error: Exception) -> bool:
     return isinstance(error, DerivationError)
 
 
-def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
-    """``indexcalc derive``: parse, derive, render, then write; returns the exit status."""
+def derive(file: str, *, fmt: str, output: str | None, pdf: bool,
+           budget: limits.Budget | None = None) -> int:
+    """``indexcalc derive``: parse, derive, render, then write; returns the exit status.
+    Everything before writing runs within ``budget``."""
     # Imported here so that a broken stage is reported as an internal error, not a crash.
     from .syntax.idx import parse_file
     from .pipeline import run
@@ -132,14 +166,18 @@ def derive(file: str, *, fmt: str, output: str | None, pdf: bool) -> int:
         raise UsageError("--pdf needs pdflatex, which is not installed (on Debian: apt-get "
                          "install texlive-latex-base texlive-latex-recommended)")
 
-    problem = parse_file(file)
-    with warnings.catch_warnings():
+    with (budget or limits.Budget()).enforce() as budget, warnings.catch_warnings():
         # NumPy's overflow and invalid-value warnings from the numeric check: a check that
-        # meets non-finite numbers fails and says so below, so they are only noise here.
+        # meets non-finite numbers says so in its result, so they are only noise here.
         warnings.simplefilter("ignore", RuntimeWarning)
+        with budget.stage("reading the file"):
+            problem = parse_file(file)
         derivation = run(problem)
-    text = render(derivation, fmt)
-    pdf_bytes = _typeset(pdflatex, render(derivation, "latex")) if pdf_path else None
+        with budget.stage("rendering"):
+            text = render(derivation, fmt)
+        with budget.stage("typesetting"):
+            pdf_bytes = _typeset(pdflatex, render(derivation, "latex"),
+                                 timeout=budget.remaining()) if pdf_path else None
 
     # Everything is computed: only now touch the file system or standard output.
     if pdf_bytes is not None:
@@ -183,7 +221,7 @@ def _pdf_path(file: str, output: str | None) -> Path:
     return path
 
 
-def _typeset(pdflatex: str, latex: str) -> bytes:
+def _typeset(pdflatex: str, latex: str, timeout: float = PDFLATEX_TIMEOUT_SECONDS) -> bytes:
     """The PDF of the document ``latex``, typeset in a temporary folder."""
     env = dict(os.environ)
     env.setdefault("SOURCE_DATE_EPOCH", "0")  # no build date in the PDF: same input, same bytes
@@ -191,8 +229,15 @@ def _typeset(pdflatex: str, latex: str) -> bytes:
         Path(folder, "derivation.tex").write_text(latex, encoding="utf-8")
         command = [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
                    "derivation.tex"]
-        done = subprocess.run(command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=PDFLATEX_TIMEOUT_SECONDS)
+        try:
+            done = subprocess.run(command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
+                                  capture_output=True,
+                                  timeout=max(min(timeout, PDFLATEX_TIMEOUT_SECONDS), 1.0))
+        except subprocess.TimeoutExpired:
+            budget = limits.current()
+            if budget is not None and budget.remaining() <= 1.0:
+                raise budget.exceeded("time") from None
+            raise PdfError(f"pdflatex did not finish in {PDFLATEX_TIMEOUT_SECONDS} s") from None
         pdf = Path(folder, "derivation.pdf")
         if done.returncode != 0 or not pdf.exists():
             log = Path(folder, "derivation.log")

@@ -1,9 +1,12 @@
 """One run from a parsed problem to checked results: derive, matrix form, code, check.
 
-Every stage runs once per result, in order; the renderers only read what this returns.
+Every stage runs once per result, in order, inside ``limits.stage`` (so that a run past its
+time or memory budget is reported with the stage and the goal); the renderers only read
+what this returns.
 """
 from __future__ import annotations
 
+from . import limits
 from .check.numeric import check
 from .derivation import Derivation, MatrixForm, Result
 from .derive.engine import Engine, IndexResult
@@ -18,18 +21,24 @@ def run(problem: Problem) -> Derivation:
     engine = Engine(problem)
     results = []
     for goal in problem.goals:
-        derived = engine.derive(goal)
+        name = goal.describe()
+        with limits.stage("the derivation", name):
+            derived = engine.derive(goal)
         out = output_indices(derived)
-        expr = to_matrix(derived.index, out)
-        matrix = None
-        if expr is not None:
-            shown = displayed_form(problem, expr)
-            matrix = MatrixForm(expr, shown.text, matrix_latex(expr), shown.where)
-        numpy = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
+        with limits.stage("the matrix form", name):
+            expr = to_matrix(derived.index, out)
+            matrix = None
+            if expr is not None:
+                shown = displayed_form(problem, expr)
+                matrix = MatrixForm(expr, shown.text, matrix_latex(expr), shown.where)
+        with limits.stage("the code generation", name):
+            numpy = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
+        with limits.stage("the numeric check", name):
+            checked = check(goal, numpy, problem, displayed=matrix)
         results.append(Result(
             kind=goal.kind, of=goal.of, wrt=goal.wrt, target=derived.target,
             index=derived.index, blocks=derived.blocks, matrix=matrix, numpy=numpy,
-            check=check(goal, numpy, problem, displayed=matrix)))
+            check=checked))
     return Derivation(problem, tuple(results))
 
 

@@ -109,6 +109,10 @@ class Goal:
     wrt: str
     location: Location | None = None
 
+    def describe(self) -> str:
+        """``grad L wrt W``, as the goal statement says it."""
+        return f"{self.kind} {self.of} wrt {self.wrt}"
+
 
 @dataclass
 class Problem:

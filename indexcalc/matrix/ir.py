@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 from ..terms import Term
 
@@ -91,7 +92,7 @@ class Ref(Node):
     dims: tuple[str, ...]
     grad: tuple[str, str] | None = None  # (of, wrt) of an upstream gradient
 
-    @property
+    @cached_property
     def shape(self):
         return of_dims(self.dims)
 
@@ -102,7 +103,7 @@ class Scalar(Node):
 
     term: Term
 
-    @property
+    @cached_property
     def shape(self):
         return SCALAR
 
@@ -113,7 +114,7 @@ class Ones(Node):
 
     dim: str
 
-    @property
+    @cached_property
     def shape(self):
         return column(self.dim)
 
@@ -122,7 +123,7 @@ class Ones(Node):
 class Identity(Node):
     dim: str
 
-    @property
+    @cached_property
     def shape(self):
         return Shape(self.dim, self.dim)
 
@@ -135,7 +136,7 @@ class Transpose(Node):
 
     x: Node
 
-    @property
+    @cached_property
     def shape(self):
         return self.x.shape.transposed()
 
@@ -156,7 +157,7 @@ class MatMul(Node):
         if left.cols != right.rows or left.cols is None:
             raise ShapeMismatch(f"product of {self.a.shape} and {self.b.shape}")
 
-    @property
+    @cached_property
     def shape(self):
         return Shape(_as_left(self.a.shape).rows, _as_right(self.b.shape).cols)
 
@@ -185,7 +186,7 @@ class Outer(Node):
         if self.a.shape.ndim != 1 or self.b.shape.ndim != 1:
             raise ShapeMismatch(f"outer product of {self.a.shape} and {self.b.shape}")
 
-    @property
+    @cached_property
     def shape(self):
         return Shape(self.a.shape.dims[0], self.b.shape.dims[0])
 
@@ -205,7 +206,7 @@ class SumAxis(Node):
         if self.axis >= self.x.shape.ndim:
             raise ShapeMismatch(f"no axis {self.axis} in {self.x.shape}")
 
-    @property
+    @cached_property
     def shape(self):
         s = self.x.shape
         if s.ndim == 1:
@@ -238,7 +239,7 @@ class Broadcast(Node):
         elif s.ndim != 0:
             raise ShapeMismatch(f"cannot broadcast {s} to {self.to}")
 
-    @property
+    @cached_property
     def shape(self):
         return self.to
 
@@ -256,7 +257,7 @@ class Diag(Node):
         if self.v.shape.ndim != 1:
             raise ShapeMismatch(f"diag of {self.v.shape}")
 
-    @property
+    @cached_property
     def shape(self):
         d = self.v.shape.dims[0]
         return Shape(d, d)
@@ -292,7 +293,7 @@ class _Elementwise(Node):
     def __post_init__(self):
         _elementwise_shape(self.a, self.b)
 
-    @property
+    @cached_property
     def shape(self):
         return _elementwise_shape(self.a, self.b)
 
@@ -321,7 +322,7 @@ class Scale(Node):
         if self.c.shape.ndim != 0:
             raise ShapeMismatch(f"scaling by {self.c.shape}")
 
-    @property
+    @cached_property
     def shape(self):
         return self.x.shape
 
@@ -337,7 +338,7 @@ class Apply(Node):
     x: Node
     order: int = 0
 
-    @property
+    @cached_property
     def shape(self):
         return self.x.shape
 
@@ -352,7 +353,7 @@ class Power(Node):
     x: Node
     n: Fraction
 
-    @property
+    @cached_property
     def shape(self):
         return self.x.shape
 
@@ -369,7 +370,7 @@ class Sum(Node):
     def __post_init__(self):
         _elementwise_shape(*(t for _, t in self.terms))
 
-    @property
+    @cached_property
     def shape(self):
         return _elementwise_shape(*(t for _, t in self.terms))
 
@@ -391,3 +392,23 @@ def refs(node: Node) -> list[Ref]:
         if isinstance(n, Ref) and n.name not in seen:
             seen[n.name] = n
     return list(seen.values())
+
+
+def _cache_hashes(base: type) -> None:
+    """Give every node type a hash computed once per node: nodes are immutable, and the
+    printers key dictionaries by whole subtrees (without this, hashing a deep expression
+    repeats itself at every level)."""
+    for cls in base.__subclasses__():
+        generated = cls.__dict__.get("__hash__")
+        if generated is not None:
+            def cached(self, _generated=generated):
+                try:
+                    return self.__dict__["_hash"]
+                except KeyError:
+                    value = self.__dict__["_hash"] = _generated(self)
+                    return value
+            cls.__hash__ = cached
+        _cache_hashes(cls)
+
+
+_cache_hashes(Node)
