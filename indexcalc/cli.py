@@ -6,8 +6,9 @@ file (a FIFO or device is refused before it is opened), and OUT never the input 
 Exit status (CONTRACT section 1):
 
 * 0  success;
-* 1  a result failed its numeric check (the output is still printed, and says
-  "check FAILED" for that result; standard error names it);
+* 1  a result failed its numeric check, or could not be checked (the output is still
+  printed, and says "check FAILED" or "not checked" for that result; standard error names
+  it and says why);
 * 2  bad input or usage: the parser's ``file:line:col: error:`` message, never a traceback;
 * 3  an internal error: one short message naming the version and asking for a report, the
   traceback only with ``--debug``; a derivation stopped by the engine's step limit says
@@ -191,8 +192,11 @@ def derive(file: str, *, fmt: str, output: str | None, pdf: bool,
 
     failed = [r for r in derivation.results if not r.check.passed]
     for result in failed:
-        _error(f"indexcalc: check FAILED: {result.kind} of {result.of} with respect to "
-               f"{result.wrt} does not match finite differences "
+        what = f"{result.kind} of {result.of} with respect to {result.wrt}"
+        if not result.check.checked:
+            _error(f"indexcalc: not checked: {what}: {result.check.detail}")
+            continue
+        _error(f"indexcalc: check FAILED: {what} does not match the numeric derivatives "
                f"(max relative error {result.check.max_rel_error:.3g}"
                + (f"; {result.check.detail})" if result.check.detail else ")"))
     return EXIT_CHECK_FAILED if failed else EXIT_OK

@@ -43,11 +43,22 @@ class Block:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Comparison of the generated NumPy function with central finite differences."""
+    """The generated NumPy function and the displayed form against numeric derivatives.
+
+    ``checked`` is False when nothing could be compared (values not finite, or all
+    underflowed): such a result is not passed either, and ``detail`` says why."""
 
     passed: bool
     max_rel_error: float
     detail: str = ""
+    checked: bool = True
+    #: "complex step", "central differences of complex steps" or "central differences".
+    method: str = ""
+
+    @property
+    def status(self) -> str:
+        """"passed", "failed" or "not checked"."""
+        return "passed" if self.passed else "failed" if self.checked else "not checked"
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,21 @@ class Function:
     latex_atomic: str | None = None
     #: Where the check draws the tensors under this function from.
     domain: str = REAL
+    #: The value at a complex argument x + iy with tiny y, for the check's complex-step
+    #: derivative: the analytic continuation of the branch the real part x lies on (for a
+    #: piecewise function such as ``relu``: z where x > 0, else 0).  None when ``numeric``
+    #: is analytic and NumPy's complex version of it is that continuation (``np.exp``).
+    complex_numeric: Callable[[np.ndarray], np.ndarray] | None = None
     arity: int = 1
     kind: str = "elementwise"  # "elementwise" | "reduction" | "matrix"
     #: False for functions that only arise as derivatives (``step`` of ``relu``).
     in_language: bool = True
+
+    def value(self, x: np.ndarray) -> np.ndarray:
+        """The check's value of the function at ``x`` (real, or complex for a complex step)."""
+        if self.complex_numeric is not None and np.iscomplexobj(x):
+            return self.complex_numeric(x)
+        return self.numeric(x)
 
     def numpy_code(self, *args: str) -> str:
         if len(args) != self.arity:
@@ -97,9 +108,11 @@ _ENTRIES = (
              numpy="1 / (1 + np.exp(-({})))", numeric=_sigmoid, latex="\\sigma{}"),
     Function("relu", lambda u: Func("step", u), "d relu(u) = step(u) du",
              numpy="np.maximum({}, 0)", numeric=lambda x: np.maximum(x, 0.0),
+             complex_numeric=lambda z: np.where(z.real > 0, z, 0.0),
              latex="\\operatorname{{relu}}{}"),
     Function("abs", lambda u: Func("sign", u), "d |u| = sign(u) du",
-             numpy="np.abs({})", numeric=np.abs, latex="\\left|{}\\right|",
+             numpy="np.abs({})", numeric=np.abs,
+             complex_numeric=lambda z: np.where(z.real < 0, -z, z), latex="\\left|{}\\right|",
              latex_brackets=False),
     Function("sin", lambda u: Func("cos", u), "d sin(u) = cos(u) du",
              numpy="np.sin({})", numeric=np.sin, latex="\\sin{}"),
@@ -107,9 +120,11 @@ _ENTRIES = (
              numpy="np.cos({})", numeric=np.cos, latex="\\cos{}"),
     Function("step", lambda u: ZERO, "d step(u) = 0 (almost everywhere)",
              numpy="np.heaviside({}, 0)", numeric=lambda x: np.heaviside(x, 0.0),
+             complex_numeric=lambda z: np.heaviside(z.real, 0.0),
              latex="\\operatorname{{step}}{}", in_language=False),
     Function("sign", lambda u: ZERO, "d sign(u) = 0 (almost everywhere)",
-             numpy="np.sign({})", numeric=np.sign, latex="\\operatorname{{sign}}{}",
+             numpy="np.sign({})", numeric=np.sign,
+             complex_numeric=lambda z: np.sign(z.real), latex="\\operatorname{{sign}}{}",
              in_language=False),
 )
 

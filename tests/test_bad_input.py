@@ -180,8 +180,8 @@ CASES = {
         "dims N=99999999999999999999999999\ninput x[N]\nf = sum_n x[n]^2\ngrad f wrt x\n",
         1, "9", ("the size of N is too large",)),
     "dim_size_too_large": Case(
-        "dims N=10000001\ninput x[N]\nf = sum_n x[n]^2\ngrad f wrt x\n",
-        1, "1", ("at most 10,000,000",)),
+        "dims N=1000000000001\ninput x[N]\nf = sum_n x[n]^2\ngrad f wrt x\n",
+        1, "1", ("at most 1,000,000,000,000",)),
     "assumption_about_numbers_false": Case(
         body("assume 1 = 2", "F = lam + 1", "grad F wrt lam"), at(1), "1",
         ("must be about tensors", "is false")),

@@ -131,8 +131,42 @@ def test_failed_check_in_json_and_in_the_output_file(linear_file, failing_check,
     out_path = tmp_path / "linear.json"
     assert cli.main(["derive", str(linear_file), "-f", "json", "-o", str(out_path)]) == 1
     checks = [r["check"] for r in json.loads(out_path.read_text())["results"]]
-    assert checks[1] == {"passed": False, "max_rel_error": 0.31}
+    assert checks[1] == {"passed": False, "max_rel_error": 0.31, "status": "failed",
+                         "method": "", "detail": "3 entries"}
+    assert checks[0]["passed"] and checks[0]["status"] == "passed"
+    assert checks[0]["method"] == "complex step"
     assert "with respect to b" in capsys.readouterr().err
+
+
+@pytest.fixture
+def unchecked_result(monkeypatch):
+    """``pipeline.run`` whose first result could not be checked."""
+    real_run = indexcalc.pipeline.run
+
+    def run(problem):
+        derivation = real_run(problem)
+        results = list(derivation.results)
+        results[0] = dataclasses.replace(results[0], check=CheckResult(
+            False, float("nan"), "every compared value underflowed to zero", checked=False))
+        return dataclasses.replace(derivation, results=tuple(results))
+
+    monkeypatch.setattr(indexcalc.pipeline, "run", run)
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "latex", "json"])
+def test_a_result_not_checked_exits_1_and_never_says_passed(linear_file, unchecked_result,
+                                                             capsys, fmt):
+    assert cli.main(["derive", str(linear_file), "--format", fmt]) == 1
+    out, err = capsys.readouterr()
+    assert err == ("indexcalc: not checked: grad of L with respect to W: every compared "
+                   "value underflowed to zero\n")
+    if fmt == "json":
+        check = json.loads(out)["results"][0]["check"]
+        assert check["status"] == "not checked" and check["passed"] is False
+        assert check["max_rel_error"] is None
+    else:
+        assert "not checked" in out and "underflowed to zero" in out
+        assert out.count("check passed") == 2 and "FAILED" not in out
 
 
 # --- exit 2 ------------------------------------------------------------------------------

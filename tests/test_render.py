@@ -108,8 +108,11 @@ def test_json_has_exactly_the_contract_shape(linear):
         for step in result["steps"]:
             assert set(step) == {"rule", "text", "latex"}
             assert all(isinstance(v, str) for v in step.values())
-        assert set(result["check"]) == {"passed", "max_rel_error"}
-        assert result["check"]["passed"] is True
+        # CONTRACT section 2's two keys, then what the check was and how it went
+        assert list(result["check"]) == ["passed", "max_rel_error", "status", "method",
+                                         "detail"]
+        assert result["check"]["passed"] is True and result["check"]["status"] == "passed"
+        assert result["check"]["method"] == "complex step"
         assert isinstance(result["check"]["max_rel_error"], float)
         assert math.isfinite(result["check"]["max_rel_error"])
 
@@ -142,7 +145,8 @@ def test_json_is_json_dumps_with_indent_2(linear):
 def test_json_max_rel_error_not_finite_is_null(linear, error):
     derivation = with_check(linear, 1, CheckResult(False, error, ""))
     check = json.loads(render(derivation, "json"))["results"][1]["check"]
-    assert check == {"passed": False, "max_rel_error": None}
+    assert check == {"passed": False, "max_rel_error": None, "status": "failed", "method": "",
+                     "detail": ""}
 
 
 def test_json_title_absent_is_null():
@@ -214,7 +218,8 @@ def test_failed_check_reads_check_failed_in_every_format(linear, fmt):
     out = render(failed_first(linear), fmt)
     if fmt == "json":
         checks = [r["check"] for r in json.loads(out)["results"]]
-        assert checks[0] == {"passed": False, "max_rel_error": 0.25}
+        assert checks[0]["passed"] is False and checks[0]["max_rel_error"] == 0.25
+        assert checks[0]["status"] == "failed"
         assert [c["passed"] for c in checks[1:]] == [True, True]
     else:
         assert "check FAILED" in out

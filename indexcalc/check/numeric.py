@@ -1,10 +1,24 @@
-"""The numeric check: everything a result shows, against central finite differences.
+"""The numeric check: everything a result shows, against derivatives of the forward pass.
 
 Both the generated NumPy function and the matrix form as displayed (``matrix.where`` and
-``matrix.text``, evaluated as printed) are compared with central differences of the forward
+``matrix.text``, evaluated as printed) are compared with numeric derivatives of the forward
 definitions; either disagreeing fails the check.  The forward definitions are evaluated by
 executing the contraction plans of ``emit.plan`` with NumPy directly, never by running
 printed code, on random float64 inputs of small distinct sizes.
+
+The numeric derivative is the complex step, d f / d x = Im f(x + i h) / h with h = 1e-20:
+no difference of nearby values is taken, so it is exact to rounding whatever the size of
+``f`` (a large constant, values near 1e11, fast oscillation), and there is no step to pick.
+Every builtin has a complex value (``functions.Function.value``; a piecewise function takes
+the branch its real part lies on), and so has each stand-in of an unspecified function.  A
+Hessian entry is a central difference of complex steps.  Central differences of real
+values remain for a forward pass without complex values (``COMPLEX_STEP = False``), with
+the error judged against the rounding level of ``f`` itself.
+
+A check whose compared values are not finite, or which had nothing to compare (every value
+underflowed to zero), is reported as not checked (``CheckResult.checked`` False), never as
+passed.  Sizes that would make the check allocate or compute too much (``dims N=10000000``)
+are replaced by small ones, with a note in the result: the derivation does not depend on them.
 An opaque ``L = loss(Y)`` is replaced by the linear loss ``sum(G * Y)`` with a random ``G``,
 whose gradient with respect to ``Y`` is ``G``: the upstream gradient handed to the lambda.
 Inputs under a function whose registry domain is positive (``log``, ``sqrt``), in a
@@ -18,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import naming
+from .. import limits, naming
 from ..functions import POSITIVE, REAL, builtin
 from ..emit.plan import (
     Call, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
@@ -31,15 +45,26 @@ from ..terms import (
 
 #: Sizes given to dims without ``=n``: small and distinct, so a transposition shows.
 DEFAULT_SIZES = (3, 4, 5, 2, 6, 7, 8, 9, 10, 11)
-#: Central-difference steps, tried in this order until one agrees.
+#: The complex step's h: far below rounding, so Im f(x + ih) / h is f'(x) to rounding.
+COMPLEX_H = 1e-20
+#: Use the complex step (False: central differences of real values only).
+COMPLEX_STEP = True
+#: Steps of the central difference over complex steps that makes a Hessian entry.
+HESSIAN_STEPS = (1e-4, 1e-3, 1e-5)
+#: Central-difference steps for a forward pass without complex values, tried in order.
 STEPS = (1e-6, 1e-5, 1e-7, 1e-4)
 TOLERANCE = 1e-6
-HESSIAN_STEPS = (1e-4, 1e-3, 1e-5)
-HESSIAN_TOLERANCE = 1e-4
+HESSIAN_TOLERANCE = 1e-6
 #: Entries compared at most; past this many, a random sample of them (sizes from ``dims``
-#: can be large, and each entry costs two or four evaluations of the forward definitions).
+#: can be large, and each entry costs one or two evaluations of the forward definitions).
 MAX_FD_ENTRIES = 100
 MAX_HESSIAN_ENTRIES = 100
+#: Past this many elements in one array, or this much einsum work in one evaluation of the
+#: forward pass, the check uses small sizes instead of those given with ``dims``.
+MAX_CHECK_ELEMENTS = 2**20
+MAX_CHECK_WORK = 2**24
+#: An einsum doing more multiply-adds than this is contracted pairwise (``optimize``).
+EINSUM_OPTIMIZE_WORK = 2**16
 
 
 class StandIn:
@@ -47,7 +72,7 @@ class StandIn:
     a = 1 + k/4, and its derivatives of every order (``stand_in[n]`` is the n-th)."""
 
     def __init__(self, k: int):
-        self.a = 1.0 + 0.25 * k
+        self.a = 1.0 + 0.25 * k  # np.sin and the powers take complex arguments as well
 
     def __getitem__(self, order: int):
         a = self.a
@@ -71,6 +96,8 @@ class World:
     upstream: dict[str, np.ndarray]  # "dL_dY" -> G
     functions: dict[str, StandIn]  # "h" -> its stand-in and derivatives
     memo: dict = field(default_factory=dict)
+    #: Why the sizes differ from those given with ``dims`` (empty when they do not).
+    note: str = ""
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(self.sizes[d] for d in self.problem.tensor_dims(tensor))
@@ -78,10 +105,7 @@ class World:
 
 def make_world(problem: Problem, seed: int = 0) -> World:
     rng = np.random.default_rng(seed)
-    sizes = {}
-    free_sizes = iter(s for s in DEFAULT_SIZES if s not in problem.dims.values())
-    for dim, size in problem.dims.items():
-        sizes[dim] = size if size is not None else next(free_sizes)
+    sizes, note = check_sizes(problem)
     positive = _positive_inputs(problem)
     values = {}
     for name, decl in problem.inputs.items():
@@ -96,7 +120,71 @@ def make_world(problem: Problem, seed: int = 0) -> World:
             shape = tuple(sizes[x] for x in problem.tensor_dims(arg))
             upstream[naming.gradient(d.name, arg)] = rng.uniform(-1.0, 1.0, size=shape)
     functions = {name: user_function(k) for k, name in enumerate(problem.functions)}
-    return World(problem, sizes, values, upstream, functions)
+    world = World(problem, sizes, values, upstream, functions, note=note)
+    world.memo["seed"] = seed
+    return world
+
+
+def check_sizes(problem: Problem) -> tuple[dict[str, int], str]:
+    """The sizes the check uses, and a note when they are not those of ``dims``: given
+    sizes whose arrays or einsum work exceed the check's means are replaced by small ones."""
+    free_sizes = iter(s for s in DEFAULT_SIZES if s not in problem.dims.values())
+    sizes = {dim: size if size is not None else next(free_sizes)
+             for dim, size in problem.dims.items()}
+    given = [dim for dim, size in problem.dims.items() if size is not None]
+    if not given:
+        return sizes, ""
+    elements, work = _cost(problem, sizes)
+    if elements <= MAX_CHECK_ELEMENTS and work <= MAX_CHECK_WORK:
+        return sizes, ""
+    small = iter(DEFAULT_SIZES)
+    for dim in problem.dims:
+        sizes[dim] = next(small)
+    what = (f"arrays of {elements:.3g} entries" if elements > MAX_CHECK_ELEMENTS
+            else f"{work:.3g} multiply-adds per evaluation")
+    shown = ", ".join(f"{dim}={sizes[dim]}" for dim in given)
+    return sizes, f"checked at {shown}: the sizes given would need {what}"
+
+
+def _cost(problem: Problem, sizes: dict[str, int]) -> tuple[float, float]:
+    """The largest array (entries) and the einsum work of one forward evaluation, and the
+    result arrays of the goals, at ``sizes`` (floats: they may be astronomically large)."""
+    def size(axes) -> float:
+        return math.prod(float(sizes[i.dim]) for i in axes)
+
+    elements, work = 0.0, 0.0
+
+    def visit(p: Plan):
+        nonlocal elements, work
+        elements = max(elements, size(p.axes))
+        if isinstance(p, Product):
+            letters = dict.fromkeys(i for f in p.factors for i in f.axes)
+            work += size(letters)
+        for child in _plan_children(p):
+            visit(child)
+
+    for name, decl in problem.inputs.items():
+        elements = max(elements, math.prod(float(sizes[d]) for d in decl.dims))
+    for d in problem.definitions.values():
+        if d.body is not None:
+            visit(make_plan(d.body))
+    for goal in problem.goals:
+        wrt = math.prod(float(sizes[x]) for x in problem.tensor_dims(goal.wrt))
+        of = math.prod(float(sizes[x]) for x in problem.tensor_dims(goal.of))
+        elements = max(elements, of * wrt * (wrt if goal.kind == "hessian" else 1))
+    return elements, work
+
+
+def _plan_children(p: Plan) -> tuple[Plan, ...]:
+    if isinstance(p, Call):
+        return (p.arg,)
+    if isinstance(p, Raise):
+        return (p.base, p.exponent)
+    if isinstance(p, Total):
+        return p.terms
+    if isinstance(p, Product):
+        return p.factors
+    return ()
 
 
 def _positive_inputs(problem: Problem) -> set[str]:
@@ -181,7 +269,7 @@ class Evaluator:
             value = self.execute(p.arg)
             known = builtin(p.fn)
             if known is not None and not p.order:
-                return known.numeric(value)
+                return known.value(value)
             return self.world.functions[p.fn][p.order](value)
         if isinstance(p, Raise):
             return self.execute(p.base) ** self.execute(p.exponent)
@@ -189,10 +277,13 @@ class Evaluator:
             return sum(_arrange(self.execute(t), t.axes, p.axes, self.world.sizes)
                        for t in p.terms)
         if isinstance(p, Product):
+            limits.tick()
             letters = tuple(dict.fromkeys(i for f in p.factors for i in f.axes))
             spec = ",".join(_spec(f.axes, letters) for f in p.factors)
+            work = math.prod(self.world.sizes[i.dim] for i in letters)
             value = np.einsum(f"{spec}->{_spec(p.axes, letters)}",
-                              *(self.execute(f) for f in p.factors))
+                              *(self.execute(f) for f in p.factors),
+                              optimize=len(p.factors) > 2 and work > EINSUM_OPTIMIZE_WORK)
             for dim in p.unused:  # a sum over an index the body does not use
                 value = value * self.world.sizes[dim]
             return value
@@ -240,64 +331,216 @@ def lambda_arguments(fn: NumpyFunction, world: World) -> list:
     return args
 
 
+class _FloatEvents:
+    """The floating-point events (``overflow``, ``underflow``, ...) NumPy meets while active."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+
+    def _record(self, kind: str, flag: int) -> None:
+        self.seen.add(kind)
+
+    def __enter__(self) -> _FloatEvents:
+        self._state = np.errstate(all="call", call=self._record)
+        self._state.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._state.__exit__(*exc)
+
+
 def check(goal: Goal, fn: NumpyFunction, problem: Problem, seed: int = 0,
           displayed: MatrixForm | None = None) -> CheckResult:
     """Compare ``fn`` and, when given, the ``displayed`` matrix form (``where`` + ``text``,
-    evaluated as printed) with central finite differences; either disagreeing fails."""
+    evaluated as printed) with numeric derivatives of the forward definitions; either
+    disagreeing fails.  Values that cannot be compared make the result not checked."""
     world = make_world(problem, seed)
-    try:
-        derived = np.asarray(compile_lambda(fn)(*lambda_arguments(fn, world)), dtype=float)
-    except Exception as exc:  # the generated code failed to run: a failed check, shown
-        return CheckResult(False, math.inf, f"the NumPy function raised {type(exc).__name__}: {exc}")
-    candidates = [("the NumPy function", derived)]
-    if displayed is not None:
+    with _FloatEvents() as events:
+        return _Check(goal, world, events).run(fn, displayed)
+
+
+@dataclass
+class _Check:
+    goal: Goal
+    world: World
+    events: _FloatEvents
+
+    def result(self, passed: bool, error: float, detail: str, checked: bool = True,
+               method: str = "") -> CheckResult:
+        detail = "; ".join(part for part in (detail, self.world.note) if part)
+        return CheckResult(passed, error, detail, checked=checked, method=method)
+
+    def not_checked(self, reason: str) -> CheckResult:
+        return self.result(False, math.nan, reason, checked=False)
+
+    def run(self, fn: NumpyFunction, displayed: MatrixForm | None) -> CheckResult:
+        goal, world = self.goal, self.world
         try:
-            candidates.append(("the matrix form as displayed", evaluate_displayed(displayed, world)))
-        except Exception as exc:  # a printer bug in what is shown: a failed check, shown
-            return CheckResult(False, math.inf, "the matrix form as displayed raised "
-                                                f"{type(exc).__name__}: {exc}")
-    x0 = np.array(_wrt_value(world, goal.wrt), dtype=float)
-    of_shape = () if goal.kind == "hessian" else np.shape(_forward(world, goal.of, goal.wrt, x0))
-    shape = of_shape + x0.shape + (x0.shape if goal.kind == "hessian" else ())
-    for what, value in candidates:
-        if value.shape != shape:
-            return CheckResult(False, math.inf,
-                               f"{what} has shape {value.shape} where {shape} was expected")
-    rng = np.random.default_rng(seed + 1)
-    hessian = goal.kind == "hessian"
-    tolerance = HESSIAN_TOLERANCE if hessian else TOLERANCE
-    if hessian:
-        positions = _sample(x0.shape + x0.shape, MAX_HESSIAN_ENTRIES, rng)
-        got = [np.array([value[p] for p in positions]) for _, value in candidates]
-    else:
-        positions = _sample(x0.shape, MAX_FD_ENTRIES, rng)
-        got = [np.array([value[(Ellipsis,) + p] for p in positions]) for _, value in candidates]
-    # Finite differences have a truncation error that grows with the step and a rounding
-    # error that shrinks with it; where the first step does not agree, a few others are
-    # tried and the best is reported.  A wrong result agrees at none of them.
-    best = (math.inf, None, 0, [])
-    for step in (HESSIAN_STEPS if hessian else STEPS):
+            derived = np.asarray(compile_lambda(fn)(*lambda_arguments(fn, world)), dtype=float)
+        except MemoryError:
+            raise
+        except Exception as exc:  # the generated code failed to run: a failed check, shown
+            return self.result(False, math.inf,
+                               f"the NumPy function raised {type(exc).__name__}: {exc}")
+        candidates = [("the NumPy function", derived)]
+        if displayed is not None:
+            try:
+                candidates.append(("the matrix form as displayed",
+                                   evaluate_displayed(displayed, world)))
+            except MemoryError:
+                raise
+            except Exception as exc:  # a printer bug in what is shown: a failed check, shown
+                return self.result(False, math.inf, "the matrix form as displayed raised "
+                                                    f"{type(exc).__name__}: {exc}")
+        x0 = np.array(_wrt_value(world, goal.wrt), dtype=float)
+        f0 = np.asarray(_forward(world, goal.of, goal.wrt, x0), dtype=float)
+        if not np.all(np.isfinite(f0)):
+            return self.not_checked(f"{goal.of} is not finite at the check's random inputs")
+        hessian = goal.kind == "hessian"
+        shape = (() if hessian else f0.shape) + x0.shape + (x0.shape if hessian else ())
+        for what, value in candidates:
+            if value.shape != shape:
+                return self.result(False, math.inf,
+                                   f"{what} has shape {value.shape} where {shape} was expected")
+        rng = np.random.default_rng(seed_of(world) + 1)
         if hessian:
-            expected = np.array([_hessian_entry(goal, world, x0, p[:x0.ndim], p[x0.ndim:], step)
-                                 for p in positions])
+            positions = _sample(x0.shape + x0.shape, MAX_HESSIAN_ENTRIES, rng)
+            got = [np.array([value[p] for p in positions]) for _, value in candidates]
         else:
-            expected = np.array([_partial_fd(goal, world, x0, p, step) for p in positions])
-        errors = [_relative_error(g, expected) for g in got]
-        if max(errors) < best[0]:
-            best = (max(errors), step, expected.size, errors)
-        if max(errors) < tolerance:
-            break
-    error, step, size, errors = best
-    if not np.isfinite(error):
-        return CheckResult(False, math.inf, "non-finite values")
-    compared = f"{size} entries" if size == derived.size else \
-        f"{size} of {derived.size} entries, sampled"
-    failing = [what for (what, _), e in zip(candidates, errors) if not e < tolerance]
-    detail = f"{compared}, finite-difference step {step:g}"
-    if len(candidates) > 1:
-        detail += ("; NumPy function and displayed matrix form" if not failing else
-                   f"; {' and '.join(failing)} disagreed")
-    return CheckResult(error < tolerance, error, detail)
+            positions = _sample(x0.shape, MAX_FD_ENTRIES, rng)
+            got = [np.array([value[(Ellipsis,) + p] for p in positions])
+                   for _, value in candidates]
+        if derived.size == 0:
+            return self.not_checked("there is no entry to compare (a dim of size 0)")
+
+        reference = _Reference(goal, world, x0, positions, float(np.max(np.abs(f0))))
+        attempts = reference.complex_step() if COMPLEX_STEP else None
+        if attempts is None:
+            attempts = reference.central_differences()
+        method, best = attempts[0][0], None
+        # Where a reference takes a step (a Hessian's differences, real differences), the
+        # step at which the compared values agree best is reported: a wrong result agrees
+        # at none of them.
+        for method, step, expected, allowance in attempts:
+            if not np.all(np.isfinite(expected)):
+                continue
+            scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
+            errors = [_relative_error(g, expected, scale) for g in got]
+            judged = max(e - allowance / scale for e in errors)
+            if best is None or judged < best[0]:
+                best = (judged, step, expected, errors, allowance / scale, method)
+            if judged < TOLERANCE:
+                break
+        if best is None:
+            return self.not_checked(f"the derivatives of {goal.of} are not finite at the "
+                                    "check's random inputs")
+        judged, step, expected, errors, noise, method = best
+        for (what, _), g in zip(candidates, got):
+            if not np.all(np.isfinite(g)):
+                return self.result(False, math.inf, f"{what} gives values that are not "
+                                                    "finite where the derivatives are")
+        if noise > 0.01:
+            return self.not_checked(
+                f"{goal.of} (about {reference.f_scale:.3g}) is too large beside its "
+                "derivatives for central differences to judge them")
+        nothing = not np.any(expected) and not any(np.any(g) for g in got)
+        if nothing and "underflow" in self.events.seen:
+            return self.not_checked("every compared value underflowed to zero")
+        error = max(errors)
+        compared = f"{expected.size} entries" if expected.size == derived.size else \
+            f"{expected.size} of {derived.size} entries, sampled"
+        how = method if step is None else f"{method}, step {step:g}"
+        failing = [what for (what, _), e in zip(candidates, errors) if not e - noise < TOLERANCE]
+        detail = f"{compared}, {how}"
+        if len(candidates) > 1:
+            detail += ("; NumPy function and displayed matrix form" if not failing else
+                       f"; {' and '.join(failing)} disagreed")
+        return self.result(judged < TOLERANCE, error, detail, method=method)
+
+
+def seed_of(world: World) -> int:
+    return world.memo.get("seed", 0)
+
+
+@dataclass
+class _Reference:
+    """Numeric derivatives of the forward pass at ``x0``, at the sampled ``positions``.
+
+    Each method returns attempts ``(method, step, values, allowance)``: ``allowance`` is
+    the absolute rounding error the method itself may carry (0 for the complex step)."""
+
+    goal: Goal
+    world: World
+    x0: np.ndarray
+    positions: list
+    f_scale: float
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return _forward(self.world, self.goal.of, self.goal.wrt, x)
+
+    def complex_step(self) -> list | None:
+        """None when the forward pass has no complex value (central differences then)."""
+        x0, h = self.x0.astype(complex), COMPLEX_H
+        try:
+            if self.goal.kind != "hessian":
+                values = []
+                for p in self.positions:
+                    x = x0.copy()
+                    x[p] += 1j * h
+                    values.append(np.imag(self.forward(x)) / h)
+                return [("complex step", None, np.array(values), 0.0)]
+            n = self.x0.ndim
+            attempts = []
+            for step in HESSIAN_STEPS:
+                values = []
+                for pos in self.positions:
+                    p, q = pos[:n], pos[n:]
+                    plus, minus = x0.copy(), x0.copy()
+                    plus[p] += 1j * h
+                    minus[p] += 1j * h
+                    plus[q] += step
+                    minus[q] -= step
+                    values.append(float(np.imag(self.forward(plus) - self.forward(minus)))
+                                  / (2 * step * h))
+                # The difference of two first derivatives (each exact to rounding) loses
+                # about eps |df| / step; df is not known beforehand, so no allowance.
+                attempts.append(("central differences of complex steps", step,
+                                 np.array(values), 0.0))
+            return attempts
+        except (TypeError, ValueError):  # a function without a complex value
+            return None
+
+    def central_differences(self) -> list:
+        """Real central differences; each step's allowance is the rounding error of the
+        differences of ``f`` itself (about eps |f| / step, or eps |f| / step^2)."""
+        eps = np.finfo(float).eps
+        attempts = []
+        hessian = self.goal.kind == "hessian"
+        for step in (HESSIAN_STEPS if hessian else STEPS):
+            if hessian:
+                n = self.x0.ndim
+                values = [self._hessian_entry(pos[:n], pos[n:], step) for pos in self.positions]
+                allowance = 16 * eps * self.f_scale / step**2
+            else:
+                values = [self._partial(p, step) for p in self.positions]
+                allowance = 16 * eps * self.f_scale / step
+            attempts.append(("central differences", step, np.array(values), allowance))
+        return attempts
+
+    def _partial(self, pos, step: float) -> np.ndarray:
+        plus, minus = self.x0.copy(), self.x0.copy()
+        plus[pos] += step
+        minus[pos] -= step
+        return (self.forward(plus) - self.forward(minus)) / (2 * step)
+
+    def _hessian_entry(self, p, q, h: float) -> float:
+        values = []
+        for sp, sq in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            x = self.x0.copy()
+            x[p] += sp * h
+            x[q] += sq * h
+            values.append(float(self.forward(x)))
+        return (values[0] - values[1] - values[2] + values[3]) / (4 * h * h)
 
 
 def evaluate_displayed(form: MatrixForm, world: World) -> np.ndarray:
@@ -331,11 +574,9 @@ class _DisplayNamespace(dict):
         raise KeyError(key)
 
 
-def _relative_error(got: np.ndarray, expected: np.ndarray) -> float:
-    """Largest difference relative to the largest expected entry, but never to less than 1:
-    finite differences carry an absolute rounding error, so a gradient that is zero (or
-    nearly) is compared absolutely."""
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
+def _relative_error(got: np.ndarray, expected: np.ndarray, scale: float) -> float:
+    """Largest difference relative to ``scale``: the largest expected entry, but never less
+    than 1, so that a gradient that is zero (or nearly) is compared absolutely."""
     error = float(np.max(np.abs(got - expected), initial=0.0)) / scale
     return error if np.isfinite(error) else math.inf
 
@@ -356,8 +597,9 @@ def _wrt_value(world: World, name: str) -> np.ndarray:
 
 
 def _forward(world: World, of: str, wrt: str, x: np.ndarray) -> np.ndarray:
+    """``of`` with ``wrt`` set to ``x`` (real or complex: the result follows ``x``)."""
     ev = Evaluator(world, {wrt: x}, known=_unaffected(world, wrt))
-    return np.asarray(ev.tensor(of), dtype=float)
+    return np.asarray(ev.tensor(of))
 
 
 def _unaffected(world: World, wrt: str) -> dict[str, np.ndarray]:
@@ -369,22 +611,3 @@ def _unaffected(world: World, wrt: str) -> dict[str, np.ndarray]:
         world.memo[key] = {name: base.tensor(name) for name in problem.definitions
                            if name != wrt and wrt not in problem.reaches(name)}
     return world.memo[key]
-
-
-def _partial_fd(goal: Goal, world: World, x0: np.ndarray, pos, step: float) -> np.ndarray:
-    """d of / d wrt[pos] by central differences (an array of the shape of ``of``)."""
-    plus, minus = x0.copy(), x0.copy()
-    plus[pos] += step
-    minus[pos] -= step
-    return (_forward(world, goal.of, goal.wrt, plus) -
-            _forward(world, goal.of, goal.wrt, minus)) / (2 * step)
-
-
-def _hessian_entry(goal: Goal, world: World, x0: np.ndarray, p, q, h: float) -> float:
-    values = []
-    for sp, sq in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-        x = x0.copy()
-        x[p] += sp * h
-        x[q] += sq * h
-        values.append(float(_forward(world, goal.of, goal.wrt, x)))
-    return (values[0] - values[1] - values[2] + values[3]) / (4 * h * h)

@@ -94,6 +94,9 @@ def _result_json(result: Result) -> dict:
         "check": {
             "passed": bool(result.check.passed),
             "max_rel_error": _finite_or_none(result.check.max_rel_error),
+            "status": result.check.status,
+            "method": result.check.method,
+            "detail": result.check.detail,
         },
     }
 
@@ -238,7 +241,10 @@ class BlockView:
 @dataclass(frozen=True)
 class CheckView:
     passed: bool
-    verdict: str  # "check passed" | "check FAILED"
+    status: str  # "passed" | "failed" | "not checked"
+    verdict: str  # "check passed" | "check FAILED" | "not checked"
+    mark: str  # what a heading adds: "" | "check FAILED" | "not checked"
+    method: str  # "complex-step derivatives", ...: what the result was compared with
     error_text: str  # "1.67e-10"
     error_latex: str  # "1.67 \times 10^{-10}"
     detail: str
@@ -365,11 +371,24 @@ def _matrix_forms(result: Result, of_rank: int, wrt_rank: int) -> Equation | Non
     return Equation(Forms(lhs_text, lhs_latex), Forms(result.matrix.text, result.matrix.latex))
 
 
+#: What each method of the check compares a result with, in the documents' words.
+_METHODS = {
+    "complex step": "complex-step derivatives",
+    "central differences of complex steps": "central differences of complex-step derivatives",
+    "central differences": "central finite differences",
+}
+
+
 def _check_view(check: CheckResult) -> CheckView:
     passed = bool(check.passed)
+    verdict = {"passed": "check passed", "failed": "check FAILED"}.get(check.status,
+                                                                      check.status)
     return CheckView(
         passed=passed,
-        verdict="check passed" if passed else "check FAILED",
+        status=check.status,
+        verdict=verdict,
+        mark="" if passed else verdict,
+        method=_METHODS.get(check.method, "numeric derivatives"),
         error_text=_error_text(check.max_rel_error),
         error_latex=_error_latex(check.max_rel_error),
         detail=_one_line(check.detail or ""),

@@ -1133,8 +1133,8 @@ class _FileParser:
         if not token.text.isdigit() or int(token.text) == 0:
             raise line.error(f"the size of {name} must be a positive whole number", token.column)
         if len(token.text) > len(str(MAX_DIM_SIZE)) or int(token.text) > MAX_DIM_SIZE:
-            raise line.error(f"the size of {name} is too large for a numeric check "
-                             f"(at most {MAX_DIM_SIZE:,})", token.column,
+            raise line.error(f"the size of {name} is too large (at most {MAX_DIM_SIZE:,})",
+                             token.column,
                              hint="the size only sets what the check uses; leave it out "
                                   "for a small one")
         return int(token.text)
@@ -1387,9 +1387,10 @@ def _check_size(text: str, path: str) -> None:
             )
 
 
-#: The largest size a dim may be given: the check evaluates the forward definitions at
-#: these sizes (a dim of 10**8 ran for minutes through gigabytes).
-MAX_DIM_SIZE = 10_000_000
+#: The largest size a dim may be given.  The size only sets what the check uses, and the
+#: check uses small sizes instead of ones it cannot afford (``check.numeric.check_sizes``);
+#: a larger number is a slip (26 nines), not a size.
+MAX_DIM_SIZE = 10**12
 
 
 def parse_file(path: str) -> Problem:
