@@ -57,18 +57,23 @@ def bad_file(parser, tmp_path):
     return path
 
 
-@pytest.fixture
-def failing_check(monkeypatch):
-    """``pipeline.run`` whose second result failed its numeric check."""
+def replace_check(monkeypatch, index: int, check: CheckResult) -> None:
+    """Make ``pipeline.run`` report ``check`` for its result number ``index``."""
     real_run = indexcalc.pipeline.run
 
     def run(problem):
         derivation = real_run(problem)
         results = list(derivation.results)
-        results[1] = dataclasses.replace(results[1], check=CheckResult(False, 0.31, "3 entries"))
+        results[index] = dataclasses.replace(results[index], check=check)
         return dataclasses.replace(derivation, results=tuple(results))
 
     monkeypatch.setattr(indexcalc.pipeline, "run", run)
+
+
+@pytest.fixture
+def failing_check(monkeypatch):
+    """``pipeline.run`` whose second result failed its numeric check."""
+    replace_check(monkeypatch, 1, CheckResult(False, 0.31, "3 entries"))
 
 
 @pytest.fixture
@@ -141,16 +146,8 @@ def test_failed_check_in_json_and_in_the_output_file(linear_file, failing_check,
 @pytest.fixture
 def unchecked_result(monkeypatch):
     """``pipeline.run`` whose first result could not be checked."""
-    real_run = indexcalc.pipeline.run
-
-    def run(problem):
-        derivation = real_run(problem)
-        results = list(derivation.results)
-        results[0] = dataclasses.replace(results[0], check=CheckResult(
-            False, float("nan"), "every compared value underflowed to zero", checked=False))
-        return dataclasses.replace(derivation, results=tuple(results))
-
-    monkeypatch.setattr(indexcalc.pipeline, "run", run)
+    replace_check(monkeypatch, 0, CheckResult(
+        False, float("nan"), "every compared value underflowed to zero", checked=False))
 
 
 @pytest.mark.parametrize("fmt", ["text", "markdown", "latex", "json"])

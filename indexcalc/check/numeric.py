@@ -54,7 +54,6 @@ HESSIAN_STEPS = (1e-4, 1e-3, 1e-5)
 #: Central-difference steps for a forward pass without complex values, tried in order.
 STEPS = (1e-6, 1e-5, 1e-7, 1e-4)
 TOLERANCE = 1e-6
-HESSIAN_TOLERANCE = 1e-6
 #: Entries compared at most; past this many, a random sample of them (sizes from ``dims``
 #: can be large, and each entry costs one or two evaluations of the forward definitions).
 MAX_FD_ENTRIES = 100
@@ -98,6 +97,7 @@ class World:
     memo: dict = field(default_factory=dict)
     #: Why the sizes differ from those given with ``dims`` (empty when they do not).
     note: str = ""
+    seed: int = 0
 
     def shape(self, tensor: str) -> tuple[int, ...]:
         return tuple(self.sizes[d] for d in self.problem.tensor_dims(tensor))
@@ -120,9 +120,7 @@ def make_world(problem: Problem, seed: int = 0) -> World:
             shape = tuple(sizes[x] for x in problem.tensor_dims(arg))
             upstream[naming.gradient(d.name, arg)] = rng.uniform(-1.0, 1.0, size=shape)
     functions = {name: user_function(k) for k, name in enumerate(problem.functions)}
-    world = World(problem, sizes, values, upstream, functions, note=note)
-    world.memo["seed"] = seed
-    return world
+    return World(problem, sizes, values, upstream, functions, note=note, seed=seed)
 
 
 def check_sizes(problem: Problem) -> tuple[dict[str, int], str]:
@@ -402,7 +400,7 @@ class _Check:
             if value.shape != shape:
                 return self.result(False, math.inf,
                                    f"{what} has shape {value.shape} where {shape} was expected")
-        rng = np.random.default_rng(seed_of(world) + 1)
+        rng = np.random.default_rng(world.seed + 1)
         if hessian:
             positions = _sample(x0.shape + x0.shape, MAX_HESSIAN_ENTRIES, rng)
             got = [np.array([value[p] for p in positions]) for _, value in candidates]
@@ -456,10 +454,6 @@ class _Check:
             detail += ("; NumPy function and displayed matrix form" if not failing else
                        f"; {' and '.join(failing)} disagreed")
         return self.result(judged < TOLERANCE, error, detail, method=method)
-
-
-def seed_of(world: World) -> int:
-    return world.memo.get("seed", 0)
 
 
 @dataclass
