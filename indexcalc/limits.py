@@ -35,6 +35,9 @@ DEFAULT_MEMORY = 2 * 2**30
 #: How long past the deadline a run stuck in one C call is given before it is ended.
 GRACE_SECONDS = 3.0
 EXIT_LIMIT = 3
+#: What an allocation past ``RLIMIT_AS`` raises: MemoryError, or, from a C extension whose
+#: allocation failed without setting one, SystemError ("error return without exception set").
+_OUT_OF_MEMORY = (MemoryError, SystemError)
 
 
 class BudgetExceeded(BaseException):
@@ -76,7 +79,7 @@ class Budget:
         try:
             tick()
             yield
-        except MemoryError:
+        except _OUT_OF_MEMORY:
             raise self.exceeded("memory") from None
         finally:
             self.stage_name, self.goal = saved
@@ -99,7 +102,7 @@ class Budget:
             undo.append(_watchdog(self))  # its thread's stack is allocated before the limit
             undo.append(_limit_address_space(self.memory))
             yield self
-        except MemoryError:
+        except _OUT_OF_MEMORY:
             raise self.exceeded("memory") from None
         finally:
             for action in reversed(undo):
