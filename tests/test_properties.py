@@ -8,8 +8,9 @@ For every drawn file:
   agrees with central finite differences of the forward definitions).  An example is
   discarded only where finite differences cannot judge it: the forward definitions are not
   finite or too large (FORWARD_LIMIT), or, after a failed check, central differences at
-  steps 1e-4, 1e-5 and 1e-6 disagree with each other.  A failed check whose finite
-  differences converge fails the test;
+  steps 1e-4, 1e-5 and 1e-6 disagree with each other, or the check itself says it could
+  not check (nothing finite to compare).  A failed check whose finite differences converge
+  fails the test;
 * rendering to every format succeeds (and the JSON is valid);
 * printing each definition's body and parsing it back gives the same term (``terms.same``).
 
@@ -106,6 +107,11 @@ def check_sound(text: str) -> None:
         warnings.simplefilter("ignore", RuntimeWarning)
         derivation = run(problem)
     for result, goal in zip(derivation.results, problem.goals):
+        if not result.check.checked and currently_in_test_context():
+            # Nothing to compare (values not finite, or all underflowed: a saturated tanh
+            # under exp): the check says so instead of passing, and the example proves nothing.
+            event(f"not checked: {result.check.detail}")
+            assume(False)
         if not result.check.passed and currently_in_test_context():
             converge = finite_differences_converge(problem, goal)
             event(f"check failed, finite differences {'converge' if converge else 'do not converge'}")
