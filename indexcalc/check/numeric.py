@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,11 +50,19 @@ DEFAULT_SIZES = (3, 4, 5, 2, 6, 7, 8, 9, 10, 11)
 COMPLEX_H = 1e-20
 #: Use the complex step (False: central differences of real values only).
 COMPLEX_STEP = True
-#: Steps of the central difference over complex steps that makes a Hessian entry.
-HESSIAN_STEPS = (1e-4, 1e-3, 1e-5)
+#: Steps of the central difference over complex steps that makes a Hessian entry, tried in
+#: order (fast-varying functions such as exp(300 v) need the small ones).
+HESSIAN_STEPS = (1e-4, 1e-3, 1e-5, 1e-6, 1e-7)
 #: Central-difference steps for a forward pass without complex values, tried in order.
 STEPS = (1e-6, 1e-5, 1e-7, 1e-4)
 TOLERANCE = 1e-6
+#: A compared difference is relative to the largest derivative compared, never to less than
+#: this (a gradient that is exactly zero everywhere is compared absolutely at this level).
+SMALLEST_SCALE = 1e-300
+#: The rounding error allowed a complex step, in multiples of its measured noise.
+NOISE_FACTOR = 16.0
+#: A second h, far from a power of two, for measuring the complex step's rounding noise.
+COMPLEX_H_OTHER = 0.7071e-20
 #: Entries compared at most; past this many, a random sample of them (sizes from ``dims``
 #: can be large, and each entry costs one or two evaluations of the forward definitions).
 MAX_FD_ENTRIES = 100
@@ -415,45 +424,79 @@ class _Check:
         attempts = reference.complex_step() if COMPLEX_STEP else None
         if attempts is None:
             attempts = reference.central_differences()
-        method, best = attempts[0][0], None
         # Where a reference takes a step (a Hessian's differences, real differences), the
         # step at which the compared values agree best is reported: a wrong result agrees
         # at none of them.
-        for method, step, expected, allowance in attempts:
-            if not np.all(np.isfinite(expected)):
+        best = None
+        for attempt in attempts:
+            if not np.all(np.isfinite(attempt.values)):
                 continue
-            scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
-            errors = [_relative_error(g, expected, scale) for g in got]
-            judged = max(e - allowance / scale for e in errors)
-            if best is None or judged < best[0]:
-                best = (judged, step, expected, errors, allowance / scale, method)
-            if judged < TOLERANCE:
+            verdict = _Verdict.of(attempt, got)
+            if best is None or verdict.judged < best.judged:
+                best = verdict
+            if verdict.judged < TOLERANCE:
                 break
         if best is None:
             return self.not_checked(f"the derivatives of {goal.of} are not finite at the "
                                     "check's random inputs")
-        judged, step, expected, errors, noise, method = best
+        if best.judged >= TOLERANCE and best.attempt.method == "complex step":
+            # Where the exact derivative is itself a difference of nearly equal terms, the
+            # complex step carries their rounding error: measured as the change under
+            # another h, and allowed for.
+            noise = reference.complex_step_noise(best.attempt.values)
+            best = _Verdict.of(best.attempt._replace(allowance=NOISE_FACTOR * noise), got)
         for (what, _), g in zip(candidates, got):
             if not np.all(np.isfinite(g)):
                 return self.result(False, math.inf, f"{what} gives values that are not "
                                                     "finite where the derivatives are")
-        if noise > 0.01:
+        attempt, expected = best.attempt, best.attempt.values
+        if best.noise > 0.01:
             return self.not_checked(
                 f"{goal.of} (about {reference.f_scale:.3g}) is too large beside its "
-                "derivatives for central differences to judge them")
+                "derivatives for numeric differences to judge them")
         nothing = not np.any(expected) and not any(np.any(g) for g in got)
         if nothing and "underflow" in self.events.seen:
             return self.not_checked("every compared value underflowed to zero")
-        error = max(errors)
         compared = f"{expected.size} entries" if expected.size == derived.size else \
             f"{expected.size} of {derived.size} entries, sampled"
-        how = method if step is None else f"{method}, step {step:g}"
-        failing = [what for (what, _), e in zip(candidates, errors) if not e - noise < TOLERANCE]
+        how = attempt.method if attempt.step is None else f"{attempt.method}, step {attempt.step:g}"
+        failing = [what for (what, _), e in zip(candidates, best.errors)
+                   if not e - best.noise < TOLERANCE]
         detail = f"{compared}, {how}"
         if len(candidates) > 1:
             detail += ("; NumPy function and displayed matrix form" if not failing else
                        f"; {' and '.join(failing)} disagreed")
-        return self.result(judged < TOLERANCE, error, detail, method=method)
+        return self.result(best.judged < TOLERANCE, max(best.errors), detail,
+                           method=attempt.method)
+
+
+class _Attempt(NamedTuple):
+    """Numeric derivatives at the sampled positions by one method (and step): ``allowance``
+    is the absolute error the method itself may carry (its rounding, 0 when unknown)."""
+
+    method: str
+    step: float | None
+    values: np.ndarray
+    allowance: float
+
+
+@dataclass
+class _Verdict:
+    """The compared values against one attempt: each difference relative to the largest
+    derivative compared (so a gradient of size 1e-7 is judged as strictly as one of size 1),
+    less the attempt's allowance in the same units."""
+
+    attempt: _Attempt
+    errors: list[float]
+    noise: float
+    judged: float
+
+    @classmethod
+    def of(cls, attempt: _Attempt, got: list[np.ndarray]) -> _Verdict:
+        scale = max(float(np.max(np.abs(attempt.values), initial=0.0)), SMALLEST_SCALE)
+        errors = [_relative_error(g, attempt.values, scale) for g in got]
+        noise = attempt.allowance / scale
+        return cls(attempt, errors, noise, max(e - noise for e in errors))
 
 
 @dataclass
@@ -472,45 +515,58 @@ class _Reference:
     def forward(self, x: np.ndarray) -> np.ndarray:
         return _forward(self.world, self.goal.of, self.goal.wrt, x)
 
-    def complex_step(self) -> list | None:
+    def complex_step(self) -> list[_Attempt] | None:
         """None when the forward pass has no complex value (central differences then)."""
-        x0, h = self.x0.astype(complex), COMPLEX_H
         try:
             if self.goal.kind != "hessian":
-                values = []
-                for p in self.positions:
-                    x = x0.copy()
-                    x[p] += 1j * h
-                    values.append(np.imag(self.forward(x)) / h)
-                return [("complex step", None, np.array(values), 0.0)]
-            n = self.x0.ndim
-            attempts = []
-            for step in HESSIAN_STEPS:
-                values = []
-                for pos in self.positions:
-                    p, q = pos[:n], pos[n:]
-                    plus, minus = x0.copy(), x0.copy()
-                    plus[p] += 1j * h
-                    minus[p] += 1j * h
-                    plus[q] += step
-                    minus[q] -= step
-                    values.append(float(np.imag(self.forward(plus) - self.forward(minus)))
-                                  / (2 * step * h))
-                # The difference of two first derivatives (each exact to rounding) loses
-                # about eps |df| / step; df is not known beforehand, so no allowance.
-                attempts.append(("central differences of complex steps", step,
-                                 np.array(values), 0.0))
-            return attempts
+                return [_Attempt("complex step", None, self._complex_gradient(COMPLEX_H), 0.0)]
+            return [self._hessian_of_complex_steps(step) for step in HESSIAN_STEPS]
         except (TypeError, ValueError):  # a function without a complex value
             return None
 
-    def central_differences(self) -> list:
+    def complex_step_noise(self, values: np.ndarray) -> float:
+        """The rounding noise of complex-step ``values``: their largest change under a second
+        h.  The exact first-order term scales with h; a cancellation's rounding residue does
+        not, so it shows as a difference."""
+        return float(np.max(np.abs(self._complex_gradient(COMPLEX_H_OTHER) - values),
+                            initial=0.0))
+
+    def _complex_gradient(self, h: float) -> np.ndarray:
+        x0, values = self.x0.astype(complex), []
+        for p in self.positions:
+            x = x0.copy()
+            x[p] += 1j * h
+            values.append(np.imag(self.forward(x)) / h)
+        return np.array(values)
+
+    def _hessian_of_complex_steps(self, step: float) -> _Attempt:
+        """d2f / dp dq as the central difference over q of the complex step along p.  The
+        difference of two first derivatives, each exact to rounding, loses about
+        eps |df/dp| / step: that is the allowance."""
+        x0, h, n = self.x0.astype(complex), COMPLEX_H, self.x0.ndim
+        values, slopes = [], []
+        for pos in self.positions:
+            p, q = pos[:n], pos[n:]
+            plus, minus = x0.copy(), x0.copy()
+            plus[p] += 1j * h
+            minus[p] += 1j * h
+            plus[q] += step
+            minus[q] -= step
+            up, down = np.imag(self.forward(plus)) / h, np.imag(self.forward(minus)) / h
+            values.append(float(up - down) / (2 * step))
+            slopes.append(max(abs(float(up)), abs(float(down))))
+        eps = np.finfo(float).eps
+        allowance = 16 * eps * max(slopes, default=0.0) / step
+        return _Attempt("central differences of complex steps", step, np.array(values),
+                        allowance)
+
+    def central_differences(self) -> list[_Attempt]:
         """Real central differences; each step's allowance is the rounding error of the
         differences of ``f`` itself (about eps |f| / step, or eps |f| / step^2)."""
         eps = np.finfo(float).eps
         attempts = []
         hessian = self.goal.kind == "hessian"
-        for step in (HESSIAN_STEPS if hessian else STEPS):
+        for step in (HESSIAN_STEPS[:3] if hessian else STEPS):
             if hessian:
                 n = self.x0.ndim
                 values = [self._hessian_entry(pos[:n], pos[n:], step) for pos in self.positions]
@@ -518,7 +574,7 @@ class _Reference:
             else:
                 values = [self._partial(p, step) for p in self.positions]
                 allowance = 16 * eps * self.f_scale / step
-            attempts.append(("central differences", step, np.array(values), allowance))
+            attempts.append(_Attempt("central differences", step, np.array(values), allowance))
         return attempts
 
     def _partial(self, pos, step: float) -> np.ndarray:
@@ -569,8 +625,7 @@ class _DisplayNamespace(dict):
 
 
 def _relative_error(got: np.ndarray, expected: np.ndarray, scale: float) -> float:
-    """Largest difference relative to ``scale``: the largest expected entry, but never less
-    than 1, so that a gradient that is zero (or nearly) is compared absolutely."""
+    """Largest difference relative to ``scale`` (the largest expected entry)."""
     error = float(np.max(np.abs(got - expected), initial=0.0)) / scale
     return error if np.isfinite(error) else math.inf
 
