@@ -195,6 +195,53 @@ CASES = {
     "assumption_about_numbers_true": Case(
         body("assume 2 = 2", "F = lam + 1", "grad F wrt lam"), at(1), "2",
         ("must be about tensors",)),
+    # -- constant subexpressions without a value, decided when the file is read (issue 9) --
+    "zero_to_a_negative_power": Case(
+        body("F = sum_s y[s] * 0^(-1)", "grad F wrt y"), at(1), "0",
+        ("0 to the power -1 is undefined",)),
+    "zero_difference_to_a_negative_power": Case(
+        body("F = sum_s y[s] * (1-1)^(-2)", "grad F wrt y"), at(1), "1-1",
+        ("0 to the power -2 is undefined",)),
+    "log_of_zero": Case(
+        body("F = sum_s y[s] * log(0)", "grad F wrt y"), at(1), "log", ("log(0) is undefined",)),
+    "log_of_a_negative_number_inside_a_sum": Case(
+        body("F = sum_s exp(y[s] + log(-2))", "grad F wrt y"), at(1), "log",
+        ("log(-2) is undefined", "positive")),
+    "sqrt_of_minus_one": Case(
+        body("F = sum_s y[s] * sqrt(-1)", "grad F wrt y"), at(1), "sqrt", ("sqrt(-1) is undefined",)),
+    "negative_number_to_a_fractional_power": Case(
+        body("F = sum_s y[s] * (-8)^(1/3)", "grad F wrt y"), at(1), "-8", ("not a real number",)),
+    "division_by_a_constant_function_of_zero": Case(
+        body("F = sum_s y[s] / sin(0)", "grad F wrt y"), at(1), "sin", ("division by zero",)),
+    "sqrt_negative_whatever_the_dim": Case(
+        "dims S\ninput y[S]\nF = sum_s y[s] * sqrt(S - S - 1)\ngrad F wrt y\n", 3, "sqrt",
+        ("sqrt(-1) is undefined", "whatever the size of S")),
+    "constant_too_large_for_float64": Case(
+        body("F = sum_s y[s] * exp(1000)", "grad F wrt y"), at(1), "exp", ("too large for float64",)),
+    # -- assumptions the check cannot make hold (issue 9) --
+    "assumption_false": Case(
+        body("assume 2 * y[s] = y[s]", "F = sum_s y[s]^2", "grad F wrt y"), at(1), "assume",
+        ("does not hold", "false")),
+    "assumption_impossible": Case(
+        body("assume sum_m X[s,m]^2 = -1", "F = sum_{s,m} X[s,m]^3", "grad F wrt X"), at(1),
+        "assume", ("does not hold",)),
+    "assumption_not_drawable": Case(
+        body("assume y[s] = 0", "F = sum_s y[s]^2", "grad F wrt y"), at(1), "assume",
+        ("does not hold",)),
+    "assumptions_contradicting": Case(
+        body("assume sum_m X[s,m] = 1", "assume sum_m X[s,m] = 2", "F = sum_{s,m} X[s,m]^3",
+             "grad F wrt X"), at(2), "assume", ("contradicts the one at line 3",)),
+    "assumptions_that_cannot_hold_together": Case(
+        body("assume sum_m X[s,m] = 1", "assume sum_{s,m} X[s,m] = 0", "F = sum_{s,m} X[s,m]^3",
+             "grad F wrt X"), at(2), "assume", ("both this assumption and the one at line 3",)),
+    "assumption_that_rewrites_forever": Case(
+        body("assume y[s] = y[s] + 1", "F = sum_s y[s]^2", "grad F wrt y"), at(1), "assume",
+        ("contains its left side",)),
+    # -- numbers --
+    "number_with_two_decimal_points": Case(
+        body("F = 1.0.5 * lam", "grad F wrt lam"), at(1), ".5", ("at most one decimal point",)),
+    "number_with_a_double_dot": Case(
+        body("F = 2..3 * lam", "grad F wrt lam"), at(1), ".3", ("at most one decimal point",)),
 }
 
 

@@ -247,11 +247,11 @@ def test_several_functions_dims_without_sizes_and_loss_of_two_tensors():
 
 
 def test_assumption_pattern_variables():
-    p = parse_text(HEADER + "assume sum_c T[s,c] Z[s,c] = y[s]   # comment")
+    p = parse_text(HEADER + "assume sum_c T[s,c] = 1/2   # comment")
     [a] = p.assumptions
-    assert a.lhs == Sum((c,), mul(t("T", s, c), t("Z", s, c)))
-    assert a.rhs == t("y", s)
-    assert a.text == "sum_c T[s,c] Z[s,c] = y[s]"
+    assert a.lhs == Sum((c,), t("T", s, c))
+    assert a.rhs == num(Fraction(1, 2))
+    assert a.text == "sum_c T[s,c] = 1/2"
 
 
 def test_multi_letter_indices_comments_crlf_and_bom():
@@ -404,3 +404,16 @@ def test_only_input_errors_escape_on_garbage():
             parse_text("".join(text))
         except InputError as err:
             assert err.location is not None and err.location.line >= 1 and err.location.column >= 1
+
+
+def test_constants_with_a_value_are_accepted():
+    """Only a constant undefined whatever the sizes of its dims is refused (issue 9):
+    sqrt(S - 5) has a value for S >= 5, log(2) and 0^0 = 1 always."""
+    p = parse_text("dims S\ninput y[S]\nF = sum_s y[s] * sqrt(S - 5) * log(2) * 0^0\n"
+                   "grad F wrt y\n")
+    assert "F" in p.definitions
+
+
+def test_an_assumption_that_is_an_identity_is_accepted():
+    p = parse_text(HEADER + "assume sum_c T[s,c] = 1\nassume sum_c Z[s,c]^2 = sum_c Z[s,c] Z[s,c]\n")
+    assert len(p.assumptions) == 2

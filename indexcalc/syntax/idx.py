@@ -51,7 +51,9 @@ from fractions import Fraction
 from typing import Callable, Iterator, TypeVar
 
 from .. import naming
+from ..check import assumptions
 from ..functions import LANGUAGE_FUNCTIONS
+from . import constants
 from ..problem import (
     Assumption,
     Definition,
@@ -192,6 +194,9 @@ def _tokenize(line: _Line) -> list[Token]:
         if kind == "NAME" and text.startswith("sum_"):
             tokens.extend(_sum_tokens(line, text, column))
         elif kind == "NUM":
+            if code[match.end():match.end() + 1] == ".":  # 1.0.5, 2..3: not two numbers
+                raise line.error("a number has at most one decimal point", match.end() + 1,
+                                 _CHARACTER_HINTS["."])
             _check_number(line, text, column)
             tokens.append(Token("NUM", text, column))
         elif kind == "NAME":
@@ -870,7 +875,19 @@ class _IndexAnalysis:
         return Delta(self._index(node.a), self._index(node.b))
 
     def _build_func(self, node: RFunc) -> Term:
-        return Func(node.name, self._build(node.arg), node.order)
+        term = Func(node.name, self._build(node.arg), node.order)
+        if not node.order:
+            self._constant(term, node.column)
+        return term
+
+    def _constant(self, term: Term, column: int) -> float | None:
+        """The value of ``term`` if it is a constant; a located error where it is undefined."""
+        try:
+            return constants.check(term, self.problem.dims)
+        except constants.Undefined as exc:
+            raise self.line.error(str(exc), column,
+                                  hint="a constant part of an expression must have a "
+                                       "finite real value") from None
 
     def _build_neg(self, node: RNeg) -> Term:
         return neg(self._build(node.arg))
@@ -884,6 +901,7 @@ class _IndexAnalysis:
             )
         if _constant_power_too_big(base, exponent):
             raise self.line.error("this power is too large to compute exactly", node.column)
+        self._constant(Pow(base, exponent), node.base.column)
         return power(base, exponent)
 
     # Products and additions are built in one call of ``mul``/``add`` (the same term as
@@ -895,7 +913,7 @@ class _IndexAnalysis:
             term = self._build(factor)
             if op == "*":
                 factors.append(term)
-            elif term == ZERO:
+            elif term == ZERO or self._constant(term, factor.column) == 0:
                 raise self.line.error("division by zero", factor.column)
             else:
                 factors.append(power(term, MINUS_ONE))
@@ -1358,7 +1376,10 @@ def parse_text(text: str, path: str = "<input>") -> Problem:
     if text.startswith("\ufeff"):
         text = text[1:]
     _check_size(text, path)
-    return _FileParser(text, path).run()
+    problem = _FileParser(text, path).run()
+    # Whether the check can make each assumption hold is decided by drawing its inputs.
+    assumptions.validate(problem)
+    return problem
 
 
 _SPLIT_FILE_HINT = "a derivation file is a few dozen lines; split the input into several files"
