@@ -234,3 +234,28 @@ def test_hessian_of_logistic_regression_is_x_t_diag_x():
     p = sigmoid(X @ w)
     np.testing.assert_allclose(call(res, X=X, w=w), X.T @ np.diag(p * (1 - p)) @ X, rtol=1e-10)
     check_ok(res)
+
+
+def test_power_with_a_variable_exponent():
+    """d(u^v) = v u^(v-1) du + u^v log(u) dv (from u^v = exp(v log u)): the exponent may be
+    an input differentiated with respect to (issue 9: it was refused)."""
+    derived = derive_text("""
+        dims N
+        input x[N], p
+        f = sum_i x[i]^p
+        g = sum_i (x[i] + 1)^(p^2) + 2^p
+        grad f wrt p, x
+        grad g wrt p
+    """)
+    g = rng()
+    x, p = g.uniform(0.5, 1.5, size=6), 1.7
+    df_dp = [r for r in derived.results if r.of == "f" and r.wrt == "p"][0]
+    np.testing.assert_allclose(call(df_dp, x=x, p=p), np.sum(x**p * np.log(x)), rtol=1e-12)
+    np.testing.assert_allclose(call(result(derived, "x"), x=x, p=p), p * x**(p - 1), rtol=1e-12)
+    rule = [s.rule for b in df_dp.blocks for s in b.steps]
+    assert "power rule, variable exponent" in rule
+    dg = [r for r in derived.results if r.of == "g"][0]
+    expected = np.sum((x + 1)**(p * p) * np.log(x + 1) * 2 * p) + 2**p * np.log(2)
+    np.testing.assert_allclose(call(dg, x=x, p=p), expected, rtol=1e-12)
+    for res in derived.results:
+        check_ok(res)

@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
-from ..problem import InputError, Problem
+from ..problem import Problem
 from ..terms import (
     ONE, ZERO, Add, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
@@ -135,12 +135,22 @@ def quotient_rule(term: Term, ctx: Context) -> Term | None:
 def power_rule(term: Term, ctx: Context) -> Term | None:
     """d(u^n) = n u^(n-1) du  for a constant exponent n."""
     expr, wrt = _deriv_parts(term)
-    if not isinstance(expr, Pow):
+    if not isinstance(expr, Pow) or _dep(expr.exponent, wrt, ctx):
         return None
-    if _dep(expr.exponent, wrt, ctx):
-        raise InputError(f"cannot differentiate a power whose exponent depends on {wrt.name}")
     n = expr.exponent
     return mul(n, power(expr.base, add(n, num(-1))), Deriv(expr.base, wrt))
+
+
+def general_power_rule(term: Term, ctx: Context) -> Term | None:
+    """d(u^v) = v u^(v-1) du + u^v log(u) dv  (u > 0), from u^v = exp(v log u)."""
+    expr, wrt = _deriv_parts(term)
+    if not isinstance(expr, Pow) or not _dep(expr.exponent, wrt, ctx):
+        return None
+    u, v = expr.base, expr.exponent
+    through_exponent = mul(expr, Func("log", u), Deriv(v, wrt))
+    if not _dep(u, wrt, ctx):
+        return through_exponent
+    return add(mul(v, power(u, add(v, num(-1))), Deriv(u, wrt)), through_exponent)
 
 
 def function_rule(name: str) -> Callable[[Term, Context], Term | None]:
@@ -516,6 +526,7 @@ RULES: tuple[Rule, ...] = (
     Rule("quotient rule", quotient_rule, phase="differentiate"),
     Rule("product rule", product_rule, phase="differentiate"),
     Rule("power rule", power_rule, phase="differentiate"),
+    Rule("power rule, variable exponent", general_power_rule, phase="differentiate"),
     *(Rule(f"derivative of {name}", function_rule(name), phase="differentiate")
       for name in FUNCTIONS),
     Rule("derivative of a declared function", declared_function_rule, phase="differentiate"),
