@@ -2,12 +2,14 @@
 
 Gradients and derivatives (``dL_dW``, ``dY_dX``, ``d2f_dx2``), the code names of an
 unspecified function's derivatives (``h``, ``h_prime``, ``h_prime2``, ... of any order),
-temporaries of generated code (``_t1``), and fresh index names from an unbounded supply
-(``i, j, k, ...``, then ``i2, j2, ...``).
+temporaries of generated code (``_t1``), fresh index names from an unbounded supply
+(``i, j, k, ...``, then ``i2, j2, ...``), and the spelling of a user's name in generated
+code (``code_name``: ``np`` and Python keywords gain an underscore, ``lambda_``).
 """
 from __future__ import annotations
 
 import itertools
+import keyword
 import re
 from typing import Iterable, Iterator
 
@@ -80,3 +82,23 @@ def fresh_variant(base: str, taken: set[str] | frozenset[str]) -> str:
     """A new index name near ``base`` (``k`` -> ``k2``, ``k3``, ...) that is not ``taken``."""
     stem = base.rstrip("0123456789") or base
     return next(f"{stem}{n}" for n in itertools.count(2) if f"{stem}{n}" not in taken)
+
+
+#: Names generated Python code cannot use for a user's tensor, dim or function: NumPy's
+#: module name and Python's keywords (builtins are never called by generated code, so
+#: ``float`` or ``sum`` may name an argument).  File names never start with ``_``, so the
+#: temporaries ``_t1`` cannot clash either.
+PYTHON_RESERVED = frozenset(keyword.kwlist) | {"np"}
+
+
+def code_name(name: str) -> str:
+    """``name`` as generated code spells it: ``np`` -> ``np_``, ``lambda`` -> ``lambda_``,
+    ``lambda_`` -> ``lambda__`` (so that no two names meet), anything else unchanged."""
+    return f"{name}_" if name.rstrip("_") in PYTHON_RESERVED else name
+
+
+def user_name(code: str) -> str:
+    """The inverse of ``code_name``."""
+    if code.endswith("_") and code.rstrip("_") in PYTHON_RESERVED:
+        return code[:-1]
+    return code

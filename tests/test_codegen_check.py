@@ -439,3 +439,38 @@ def test_a_user_name_that_is_a_python_builtin_does_not_break_the_code():
     assert res.check.passed, res.check
     assert res.numpy.args == ("float", "a")
     assert float(compiled(res)(3.0, 2.0)) == 12.0
+
+
+def test_names_python_needs_are_renamed_in_the_generated_code():
+    """np, keywords and a name ending in _ next to one: generated code spells them np_,
+    lambda_, lambda__ (naming.code_name), the LaTeX keeps the user's names (issue 9)."""
+    res_all = derive_text("""
+        dims N, def
+        input np[N], lambda[N,def], lambda_[def], for
+        function yield
+        class[n] = yield(sum_d lambda[n,d] lambda_[d]) + for
+        f = sum_n np[n] * class[n]^2
+        grad f wrt np, lambda, lambda_, for
+    """).results
+    for res in res_all:
+        assert res.check.passed, (res.wrt, res.check)
+        assert res.check.checked
+    by_wrt = {r.wrt: r for r in res_all}
+    args = by_wrt["lambda"].numpy.args
+    assert set(args) >= {"np_", "lambda_", "lambda__", "for_", "yield_", "yield_prime"}
+    shown = by_wrt["np"].matrix
+    assert shown.text == "class_ ** 2" and "\\mathrm{class}" in shown.latex
+    assert shown.where == (("class_", "yield_(lambda_ @ lambda__) + for_"),)
+    compile(by_wrt["lambda"].numpy.source, "<test>", "eval")  # valid Python
+
+
+def test_an_extra_dim_argument_named_like_a_keyword():
+    res = derive_text("""
+        dims in
+        input x
+        f = in * x^2
+        grad f wrt x
+    """).results[0]
+    assert res.check.passed, res.check
+    assert res.numpy.args == ("x", "in_")
+    assert float(compiled(res)(3.0, 4)) == 24.0

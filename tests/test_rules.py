@@ -215,9 +215,16 @@ def test_power_rule_does_not_fire():
     no_fire("power rule", power(t("x", p), num(2)))  # no derivative
 
 
-def test_power_rule_rejects_an_exponent_that_depends_on_the_variable():
-    with pytest.raises(InputError):
-        RULE["power rule"].apply(Deriv(Pow(t("x", p), t("lam")), t("lam")), PARTIAL)
+@covers("power rule, variable exponent")
+def test_power_rule_with_a_variable_exponent():
+    """d(u^v) = v u^(v-1) du + u^v log(u) dv; the constant-exponent rule leaves it alone."""
+    no_fire("power rule", Deriv(Pow(t("x", p), t("lam")), t("lam")))
+    out = fire("power rule, variable exponent", Deriv(Pow(t("x", p), t("lam")), t("lam")))
+    assert to_text(out) == "x[p]^lam * log(x[p]) * d(lam)/d(lam)"
+    both = fire("power rule, variable exponent", Deriv(Pow(t("lam"), t("lam")), t("lam")))
+    assert to_text(both) == ("lam * lam^(lam - 1) * d(lam)/d(lam) "
+                             "+ lam^lam * log(lam) * d(lam)/d(lam)")
+    no_fire("power rule, variable exponent", Deriv(Pow(t("x", p), num(2)), t("x", p)))
 
 
 for _name in FUNCTION_DERIVATIVES:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+import keyword
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from strategies import DrawnProblem, problems, profile  # noqa: E402
 
-from indexcalc import cli  # noqa: E402
+from indexcalc import cli, naming  # noqa: E402
 from indexcalc.syntax.idx import parse_file, parse_text  # noqa: E402
 from indexcalc.pipeline import run  # noqa: E402
 from indexcalc.problem import InputError  # noqa: E402
@@ -129,7 +130,7 @@ def test_control_characters_in_the_title_are_refused(char):
 # --- names are identifiers -------------------------------------------------------------------
 
 BAD_NAMES = ["_X", "X__1", "a__dim_S", "1X", "X-Y", "X$", "X{", "X}", "X\\y", "X^2", "Xé", "λ",
-             "X.T", "X'", "np", "lambda", "None", "import", "def", "sum_x", "sum", "exp"]
+             "X.T", "X'", "sum_x", "sum", "exp"]
 
 DECLARATIONS = {
     "input": "dims S=3\ninput {name}[S]\n",
@@ -147,6 +148,20 @@ def test_names_that_are_not_identifiers_are_refused(name, kind):
     with pytest.raises(InputError) as info:
         parse_text(DECLARATIONS[kind].format(name=name), "names.idx")
     assert info.value.location is not None
+
+
+@pytest.mark.parametrize("kind", sorted(DECLARATIONS))
+@pytest.mark.parametrize("name", ["np", "lambda", "None", "import", "def"])
+def test_names_python_needs_are_accepted_and_renamed_in_code(name, kind):
+    """np and keywords name a user's tensor; generated code spells them with an underscore
+    (naming.code_name; issue 9: they were refused), and the spelling is an identifier that
+    is no keyword."""
+    problem = parse_text(DECLARATIONS[kind].format(name=name), "names.idx")
+    assert name in (list(problem.dims) + list(problem.inputs) + list(problem.functions)
+                    + list(problem.definitions))
+    spelled = naming.code_name(name)
+    assert spelled == name + "_" and spelled.isidentifier() and not keyword.iskeyword(spelled)
+    assert naming.user_name(spelled) == name
 
 
 @pytest.mark.parametrize("source, words", [

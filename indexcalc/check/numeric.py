@@ -323,7 +323,8 @@ def compile_lambda(fn: NumpyFunction):
 
 def lambda_arguments(fn: NumpyFunction, world: World) -> list:
     args = []
-    for name in fn.args:
+    for code in fn.args:
+        name = naming.user_name(code)
         if name in world.values:
             args.append(world.values[name])
         elif name in world.upstream:
@@ -612,13 +613,12 @@ class _DisplayNamespace(dict):
 
     def __init__(self, world: World):
         super().__init__()
-        self.update(world.values)
-        self.update(world.upstream)
-        self.update(world.sizes)
+        for names in (world.values, world.upstream, world.sizes):
+            self.update({naming.code_name(name): value for name, value in names.items()})
         self.world = world
 
     def __missing__(self, key: str):
-        fn, order = naming.split_derivative_function(key)
+        fn, order = naming.split_derivative_function(naming.user_name(key))
         if fn in self.world.functions:
             return self.world.functions[fn][order]
         raise KeyError(key)

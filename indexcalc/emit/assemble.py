@@ -42,6 +42,7 @@ def numpy_lambda(problem: Problem, index: Term, out: tuple[Index, ...],
     code = ", ".join([f"({d} := {c})" for d, c in definitions] + [body])
     if definitions:
         code = f"({code})[-1]"
+    args = [naming.code_name(a) for a in args]
     return NumpyFunction(f"lambda {', '.join(args)}: {code}", tuple(args))
 
 
@@ -85,7 +86,7 @@ def _definitions_code(problem: Problem, names: Names, display: bool) -> list[tup
                 done[name] = from_matrix(m, names)
             else:
                 done[name] = from_index(d.body, d.indices, names)
-    return [(n, done[n]) for n in problem.definitions if n in done]
+    return [(naming.code_name(n), done[n]) for n in problem.definitions if n in done]
 
 
 def _arguments(problem: Problem, names: Names) -> list[str]:
@@ -112,11 +113,11 @@ def _dim_sources(problem: Problem, names: Names, args: list[str]) -> dict[str, s
         for arg in args:
             shape = _arg_dims(problem, arg)
             if dim in shape:
-                sources[dim] = f"{arg}.shape[{shape.index(dim)}]"
+                sources[dim] = f"{naming.code_name(arg)}.shape[{shape.index(dim)}]"
                 break
         else:
             args.append(dim)
-            sources[dim] = dim
+            sources[dim] = naming.code_name(dim)
     return sources
 
 

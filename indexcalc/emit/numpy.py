@@ -39,7 +39,7 @@ class Names:
     spells a dim (by name, or read off an argument's shape)."""
 
     problem: Problem | None
-    spell_dim: Callable[[str], str] = str
+    spell_dim: Callable[[str], str] = naming.code_name
     #: Integers as ``2`` rather than ``2.0`` (the displayed form).
     plain_numbers: bool = False
     grads: list[str] = field(default_factory=list)
@@ -58,12 +58,12 @@ class Names:
             self.defined.add(name)
         else:
             self.inputs.add(name)
-        return name
+        return naming.code_name(name)
 
     def grad(self, array_name: str) -> str:
         if array_name not in self.grads:
             self.grads.append(array_name)
-        return array_name
+        return naming.code_name(array_name)
 
     def dim(self, dim: str) -> str:
         self.dims.add(dim)
@@ -102,7 +102,7 @@ def apply_function(name: str, order: int, arg: str, names: Names) -> str:
         return code if code.startswith("np.") else f"({code})"
     fn = naming.derivative_function(name, order)
     names.functions.add(fn)
-    return f"{fn}({arg})"
+    return f"{naming.code_name(fn)}({arg})"
 
 
 # --- the matrix IR ----------------------------------------------------------------------------

@@ -29,9 +29,10 @@ One line is one statement and goes through these steps:
 Limits keep hostile or generated input from hanging the tool or exhausting memory: a file of
 at most MAX_FILE_BYTES, MAX_LINES lines of at most MAX_LINE_LENGTH characters, expressions
 nested at most MAX_NESTING levels, chains of at most MAX_DEFINITION_DEPTH definitions.  Names
-(``[A-Za-z][A-Za-z0-9_]*``, no ``__``) reach LaTeX and the generated Python code, so Python
-keywords, ``np`` and the names the code generator gives to upstream gradients (``dL_dY``) and
-derivatives of declared functions (``h_prime``) are refused as well.
+(``[A-Za-z][A-Za-z0-9_]*``, no ``__``) reach LaTeX and the generated Python code: the names
+the code generator gives to upstream gradients (``dL_dY``) and derivatives of declared
+functions (``h_prime``) are refused; ``np`` and Python keywords are accepted and spelled
+``np_``, ``lambda_`` in generated code (``naming.code_name``).
 
 Two small extensions of the language: ``h'(x)`` (a derivative of a declared function,
 ``Func("h", x, order=1)``, as the printer writes it) and broadcasting in additions
@@ -40,7 +41,6 @@ term's free indices must be a subset of the left side's, and all together must c
 """
 from __future__ import annotations
 
-import keyword
 import os
 import re
 import stat
@@ -83,7 +83,7 @@ from ..terms import (
     unshadow,
 )
 
-__all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES", "PYTHON_RESERVED"]
+__all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES"]
 
 #: Words of the language; none of them can name a dim, tensor or function.
 KEYWORDS = (
@@ -115,8 +115,6 @@ _INDEX_NAME = re.compile(r"[a-z][A-Za-z0-9]*\Z")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _NAME_HINT = ("a name is a letter followed by letters, digits and underscores (never two in a "
               "row): X, W1, lam, x_0")
-#: Names the generated NumPy code cannot give to an argument: NumPy itself and Python keywords.
-PYTHON_RESERVED = frozenset(keyword.kwlist) | {"np"}
 _INDEX_HINT = "an index is a lower-case letter, optionally followed by letters or digits: k, i2"
 _DEFINITION_HINT = "a definition looks like  Y[s,n] = sum_m X[s,m] * W[n,m] + b[n]"
 _STATEMENT_WORDS = "dims, input, function, assume, grad, jacobian, hessian or title"
@@ -1084,12 +1082,6 @@ class _FileParser:
             raise line.error(f"{name} is a builtin function and cannot be used as a name", token.column)
         if name in KEYWORDS:
             raise line.error(f"{name} is a reserved word", token.column, hint="choose another name")
-        if name in PYTHON_RESERVED:
-            raise line.error(
-                f"{name} cannot be used as a name: the generated NumPy code needs it "
-                f"({'NumPy' if name == 'np' else 'a Python keyword'})",
-                token.column, hint="choose another name",
-            )
         generated = self.generated.get(name)
         base, order = naming.split_derivative_function(name)
         if generated is None and order and base in self.problem.functions:
