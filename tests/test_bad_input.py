@@ -237,6 +237,12 @@ CASES = {
     "assumption_that_rewrites_forever": Case(
         body("assume y[s] = y[s] + 1", "F = sum_s y[s]^2", "grad F wrt y"), at(1), "assume",
         ("contains its left side",)),
+    "name_too_long": Case(
+        body("F = sum_s y[s] * " + "x" * 65, "grad F wrt y"), at(1), "x",
+        ("a name has at most 64 characters (this one has 65)",)),
+    "index_name_too_long": Case(
+        body("F = sum_" + "s" * 70 + " y[" + "s" * 70 + "]", "grad F wrt y"), at(1), "sum_",
+        ("a name has at most 64 characters",)),
     # -- numbers --
     "number_with_two_decimal_points": Case(
         body("F = 1.0.5 * lam", "grad F wrt lam"), at(1), ".5", ("at most one decimal point",)),

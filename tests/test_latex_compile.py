@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import DERIVATIONS, derivation
+from conftest import DERIVATIONS, derivation, derive_text
+from indexcalc.render import rows
 from indexcalc.render.document import render
 from test_render import compile_latex, need_pdflatex
 
@@ -15,3 +16,33 @@ def test_latex_of_every_derivation_compiles(path, tmp_path):
     done = compile_latex(render(derivation(path.stem), "latex"), tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_a_sum_of_many_long_names_compiles(tmp_path):
+    """A right side wider than TeX can measure (40 names of 63 characters) stopped pdflatex
+    with "Dimension too large" (exit 3, issue 9); it is broken into rows at its additions."""
+    need_pdflatex()
+    names = [f"w{k:02d}" + "x" * 60 for k in range(40)]
+    text = ("dims N\ninput " + ", ".join(f"{n}[N]" for n in names) + "\nf = sum_i ("
+            + " + ".join(f"{n}[i]" for n in names) + f")^2\ngrad f wrt {names[0]}\n")
+    latex = render(derive_text(text), "latex")
+    assert "&\\quad + " in latex
+    done = compile_latex(latex, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_rows_break_only_wide_sides_outside_brace_groups():
+    short = "a + b"
+    assert rows.rows(short) == [short]
+    term = "\\mathrm{" + "x" * 30 + "}_{i}"
+    wide = "\\left(" + " + ".join([term] * 12) + "\\right) \\frac{1}{" + " + ".join([term] * 3) + "}"
+    broken = rows.rows(wide)
+    assert len(broken) > 1
+    assert all(rows.width(row) <= rows.ROW_WIDTH + rows.width(term) + 3 for row in broken[:-1])
+    assert "\\left(" not in "".join(broken) and broken[0].startswith("\\bigl(")
+    assert "".join(broken).replace(" ", "") == wide.replace("\\left(", "\\bigl(").replace(
+        "\\right)", "\\bigr)").replace(" ", "")
+    # the denominator's additions are inside braces: never a break there
+    assert broken[-1].endswith("\\frac{1}{" + " + ".join([term] * 3) + "}")
+    unbreakable = "\\frac{1}{" + " + ".join([term] * 200) + "}"
+    assert rows.rows(unbreakable) == [rows.TOO_WIDE]

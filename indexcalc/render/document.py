@@ -28,6 +28,7 @@ import jinja2
 
 from .. import naming
 from ..derivation import Block, CheckResult, Derivation, Result
+from . import rows
 from .printing import name_latex, to_latex, to_text
 from ..terms import ZERO
 
@@ -481,4 +482,5 @@ def _environment(fmt: str) -> jinja2.Environment:
         env = jinja2.Environment(**common)
     env.filters["tex"] = latex_escape  # free text inside LaTeX or Markdown math
     env.filters["md"] = markdown_escape
+    env.filters["rows"] = rows.join  # a right side of an align* row, broken if too wide
     return env

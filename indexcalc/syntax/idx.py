@@ -104,6 +104,9 @@ MAX_LINE_LENGTH = 10_000
 #: Longest chain of definitions built on each other (``F2 = F1 * x``, ``F3 = F2 * x`` ...);
 #: the engine follows such chains recursively.
 MAX_DEFINITION_DEPTH = 100
+#: Longest name (of a tensor, dim, function or index): names reach LaTeX, where a name of
+#: thousands of characters is wider than TeX can measure.
+MAX_NAME_LENGTH = 64
 #: Longest number literal and largest decimal exponent accepted (keeps Fraction cheap).
 MAX_NUMBER_LENGTH = 40
 MAX_DECIMAL_EXPONENT = 300
@@ -189,6 +192,10 @@ def _tokenize(line: _Line) -> list[Token]:
             char = code[pos]
             raise line.error(f"unexpected character {char!r}", column, _CHARACTER_HINTS.get(char))
         kind, text = match.lastgroup, match.group()
+        if kind == "NAME" and len(text.removeprefix("sum_")) > MAX_NAME_LENGTH:
+            raise line.error(f"a name has at most {MAX_NAME_LENGTH} characters "
+                             f"(this one has {len(text.removeprefix('sum_'))})", column,
+                             hint="names reach LaTeX and code: use a short one (W1, gamma)")
         if kind == "NAME" and text.startswith("sum_"):
             tokens.extend(_sum_tokens(line, text, column))
         elif kind == "NUM":
