@@ -7,6 +7,7 @@ from fractions import Fraction
 import pytest
 
 from indexcalc.render.printing import function_latex, name_latex, to_latex, to_text
+from indexcalc.syntax.idx import parse_text
 from indexcalc.terms import (
     MINUS_ONE,
     ONE,
@@ -470,3 +471,18 @@ def _parse_definition(term):
 def test_round_trip_through_parser(term):
     parsed = _parse_definition(term)
     assert same(parsed, term), (to_text(term), to_text(parsed))
+
+
+@pytest.mark.parametrize("value, text, latex", [
+    (10**45, "1e45", "10^{45}"),
+    (-25 * 10**30, "-25e30", "-2.5 \\times 10^{31}"),
+    (Fraction(1, 3 * 10**45), "1/3e45", "\\frac{1}{3 \\times 10^{45}}"),
+    (123456789012345678, "123456789012345678", "123456789012345678"),
+    (10**12, "1000000000000", "1000000000000"),
+])
+def test_large_integers_are_written_with_an_exponent_the_parser_reads(value, text, latex):
+    """A 46-digit literal (1e45 printed whole) was longer than the parser accepts (issue 9)."""
+    assert to_text(num(value)) == text
+    assert to_latex(num(value)) == latex
+    problem = parse_text(f"input x\nf = {text} * x\ngrad f wrt x\n")
+    assert problem.definitions["f"].body == mul(num(value), Tensor("x", ()))

@@ -179,10 +179,39 @@ def _index_list(indices) -> str:
     return "[" + ",".join(i.name for i in indices) + "]" if indices else ""
 
 
+#: An integer of more digits than this, ending in zeros, is written with an exponent
+#: (``1e45``, as the file language reads it back), not as a 46-digit literal.
+PLAIN_DIGITS = 15
+
+
+def integer_text(n: int) -> str:
+    """``n`` as the file language writes it: ``1e45``, ``-25e30``, ``123``."""
+    digits = str(abs(n))
+    stripped = digits.rstrip("0")
+    if len(digits) <= PLAIN_DIGITS or len(digits) - len(stripped) < 3:
+        return str(n)
+    return f"{'-' if n < 0 else ''}{stripped}e{len(digits) - len(stripped)}"
+
+
+def integer_latex(n: int) -> str:
+    """``n`` in LaTeX: ``10^{45}``, ``2.5 \\times 10^{31}`` where the text writes an exponent."""
+    text = integer_text(n)
+    if "e" not in text:
+        return text
+    mantissa, zeros = text.split("e")
+    sign = "-" if mantissa.startswith("-") else ""
+    mantissa = mantissa.lstrip("-")
+    power = int(zeros) + len(mantissa) - 1
+    if mantissa == "1":
+        return f"{sign}10^{{{power}}}"
+    shown = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
+    return f"{sign}{shown} \\times 10^{{{power}}}"
+
+
 def _fraction_text(value: Fraction) -> Rendered:
     if value.denominator != 1:
-        return Rendered(f"{value.numerator}/{value.denominator}", MUL)
-    return Rendered(str(value.numerator), NEG if value < 0 else ATOM)
+        return Rendered(f"{integer_text(value.numerator)}/{integer_text(value.denominator)}", MUL)
+    return Rendered(integer_text(value.numerator), NEG if value < 0 else ATOM)
 
 
 @singledispatch
@@ -252,7 +281,7 @@ def _(term: Mul) -> Rendered:
     head = _text_number_over(p.coeff, den)
     if not p.numer and p.denom:  # nothing but a number over the denominator
         den_text = _text_denominator(_number_den(p.coeff) + den + list(p.denom))
-        return _signed(p.negative, Rendered(f"{p.coeff.numerator} / {den_text}", MUL))
+        return _signed(p.negative, Rendered(f"{integer_text(p.coeff.numerator)} / {den_text}", MUL))
     if not p.numer:
         return _signed(p.negative, head or Rendered("1", ATOM))
     parts = ([head] if head else []) + _factors(p.numer, _text, _tparen, tail=not p.denom)
@@ -271,7 +300,7 @@ def _text_number_over(coeff: Fraction, const_den: list[Term]) -> Rendered | None
     """The coefficient ``3``, ``1/3`` or ``1/S``, ``2/(3 * S)``; None for a plain 1."""
     if const_den:
         den = _text_denominator(_number_den(coeff) + const_den)
-        return Rendered(f"{coeff.numerator}/{den}", MUL)
+        return Rendered(f"{integer_text(coeff.numerator)}/{den}", MUL)
     if coeff == 1:
         return None
     return _fraction_text(coeff)
@@ -342,8 +371,9 @@ def _latex(term: Term) -> Rendered:
 def _(term: Num) -> Rendered:
     value = term.value
     if value.denominator == 1:
-        return Rendered(str(value), NEG if value < 0 else ATOM)
-    frac = _latex_fraction(str(abs(value.numerator)), str(value.denominator))
+        shown = integer_latex(value.numerator)
+        return Rendered(shown, NEG if value < 0 else MUL if "\\times" in shown else ATOM)
+    frac = _latex_fraction(integer_latex(abs(value.numerator)), integer_latex(value.denominator))
     return _signed(value < 0, Rendered(frac, POW))
 
 
@@ -428,7 +458,7 @@ def _(term: Mul) -> Rendered:
     p = _split_product(term.factors)
     if not p.numer and p.denom:  # nothing but a number over the denominator
         den = _latex_product(_number_den(p.coeff) + list(p.const_den) + list(p.denom))
-        return _signed(p.negative, Rendered(_latex_fraction(str(p.coeff.numerator), den), POW))
+        return _signed(p.negative, Rendered(_latex_fraction(integer_latex(p.coeff.numerator), den), POW))
     head = _latex_number_over(p.coeff, list(p.const_den))
     if not p.numer:
         return _signed(p.negative, head or Rendered("1", ATOM))
@@ -446,7 +476,7 @@ def _latex_number_over(coeff: Fraction, const_den: list[Term]) -> Rendered | Non
     """The coefficient ``3``, ``\\frac{1}{3}``, ``\\frac{1}{S}``; None for a plain 1."""
     if const_den:
         den = _latex_product(_number_den(coeff) + const_den)
-        return Rendered(_latex_fraction(str(coeff.numerator), den), POW)
+        return Rendered(_latex_fraction(integer_latex(coeff.numerator), den), POW)
     if coeff == 1:
         return None
     return _latex(Num(coeff))
