@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         return derive(args.file, fmt=args.format, output=args.output, pdf=args.pdf,
                       budget=budget)
     except limits.BudgetExceeded as error:
-        _error(f"indexcalc: {error.message()}")
+        budget.report(error.message())
         return EXIT_INTERNAL
     except InputError as error:
         _error(error.render())

@@ -63,6 +63,16 @@ class Budget:
     stage_name: str = "start"
     goal: str | None = None
     deadline: float = field(default=math.inf, init=False)
+    #: Taken by whoever reports the budget exceeded first (the main thread or the watchdog):
+    #: a run says so once.
+    reported: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                     compare=False)
+
+    def report(self, message: str) -> None:
+        """Write ``message`` to standard error, unless this run's excess was reported."""
+        if self.reported.acquire(blocking=False):
+            sys.stderr.write(f"indexcalc: {message}\n")
+            sys.stderr.flush()
 
     def start(self) -> Budget:
         self.deadline = time.monotonic() + self.seconds
@@ -197,8 +207,7 @@ def _watchdog(budget: Budget):
 
     def watch():
         if not done.wait(budget.seconds + GRACE_SECONDS):
-            sys.stderr.write(f"indexcalc: {budget.exceeded('time').message()}\n")
-            sys.stderr.flush()
+            budget.report(budget.exceeded("time").message())
             os._exit(EXIT_LIMIT)
 
     thread = threading.Thread(target=watch, name="indexcalc-watchdog", daemon=True)

@@ -133,3 +133,24 @@ def test_the_budget_is_not_mistaken_for_a_failed_computation():
         with budget.stage("the derivation", "grad L wrt W"):
             pass
     assert stopped.value.stage == "the derivation" and stopped.value.goal == "grad L wrt W"
+
+
+def test_a_run_past_its_limit_says_so_once(tmp_path):
+    """The main thread reported the excess but was slow to end (freeing gigabytes); the
+    watchdog then ended the run without a second copy of the message (the depth-11 chain
+    printed it twice)."""
+    script = textwrap.dedent("""
+        import signal, time
+        from indexcalc import limits
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        limits.GRACE_SECONDS = 0.5
+        budget = limits.Budget(seconds=0.5)
+        with budget.enforce():
+            with budget.stage("the numeric check", "grad f wrt x"):
+                budget.report(budget.exceeded("time").message())
+                time.sleep(30)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 3
+    assert done.stderr.count("exceeded its time limit") == 1, done.stderr
