@@ -20,6 +20,7 @@ from conftest import (
     DERIVATIONS, assert_close, call, compiled, derivation, derive_text, lambda_free_names,
     numeric_gradient, problem, result, rng, softmax,
 )
+from indexcalc.check import numeric
 from indexcalc.check.numeric import check
 from indexcalc.derivation import NumpyFunction
 
@@ -311,6 +312,35 @@ def test_check_fails_a_wrong_lambda(source, args):
     prob, goal = _linear_layer_goal()
     outcome = check(goal, NumpyFunction(source, args), prob)
     assert outcome.passed is False, (source, outcome)
+
+
+def test_a_wrong_gradient_of_small_size_fails():
+    """Differences are relative to the derivatives compared, not to max(them, 1): for
+    f = 1e-7 sum v^2 the gradient 2e-7 v is of size 1e-7, and 0 passed as its value."""
+    prob = problem("""
+        dims N
+        input v[N]
+        f = 1e-7 * sum_i v[i]^2
+        grad f wrt v
+    """)
+    goal = prob.goals[0]
+    assert check(goal, NumpyFunction("lambda v: 2e-7 * v", ("v",)), prob).passed
+    assert not check(goal, NumpyFunction("lambda v: 0 * v", ("v",)), prob).passed
+    assert not check(goal, NumpyFunction("lambda v: 2.00001e-7 * v", ("v",)), prob).passed
+
+
+def test_a_wrong_small_entry_beside_large_ones_fails():
+    """Against the complex step an entry is judged on its own digits down to SMALL_ENTRY of
+    the largest: an entry 1e-4 of the largest and 1 % off fails (relative to the largest it
+    is 1e-6 off and passed); against a Hessian's differences, which carry truncation error
+    of the size of the largest entry, the largest entry alone sets the scale."""
+    expected = np.array([1.0, -0.5, 1e-4])
+    wrong = np.array([1.0, -0.5, 1.01e-4])
+    exact = numeric._Attempt("complex step", None, expected, 0.0)
+    assert numeric._Verdict.of(exact, [wrong]).worst > numeric.TOLERANCE
+    assert numeric._Verdict.of(exact, [expected * (1 + 1e-9)]).worst < numeric.TOLERANCE
+    stepped = numeric._Attempt("central differences of complex steps", 1e-4, expected, 0.0)
+    assert numeric._Verdict.of(stepped, [wrong]).worst < numeric.TOLERANCE
 
 
 def test_check_fails_a_wrong_hessian():

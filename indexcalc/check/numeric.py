@@ -15,6 +15,13 @@ Hessian entry is a central difference of complex steps.  Central differences of 
 values remain for a forward pass without complex values (``COMPLEX_STEP = False``), with
 the error judged against the rounding level of ``f`` itself.
 
+A difference is relative to the largest derivative compared, never to a fixed floor, so a
+gradient of size 1e-7 is judged as strictly as one of size 1; against the complex step also
+relative to the entry itself (down to ``SMALL_ENTRY`` of the largest).  What a method may
+carry by itself is allowed for: real differences their rounding eps |f| / step, a Hessian's
+differences eps |df| / step, and a complex step whose value is a cancellation its measured
+noise (the change under a second h), computed only where the result would otherwise fail.
+
 A check whose compared values are not finite, or which had nothing to compare (every value
 underflowed to zero), is reported as not checked (``CheckResult.checked`` False), never as
 passed.  Sizes that would make the check allocate or compute too much (``dims N=10000000``)
@@ -59,6 +66,9 @@ TOLERANCE = 1e-6
 #: A compared difference is relative to the largest derivative compared, never to less than
 #: this (a gradient that is exactly zero everywhere is compared absolutely at this level).
 SMALLEST_SCALE = 1e-300
+#: Against the complex step, an entry is judged relative to itself plus this fraction of
+#: the largest entry (entries far below the largest are judged on their own digits).
+SMALL_ENTRY = 1e-3
 #: The rounding error allowed a complex step, in multiples of its measured noise.
 NOISE_FACTOR = 16.0
 #: A second h, far from a power of two, for measuring the complex step's rounding noise.
@@ -433,14 +443,14 @@ class _Check:
             if not np.all(np.isfinite(attempt.values)):
                 continue
             verdict = _Verdict.of(attempt, got)
-            if best is None or verdict.judged < best.judged:
+            if best is None or verdict.worst < best.worst:
                 best = verdict
-            if verdict.judged < TOLERANCE:
+            if verdict.worst < TOLERANCE:
                 break
         if best is None:
             return self.not_checked(f"the derivatives of {goal.of} are not finite at the "
                                     "check's random inputs")
-        if best.judged >= TOLERANCE and best.attempt.method == "complex step":
+        if best.worst >= TOLERANCE and best.attempt.method == "complex step":
             # Where the exact derivative is itself a difference of nearly equal terms, the
             # complex step carries their rounding error: measured as the change under
             # another h, and allowed for.
@@ -461,13 +471,12 @@ class _Check:
         compared = f"{expected.size} entries" if expected.size == derived.size else \
             f"{expected.size} of {derived.size} entries, sampled"
         how = attempt.method if attempt.step is None else f"{attempt.method}, step {attempt.step:g}"
-        failing = [what for (what, _), e in zip(candidates, best.errors)
-                   if not e - best.noise < TOLERANCE]
+        failing = [what for (what, _), j in zip(candidates, best.judged) if not j < TOLERANCE]
         detail = f"{compared}, {how}"
         if len(candidates) > 1:
             detail += ("; NumPy function and displayed matrix form" if not failing else
                        f"; {' and '.join(failing)} disagreed")
-        return self.result(best.judged < TOLERANCE, max(best.errors), detail,
+        return self.result(best.worst < TOLERANCE, max(best.errors), detail,
                            method=attempt.method)
 
 
@@ -483,21 +492,39 @@ class _Attempt(NamedTuple):
 
 @dataclass
 class _Verdict:
-    """The compared values against one attempt: each difference relative to the largest
-    derivative compared (so a gradient of size 1e-7 is judged as strictly as one of size 1),
-    less the attempt's allowance in the same units."""
+    """The compared values against one attempt.  A difference is relative to the largest
+    derivative compared (so a gradient of size 1e-7 is judged as strictly as one of size
+    1); against the complex step, which is exact to rounding, also to the entry itself, so
+    that an entry a thousand times smaller than the largest is judged on its own digits
+    (``SMALL_ENTRY``).  The attempt's allowance (its own rounding) is taken off first."""
 
     attempt: _Attempt
-    errors: list[float]
-    noise: float
-    judged: float
+    errors: list[float]  # per candidate: the largest relative difference
+    judged: list[float]  # per candidate: the same, less the allowance
+    noise: float  # the allowance relative to the largest derivative
+
+    @property
+    def worst(self) -> float:
+        return max(self.judged)
 
     @classmethod
     def of(cls, attempt: _Attempt, got: list[np.ndarray]) -> _Verdict:
-        scale = max(float(np.max(np.abs(attempt.values), initial=0.0)), SMALLEST_SCALE)
-        errors = [_relative_error(g, attempt.values, scale) for g in got]
-        noise = attempt.allowance / scale
-        return cls(attempt, errors, noise, max(e - noise for e in errors))
+        magnitude = np.abs(attempt.values)
+        largest = max(float(np.max(magnitude, initial=0.0)), SMALLEST_SCALE)
+        scale = np.full(magnitude.shape, largest)
+        if attempt.method == "complex step":
+            scale = np.maximum(magnitude + SMALL_ENTRY * largest, SMALLEST_SCALE)
+        errors, judged = [], []
+        for g in got:
+            difference = np.abs(g - attempt.values)
+            errors.append(_finite_max(difference / scale))
+            judged.append(_finite_max((difference - attempt.allowance) / scale))
+        return cls(attempt, errors, judged, attempt.allowance / largest)
+
+
+def _finite_max(values: np.ndarray) -> float:
+    value = float(np.max(values, initial=-math.inf))
+    return value if not math.isnan(value) else math.inf
 
 
 @dataclass
@@ -622,12 +649,6 @@ class _DisplayNamespace(dict):
         if fn in self.world.functions:
             return self.world.functions[fn][order]
         raise KeyError(key)
-
-
-def _relative_error(got: np.ndarray, expected: np.ndarray, scale: float) -> float:
-    """Largest difference relative to ``scale`` (the largest expected entry)."""
-    error = float(np.max(np.abs(got - expected), initial=0.0)) / scale
-    return error if np.isfinite(error) else math.inf
 
 
 def _sample(shape: tuple[int, ...], limit: int, rng) -> list[tuple[int, ...]]:
