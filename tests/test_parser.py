@@ -417,3 +417,10 @@ def test_constants_with_a_value_are_accepted():
 def test_an_assumption_that_is_an_identity_is_accepted():
     p = parse_text(HEADER + "assume sum_c T[s,c] = 1\nassume sum_c Z[s,c]^2 = sum_c Z[s,c] Z[s,c]\n")
     assert len(p.assumptions) == 2
+
+
+@pytest.mark.parametrize("expression", ["log(exp(-1000))", "sigmoid(-800)", "1/(exp(-200) * exp(-200))"])
+def test_a_constant_float64_loses_on_the_way_is_not_called_undefined(expression):
+    """exp(-1000) underflows to 0 in float64, but log(exp(-1000)) is -1000, not log(0):
+    where float64 lost a value, the parser does not judge it (the check still does)."""
+    parse_text(f"input x\nf = x * {expression}\ngrad f wrt x\n")

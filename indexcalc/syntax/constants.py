@@ -6,7 +6,8 @@ finite float64 the file is wrong, whatever the inputs: the parser reports it at 
 instead of letting it surface as a numeric check that is "not finite" at every draw.
 
 ``value`` returns the float value of such a term, None for a term that depends on inputs
-(or on a dim without a size), and raises ``Undefined`` with the reason otherwise.
+(or on a dim without a size) or whose float value underflowed (``log(exp(-1000))`` is
+-1000, not log(0)), and raises ``Undefined`` with the reason otherwise.
 ``check`` raises ``Undefined`` only for a term undefined whatever sizes its dims without a
 given size take (``1/(S - S)``, ``sqrt(D - D - 1)``; not ``sqrt(D - 5)``).
 """
@@ -74,6 +75,8 @@ def value(term: Term, sizes: Mapping[str, int | None]) -> float | None:
         if any(v is None for v in values):
             return None
         total = math.fsum(values) if isinstance(term, Add) else math.prod(values)
+        if isinstance(term, Mul) and total == 0 and all(values):
+            return None  # underflowed: its true value is not known here
         return _finite(lambda: total, "this expression")
     if isinstance(term, Pow):
         base, exponent = value(term.base, sizes), value(term.exponent, sizes)
@@ -88,32 +91,33 @@ def value(term: Term, sizes: Mapping[str, int | None]) -> float | None:
     return None
 
 
-def power(base: float, exponent: float) -> float:
+def power(base: float, exponent: float) -> float | None:
     """``base ^ exponent`` for constants, or why it is undefined."""
     if base == 0 and exponent < 0:
         raise Undefined(f"0 to the power {exponent:g} is undefined (a division by zero)")
     if base < 0 and not float(exponent).is_integer():
         raise Undefined(f"{base:g} to the power {exponent:g} is not a real number "
                         "(a negative number to a fractional power)")
-    return _finite(lambda: math.pow(base, exponent), f"{base:g}^{exponent:g}")
+    result = _finite(lambda: math.pow(base, exponent), f"{base:g}^{exponent:g}")
+    return None if result == 0 and base != 0 else result  # None: underflowed
 
 
 def function(name: str, arg: float) -> float | None:
     """A builtin function at the constant ``arg``, or why it is undefined there; None for a
-    declared function (its values are not known)."""
+    declared function (its values are not known) and where float64 lost the value on the
+    way (``exp(-1000)`` underflows to 0; ``sigmoid(-800)`` overflows inside, to 0)."""
     entry = builtin(name)
     if entry is None:
         return None
-    with np.errstate(divide="raise", invalid="raise", over="raise", under="ignore"):
-        try:
-            result = float(entry.numeric(np.float64(arg)))
-        except FloatingPointError as exc:
-            if "overflow" in str(exc):
-                raise Undefined(f"{name}({arg:g}) is too large for float64") from None
-            raise Undefined(f"{name}({arg:g}) is undefined"
-                            f"{_domain_hint(name)}") from None
-    if not math.isfinite(result):
+    flags: set[str] = set()
+    with np.errstate(all="call", call=lambda kind, flag: flags.add(kind)):
+        result = float(entry.numeric(np.float64(arg)))
+    if math.isnan(result) or "divide by zero" in flags or (math.isinf(result) and name == "log"):
         raise Undefined(f"{name}({arg:g}) is undefined{_domain_hint(name)}")
+    if math.isinf(result):
+        raise Undefined(f"{name}({arg:g}) is too large for float64")
+    if flags & {"underflow", "overflow"}:
+        return None
     return result
 
 
