@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import derive_text, result
+from indexcalc.render.printing import to_text
 from test_matrix import check_ok, evaluate_text
 
 
@@ -259,3 +260,18 @@ def test_power_with_a_variable_exponent():
     np.testing.assert_allclose(call(dg, x=x, p=p), expected, rtol=1e-12)
     for res in derived.results:
         check_ok(res)
+
+
+def test_rows_of_unit_norm_can_be_assumed():
+    """assume sum_c T[s,c]^2 = 1 (unit rows, as for cosine similarity): the check draws T
+    with unit rows, the derivation uses the assumption after differentiating, and the
+    result checks against the unconstrained forward pass at such T."""
+    derived = derive_text("""
+        dims S, C
+        input T[S,C], W[C]
+        assume sum_c T[s,c] T[s,c] = 1
+        f = sum_s log(sum_c T[s,c]^2) + sum_{s,c} T[s,c] W[c] / sqrt(sum_k T[s,k]^2)
+        grad f wrt T, W
+    """)
+    assert [r.check.passed for r in derived.results] == [True, True]
+    assert "^2" not in to_text(result(derived, "T").index)  # the assumption was used

@@ -48,7 +48,7 @@ from ..emit.plan import (
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, Problem
 from ..terms import (
-    Func, Index, Num, Pow, Sum, Tensor, Term, base_exp,
+    Func, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
 )
 
 #: Sizes given to dims without ``=n``: small and distinct, so a transposition shows.
@@ -227,12 +227,34 @@ def _positive_inputs(problem: Problem) -> set[str]:
 
 
 def _enforce(assumption, values, rng) -> None:
+    """Make ``sum_c T[s,c]^p = v`` true (p > 0, v > 0 unless p = 1; ``T T`` is ``T^2``) by
+    drawing ``T`` positive and scaling it along the summed axes.  Other assumptions are left
+    to ``check.assumptions``, which refuses those that do not then hold."""
     lhs, rhs = assumption.lhs, assumption.rhs
-    if isinstance(lhs, Sum) and isinstance(lhs.body, Tensor) and isinstance(rhs, Num):
-        t = lhs.body
-        axes = tuple(k for k, i in enumerate(t.indices) if i in lhs.indices)
-        x = rng.uniform(0.0, 1.0, size=values[t.name].shape)
-        values[t.name] = x / x.sum(axis=axes, keepdims=True) * float(rhs.value)
+    if not (isinstance(lhs, Sum) and isinstance(rhs, Num)):
+        return
+    body, p = _power_of_one_tensor(lhs.body)
+    if body is None or body.name not in values or (p != 1 and rhs.value <= 0):
+        return
+    axes = tuple(k for k, i in enumerate(body.indices) if i in lhs.indices)
+    if len(set(body.indices)) != len(body.indices) or not axes:
+        return
+    x = rng.uniform(0.0, 1.0, size=values[body.name].shape)
+    total = np.sum(x ** p, axis=axes, keepdims=True)
+    values[body.name] = x * (float(rhs.value) / total) ** (1.0 / p)
+
+
+def _power_of_one_tensor(term: Term) -> tuple[Tensor | None, float]:
+    """``T`` -> (T, 1); ``T^2`` or ``T T`` -> (T, 2); anything else (None, 0)."""
+    if isinstance(term, Tensor):
+        return term, 1.0
+    if isinstance(term, Pow) and isinstance(term.base, Tensor) and isinstance(term.exponent, Num) \
+            and term.exponent.value > 0:
+        return term.base, float(term.exponent.value)
+    if isinstance(term, Mul) and term.factors and all(f == term.factors[0] for f in term.factors) \
+            and isinstance(term.factors[0], Tensor):
+        return term.factors[0], float(len(term.factors))
+    return None, 0.0
 
 
 # --- the interpreter ---------------------------------------------------------------------------
