@@ -415,8 +415,17 @@ def test_constants_with_a_value_are_accepted():
 
 
 def test_an_assumption_that_is_an_identity_is_accepted():
-    p = parse_text(HEADER + "assume sum_c T[s,c] = 1\nassume sum_c Z[s,c]^2 = sum_c Z[s,c] Z[s,c]\n")
-    assert len(p.assumptions) == 2
+    """An identity holds for every draw; one that follows from an earlier assumption holds
+    after the check has made that one true."""
+    p = parse_text(HEADER + "assume sum_c T[s,c] = 1\n"
+                   "assume sum_c exp(Z[s,c]) * exp(-Z[s,c]) = C\n"
+                   "assume sum_c (Z[s,c] + T[s,c]) = sum_c Z[s,c] + 1\n")
+    assert len(p.assumptions) == 3
+
+
+def test_an_assumption_written_as_a_product_of_equal_factors_is_a_power():
+    p = parse_text(HEADER + "assume sum_c T[s,c] T[s,c] = 1\n")
+    assert p.assumptions[0].lhs == Sum((c,), power(t("T", s, c), num(2)))
 
 
 @pytest.mark.parametrize("expression", ["log(exp(-1000))", "sigmoid(-800)", "1/(exp(-200) * exp(-200))"])

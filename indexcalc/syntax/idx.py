@@ -70,16 +70,19 @@ from ..terms import (
     DimSize,
     Func,
     Index,
+    Mul,
     Num,
     Pow,
     Sum,
     Tensor,
     Term,
     add,
+    base_exp,
     make_sum,
     mul,
     neg,
     power,
+    replace,
     unshadow,
 )
 
@@ -945,6 +948,19 @@ class _IndexAnalysis:
     }
 
 
+def _collect_powers(term: Term) -> Term:
+    """``term`` with equal factors of each product gathered into a power (``T T`` -> ``T^2``)."""
+    def gather(t: Term) -> Term | None:
+        if not isinstance(t, Mul):
+            return None
+        exponents: dict[Term, Fraction] = {}
+        for factor in t.factors:
+            base, exponent = base_exp(_collect_powers(factor))
+            exponents[base] = exponents.get(base, Fraction(0)) + exponent
+        return mul(*(power(base, Num(e)) for base, e in exponents.items()))
+    return replace(term, gather)
+
+
 def _shape(name: str, dims: tuple[str, ...]) -> str:
     return f"{name}[{','.join(dims)}]" if dims else name
 
@@ -1212,6 +1228,8 @@ class _FileParser:
         rhs = expressions.expression()
         cursor.expect("END", "an operator or end of line")
         lhs_term, rhs_term = _IndexAnalysis(self, line, defining=None).assumption(lhs, rhs)
+        # T T is written T^2 where derivations meet it, so the pattern must say T^2 too
+        lhs_term, rhs_term = _collect_powers(lhs_term), _collect_powers(rhs_term)
         if not (lhs_term.tensor_names or rhs_term.tensor_names):
             raise line.error("an assumption must be about tensors: this one relates numbers "
                              "only" + (", and is false" if lhs_term != rhs_term else ""),
