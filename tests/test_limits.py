@@ -100,23 +100,29 @@ def test_memory_sizes(text, size):
     assert limits.parse_memory(text) == size
 
 
-def test_a_run_stuck_in_one_c_call_is_still_ended(tmp_path):
-    """The watchdog: a main thread stuck in one long C call never sees the alarm (blocking
-    the signal stands in for that here); the run ends anyway, shortly after the limit, with
-    exit status 3 and the budget's message."""
-    script = textwrap.dedent("""
+def run_stuck(tmp_path, before_sleep: str = "") -> subprocess.CompletedProcess:
+    """A run whose main thread never sees the alarm (the signal is blocked, standing in for
+    one long C call) in the numeric check of grad f wrt x, with a 0.5 s budget and grace."""
+    script = textwrap.dedent(f"""
         import signal, time
         from indexcalc import limits
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGALRM}})
         limits.GRACE_SECONDS = 0.5
         budget = limits.Budget(seconds=0.5)
         with budget.enforce():
             with budget.stage("the numeric check", "grad f wrt x"):
+                {before_sleep}
                 time.sleep(30)
         print("not reached")
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+    return subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+def test_a_run_stuck_in_one_c_call_is_still_ended(tmp_path):
+    """The watchdog ends the run anyway, shortly after the limit, with exit status 3 and
+    the budget's message."""
+    done = run_stuck(tmp_path)
     assert done.returncode == 3
     assert done.stdout == ""
     assert done.stderr.strip() == (
@@ -139,18 +145,6 @@ def test_a_run_past_its_limit_says_so_once(tmp_path):
     """The main thread reported the excess but was slow to end (freeing gigabytes); the
     watchdog then ended the run without a second copy of the message (the depth-11 chain
     printed it twice)."""
-    script = textwrap.dedent("""
-        import signal, time
-        from indexcalc import limits
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-        limits.GRACE_SECONDS = 0.5
-        budget = limits.Budget(seconds=0.5)
-        with budget.enforce():
-            with budget.stage("the numeric check", "grad f wrt x"):
-                budget.report(budget.exceeded("time").message())
-                time.sleep(30)
-    """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    done = run_stuck(tmp_path, 'budget.report(budget.exceeded("time").message())')
     assert done.returncode == 3
     assert done.stderr.count("exceeded its time limit") == 1, done.stderr
