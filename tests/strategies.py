@@ -12,16 +12,23 @@ or joined by a delta to one, and a new summed index is never a name already in s
 Inputs of ``log`` and ``sqrt``, denominators and negative powers are positive by construction
 (``1 + a^2``, ``exp(a)``, ``2 + sin(a)`` ...), so the numbers stay finite.
 
+``large_and_deep_problems()`` draws files of large and small magnitudes (factors and offsets
+from 1e-8 to 1e8, ``exp(30 v)``) and deep compositions (depth 3-6, chains of up to five
+definitions), with hessian and square jacobian goals too (see its section below).
+
 Profiles (``HYPOTHESIS_PROFILE``, default ``ci``): ``ci`` runs ``EXAMPLES["ci"]`` examples in each
-random-expression test, ``long`` runs ``EXAMPLES["long"]``; both without deadline or example
-database, so runs do not depend on earlier runs.
+random-expression test, ``long`` runs ``EXAMPLES["long"]`` (``DEEP_EXAMPLES`` for the tests on
+``large_and_deep_problems``); both without deadline or example database, and derandomized, so
+runs do not depend on earlier runs and draw the same files every time.
 """
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 # --- profiles -----------------------------------------------------------------------------
@@ -34,6 +41,7 @@ EXAMPLES = {"ci": 260, "long": 10_000}
 for _name, _count in EXAMPLES.items():
     settings.register_profile(
         _name, max_examples=_count, deadline=None, database=None, print_blob=True,
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                HealthCheck.filter_too_much],
     )
@@ -47,6 +55,18 @@ def profile(scale: float = 1.0) -> settings:
     """The selected profile, with ``scale`` times its number of examples."""
     base = settings.get_profile(PROFILE)
     return settings(base, max_examples=max(1, int(base.max_examples * scale)))
+
+
+def deep_profile(scale: float = 1.0) -> settings:
+    """The selected profile with ``DEEP_EXAMPLES`` examples (times ``scale``), for the tests
+    on ``large_and_deep_problems`` (each example derives several goals and checks)."""
+    base = settings.get_profile(PROFILE)
+    # No explain phase: it reruns a failing example under a tracer, which costs a minute here;
+    # and in ci no shrinking, which can take minutes (each example derives several goals): a
+    # failure shows the file as drawn (small already), the long profile shrinks it.
+    skip = {Phase.explain} | ({Phase.shrink} if PROFILE == "ci" else set())
+    return settings(base, max_examples=max(1, int(DEEP_EXAMPLES[PROFILE] * scale)),
+                    phases=[phase for phase in Phase if phase not in skip])
 
 
 # --- the fixed part of every file ----------------------------------------------------------
@@ -308,3 +328,233 @@ def problems(draw, max_depth: int = 3, with_loss: bool | None = None) -> DrawnPr
 
 #: Left sides of the tensor definitions.
 SHAPES = (("s", "m"), ("s",), ("m",), (), ("n", "m"), ("m", "m1"), ("s", "n"))
+
+
+# --- large and small magnitudes, deep compositions, chains of definitions -------------------
+#
+# ``large_and_deep_problems()`` draws files whose numbers span 1e-8 to 1e8 and whose bodies
+# nest elementwise functions deeply: constant factors and offsets (``f = 1e-7 * ...``,
+# ``f = 1e8 + ...``), fast exponentials (``sum_m exp(30 v[m])``), compositions of depth 3 to
+# 6 of exp, log, tanh, sigmoid, sin, cos and sqrt, and chains ``Y0 = g(...)``,
+# ``Y1 = g(Y0)``, ... of up to five definitions; zero terms written as differences
+# (``sin(v)^2 + cos(v)^2``, IDENTITIES) and large linear tilts (``1e8 * sum_m v[m] + ...``:
+# a gradient far larger than the Hessian).  Goals are ``grad``, mostly with a ``hessian`` wrt
+# a small variable, and for a chain over ``m`` now and then a square ``jacobian``.
+#
+# Domains stay valid and values finite by construction: each layer of a composition knows a
+# bound of its argument's size and gives one of its value; ``log`` and ``sqrt`` only ever
+# see ``2 + sin(u)``, ``1 + u^2``, ``1 + exp(u)``, ``0.5 + sigmoid(u)`` or ``1.5 + tanh(u)``,
+# and ``exp`` only a bounded argument (or ``-u^2``).
+
+#: Counts of the large-and-deep property tests (each), by profile.
+DEEP_EXAMPLES = {"ci": 45, "long": 3_000}
+
+#: Constant factors and offsets from 1e-8 to 1e8.
+MAGNITUDES = ("1e-8", "1e-7", "3e-6", "1e-4", "0.01", "100", "1e4", "2.5e5", "1e7", "1e8")
+#: Factors of fast exponentials: exp(30 v) is about 1e13 at v = 1.
+RATES = ("10", "20", "30")
+#: Bound of every input's entries at the check's random values (drawn in [-1, 1] or [0.5, 1.5]).
+INPUT_BOUND = 1.5
+#: The largest argument ``exp`` is given in a composition (values stay below e^5 ~ 150 there).
+EXP_ARGUMENT_LIMIT = 5.0
+
+#: Layers of a composition: (template with ``{}`` for the argument, bound of the value from
+#: the bound ``b`` of the argument, the largest bound of the argument it takes).
+LAYERS = (
+    ("tanh({})", lambda b: 1.0, math.inf),
+    ("sigmoid({})", lambda b: 1.0, math.inf),
+    ("sin({})", lambda b: 1.0, math.inf),
+    ("cos({})", lambda b: 1.0, math.inf),
+    ("exp({})", lambda b: math.exp(b), EXP_ARGUMENT_LIMIT),
+    ("exp(-({})^2)", lambda b: 1.0, math.inf),
+    ("log(2 + sin({}))", lambda b: math.log(3.0), math.inf),
+    ("log(1 + ({})^2)", lambda b: math.log1p(b * b), math.inf),
+    ("log(1 + exp({}))", lambda b: b + 1.0, 30.0),
+    ("log(1.5 + tanh({}))", lambda b: 1.0, math.inf),
+    ("sqrt(1 + ({})^2)", lambda b: math.sqrt(1 + b * b), math.inf),
+    ("sqrt(2 + cos({}))", lambda b: math.sqrt(3.0), math.inf),
+    ("sqrt(0.5 + sigmoid({}))", lambda b: math.sqrt(1.5), math.inf),
+    ("({}) + 1.5", lambda b: b + 1.5, math.inf),
+    ("2 * ({})", lambda b: 2 * b, math.inf),
+)
+
+
+def composition(draw, bound: float, depth: int) -> tuple[list[str], float]:
+    """``depth`` layers of LAYERS, innermost first, for an argument whose values are at most
+    ``bound`` in size, and a bound of the composition's value."""
+    layers = []
+    for _ in range(depth):
+        fits = [layer for layer in LAYERS if bound <= layer[2]]
+        template, value_bound, _ = draw(st.sampled_from(fits))
+        layers.append(template)
+        bound = value_bound(bound)
+    return layers, bound
+
+
+def compose(layers: list[str], argument: str) -> str:
+    """The text of ``layers`` (innermost first) applied to ``argument``."""
+    for template in layers:
+        argument = template.format(argument)
+    return argument
+
+
+#: Links of a chain: (shape of the previous definition, shape of the next, the argument of
+#: the link's composition with ``{y}`` for the previous name, the factor by which it may
+#: exceed the previous bound (None: it adds INPUT_BOUND), and what is done with the
+#: composition's value ``{}``).  Shapes are left-side indices; M has 3 entries, S 2.
+LINKS = (
+    (("m",), ("m",), "{y}[m]", 1.0, "{}"),
+    (("m",), ("m",), "A[m,m1] * {y}[m1]", 3 * INPUT_BOUND, "{}"),
+    (("m",), ("m",), "{y}[m] + v[m]", None, "{}"),
+    (("m",), ("m",), "{y}[m]", 1.0, "({}) * v[m]"),
+    (("m",), ("m",), "{y}[m]", 1.0, "{y}[m] * {}"),
+    (("m",), ("s", "m"), "X[s,m] * {y}[m]", INPUT_BOUND, "{}"),
+    (("m",), ("s", "m"), "X[s,m] + {y}[m]", None, "{}"),
+    (("s", "m"), ("m",), "sum_s {y}[s,m]", 2.0, "{}"),
+    (("s", "m"), ("m",), "y[s] * {y}[s,m]", 2 * INPUT_BOUND, "{}"),
+    (("s", "m"), ("s", "m"), "{y}[s,m]", 1.0, "{}"),
+)
+
+#: The first definition of a chain, from inputs: (shape, argument, bound of the argument).
+STARTS = (
+    (("m",), "v[m]", INPUT_BOUND),
+    (("m",), "A[m,m1] * v[m1]", 3 * INPUT_BOUND ** 2),
+    (("m",), "A[m,m]", INPUT_BOUND),
+    (("m",), "lam * v[m]", INPUT_BOUND ** 2),
+    (("s", "m"), "X[s,m]", INPUT_BOUND),
+    (("s", "m"), "y[s] * v[m]", INPUT_BOUND ** 2),
+)
+
+#: Sums whose value is 0 (or a constant) for every input, written so that they are not:
+#: their gradients are zero, computed as differences of nearly equal terms.
+IDENTITIES = (
+    "sum_m ((v[m] + lam)^2 - v[m]^2 - 2 * lam * v[m] - lam^2)",
+    "sum_m (sin(v[m])^2 + cos(v[m])^2)",
+    "sum_m (log(exp(v[m])) - v[m])",
+    "sum_m (exp(v[m] + lam) - exp(v[m]) * exp(lam))",
+    "sum_{s,m} (X[s,m] * y[s] - y[s] * X[s,m])",
+    "sum_m ((1 + exp(v[m]))^-1 - sigmoid(-v[m]))",
+)
+
+#: Variables whose Hessian (wrt.shape twice) the check compares entry by entry (at most 100).
+SMALL_WRT = ("v", "y", "b", "lam", "mu")
+
+
+def _inputs_in(text: str) -> list[str]:
+    """The inputs ``text`` reads, in a fixed order."""
+    return [n for n in ("v", "A", "X", "y", "b", "W", "lam", "mu")
+            if re.search(rf"\b{n}\b", text)]
+
+
+def _total(name: str, shape: tuple[str, ...]) -> str:
+    """The sum of every entry of ``name``."""
+    if not shape:
+        return name
+    head = f"sum_{shape[0]}" if len(shape) == 1 else f"sum_{{{','.join(shape)}}}"
+    return f"{head} {name}[{','.join(shape)}]"
+
+
+def _input_total(name: str) -> str:
+    """The sum of every entry of the input ``name`` (``sum_{m,m1} A[m,m1]``)."""
+    indices: list[str] = []
+    for dim in INPUTS[name]:
+        indices.append(next(i for i in INDEX_NAMES[dim] if i not in indices))
+    return _total(name, tuple(indices))
+
+
+def _magnify(draw, body: str, wrts: list[str] = ()) -> str:
+    """``body`` under a constant factor, an offset, both, or neither; or tilted by a large
+    linear term in one of the inputs ``wrts`` (a gradient far larger than the Hessian)."""
+    inputs = [n for n in wrts if n in INPUTS]
+    kinds = ("factor", "offset", "both", "none") + (("tilt",) if inputs else ())
+    kind = draw(st.sampled_from(kinds))
+    factor, offset = draw(st.sampled_from(MAGNITUDES)), draw(st.sampled_from(MAGNITUDES))
+    if kind == "factor":
+        return f"{factor} * ({body})"
+    if kind == "offset":
+        return f"{offset} + ({body})"
+    if kind == "both":
+        return f"{factor} * ({body}) + {offset}"
+    if kind == "tilt":
+        return f"{factor} * ({_input_total(draw(st.sampled_from(inputs)))}) + ({body})"
+    return body
+
+
+def _goals(draw, wrts: list[str], of: str = "f") -> list[str]:
+    """``grad of wrt`` one or two of ``wrts``, and mostly a hessian wrt a small one too."""
+    chosen = draw(st.lists(st.sampled_from(sorted(set(wrts))), min_size=1, max_size=2,
+                           unique=True))
+    lines = [f"grad {of} wrt {', '.join(chosen)}"]
+    small = sorted(set(wrts) & set(SMALL_WRT))
+    if small and draw(st.integers(0, 2)) > 0:
+        lines.append(f"hessian {of} wrt {draw(st.sampled_from(small))}")
+    return lines
+
+
+@st.composite
+def magnitude_problems(draw) -> DrawnProblem:
+    """One scalar ``f`` whose value or gradient is anywhere from 1e-8 to 1e21 in size."""
+    kind = draw(st.sampled_from(("expression", "squares", "exponential", "composition",
+                                 "identity")))
+    if kind == "identity":  # a term that is zero (or constant) written as a difference
+        identity = draw(st.sampled_from(IDENTITIES))
+        body = f"{draw(st.sampled_from(MAGNITUDES))} * ({identity}) + 1e-8 * sum_n b[n]^2"
+        wrts = _inputs_in(identity) + ["b"]
+    elif kind == "expression":  # a random body of the general strategy, magnified
+        scope = Scope(dict(INPUTS))
+        body = expression(draw, (), scope, draw(st.integers(1, 2)))
+        wrts = sorted(n for n in scope.used if n in INPUTS) or ["v"]
+    elif kind == "squares":
+        name = draw(st.sampled_from(("v", "y", "b")))
+        index = INDEX_NAMES[INPUTS[name][0]][0]
+        body = f"sum_{index} {name}[{index}]^{draw(st.sampled_from(('2', '3', '4')))}"
+        wrts = [name]
+    elif kind == "exponential":
+        body, wrts = f"sum_m exp({draw(st.sampled_from(RATES))} * v[m])", ["v"]
+        if draw(st.booleans()):
+            body, wrts = f"{body} + lam * sum_n b[n]^2", ["v", "b", "lam"]
+    else:
+        layers, _ = composition(draw, INPUT_BOUND, draw(st.integers(1, 3)))
+        body, wrts = f"sum_m {compose(layers, 'v[m]')}", ["v"]
+    lines = [f"f = {_magnify(draw, body, wrts)}"] + _goals(draw, wrts)
+    return DrawnProblem(HEADER + "\n".join(lines) + "\n", ("f",), wrts[0])
+
+
+@st.composite
+def composition_problems(draw) -> DrawnProblem:
+    """A composition of depth 3 to 6 in one definition, or a chain of up to five definitions
+    ``Y0 = g(...)``, ``Y1 = g(Y0 ...)``, ... summed into ``f``."""
+    shape, argument, bound = draw(st.sampled_from(STARTS))
+    wrts = _inputs_in(argument)
+    if draw(st.booleans()):
+        layers, _ = composition(draw, bound, draw(st.integers(3, 6)))
+        head = f"sum_{shape[0]}" if len(shape) == 1 else f"sum_{{{','.join(shape)}}}"
+        lines = [f"f = {_magnify(draw, f'{head} {compose(layers, argument)}', wrts)}"]
+        lines += _goals(draw, wrts)
+        return DrawnProblem(HEADER + "\n".join(lines) + "\n", ("f",), wrts[0])
+    layers, bound = composition(draw, bound, draw(st.integers(1, 3)))
+    lines, names = [f"Y0[{','.join(shape)}] = {compose(layers, argument)}"], ["Y0"]
+    for k in range(1, draw(st.integers(1, 5))):
+        links = [link for link in LINKS if link[0] == shape]
+        _, shape, argument, factor, outer = draw(st.sampled_from(links))
+        previous = bound
+        bound = bound + INPUT_BOUND if factor is None else bound * factor
+        layers, bound = composition(draw, bound, draw(st.integers(1, 3)))
+        if outer != "{}":  # times v[m] or times the previous definition
+            bound *= INPUT_BOUND if "v[m]" in outer else previous
+        text = outer.replace("{}", compose(layers, argument)).replace("{y}", names[-1])
+        names.append(f"Y{k}")
+        lines.append(f"Y{k}[{','.join(shape)}] = {text}")
+        wrts += [n for n in _inputs_in(text) if n not in wrts]
+    if draw(st.integers(0, 3)) == 0:  # a defined tensor as the variable
+        wrts.append(draw(st.sampled_from(names)))
+    lines.append(f"f = {_magnify(draw, _total(names[-1], shape), wrts)}")
+    lines += _goals(draw, wrts)
+    if shape == ("m",) and draw(st.integers(0, 2)) == 0:  # a square (3 x 3) jacobian
+        lines.append(f"jacobian {names[-1]} wrt {draw(st.sampled_from(('v', 'A')))}")
+    return DrawnProblem(HEADER + "\n".join(lines) + "\n", tuple(names) + ("f",), wrts[0])
+
+
+def large_and_deep_problems() -> st.SearchStrategy[DrawnProblem]:
+    """Either kind of file above."""
+    return st.one_of(magnitude_problems(), composition_problems())

@@ -337,10 +337,10 @@ def test_a_wrong_small_entry_beside_large_ones_fails():
     expected = np.array([1.0, -0.5, 1e-4])
     wrong = np.array([1.0, -0.5, 1.01e-4])
     exact = numeric._Attempt("complex step", None, expected, 0.0)
-    assert numeric._Verdict.of(exact, [wrong]).worst > numeric.TOLERANCE
-    assert numeric._Verdict.of(exact, [expected * (1 + 1e-9)]).worst < numeric.TOLERANCE
+    assert numeric._Verdict.of(exact, [wrong], [0.0]).worst > numeric.TOLERANCE
+    assert numeric._Verdict.of(exact, [expected * (1 + 1e-9)], [0.0]).worst < numeric.TOLERANCE
     stepped = numeric._Attempt("central differences of complex steps", 1e-4, expected, 0.0)
-    assert numeric._Verdict.of(stepped, [wrong]).worst < numeric.TOLERANCE
+    assert numeric._Verdict.of(stepped, [wrong], [0.0]).worst < numeric.TOLERANCE
 
 
 def test_check_fails_a_wrong_hessian():

@@ -19,8 +19,12 @@ A difference is relative to the largest derivative compared, never to a fixed fl
 gradient of size 1e-7 is judged as strictly as one of size 1; against the complex step also
 relative to the entry itself (down to ``SMALL_ENTRY`` of the largest).  What a method may
 carry by itself is allowed for: real differences their rounding eps |f| / step, a Hessian's
-differences eps |df| / step, and a complex step whose value is a cancellation its measured
-noise (the change under a second h), computed only where the result would otherwise fail.
+differences eps |df| / step; and, computed only where the result would otherwise fail, the
+measured rounding of both sides: of a complex step its change under a second h, of the
+result its change when the inputs move by 1e-13 of themselves, or eps times the size of the
+terms its code subtracts (1 - tanh(u)^2 is 0 in float64 once tanh(u) rounds to 1).  A step
+whose own rounding is above the tolerance cannot pass a result (unless both sides are zero
+to within their rounding); where no step can judge, the result is not checked.
 
 A check whose compared values are not finite, or which had nothing to compare (every value
 underflowed to zero), is reported as not checked (``CheckResult.checked`` False), never as
@@ -34,14 +38,16 @@ denominator or under a fractional power are drawn positive; an assumption of the
 """
 from __future__ import annotations
 
+import ast
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 
 from .. import limits, naming
-from ..functions import POSITIVE, REAL, builtin
+from ..functions import FUNCTIONS, POSITIVE, REAL, builtin
 from ..emit.plan import (
     Call, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
@@ -59,7 +65,9 @@ COMPLEX_H = 1e-20
 COMPLEX_STEP = True
 #: Steps of the central difference over complex steps that makes a Hessian entry, tried in
 #: order (fast-varying functions such as exp(300 v) need the small ones).
-HESSIAN_STEPS = (1e-4, 1e-3, 1e-5, 1e-6, 1e-7)
+HESSIAN_STEPS = (1e-4, 1e-3, 1e-5, 1e-6, 1e-7, 1e-2, 1e-1)
+#: The rounding a Hessian difference is allowed, in eps |df| / step.
+HESSIAN_ROUNDING = 4.0
 #: Central-difference steps for a forward pass without complex values, tried in order.
 STEPS = (1e-6, 1e-5, 1e-7, 1e-4)
 TOLERANCE = 1e-6
@@ -71,6 +79,8 @@ SMALLEST_SCALE = 1e-300
 SMALL_ENTRY = 1e-3
 #: The rounding error allowed a complex step, in multiples of its measured noise.
 NOISE_FACTOR = 16.0
+#: How far (relative) the inputs move to measure the rounding noise of a derived result.
+RESULT_NUDGE = 1e-13
 #: A second h, far from a power of two, for measuring the complex step's rounding noise.
 COMPLEX_H_OTHER = 0.7071e-20
 #: Entries compared at most; past this many, a random sample of them (sizes from ``dims``
@@ -415,6 +425,72 @@ class _Check:
 
     def run(self, fn: NumpyFunction, displayed: MatrixForm | None) -> CheckResult:
         goal, world = self.goal, self.world
+        candidates = self._evaluate(fn, displayed, world)
+        if isinstance(candidates, CheckResult):
+            return candidates
+        derived = candidates[0][1]
+        x0 = np.array(_wrt_value(world, goal.wrt), dtype=float)
+        f0 = np.asarray(_forward(world, goal.of, goal.wrt, x0), dtype=float)
+        if not np.all(np.isfinite(f0)):
+            return self.not_checked(f"{goal.of} is not finite at the check's random inputs")
+        hessian = goal.kind == "hessian"
+        shape = (() if hessian else f0.shape) + x0.shape + (x0.shape if hessian else ())
+        for what, value in candidates:
+            if value.shape != shape:
+                return self.result(False, math.inf,
+                                   f"{what} has shape {value.shape} where {shape} was expected")
+        rng = np.random.default_rng(world.seed + 1)
+        if hessian:
+            positions = _sample(x0.shape + x0.shape, MAX_HESSIAN_ENTRIES, rng)
+        else:
+            positions = _sample(x0.shape, MAX_FD_ENTRIES, rng)
+        got = [_at(value, positions, hessian) for _, value in candidates]
+        if derived.size == 0:
+            return self.not_checked("there is no entry to compare (a dim of size 0)")
+
+        reference = _Reference(goal, world, x0, positions, float(np.max(np.abs(f0))))
+        attempts = reference.complex_step() if COMPLEX_STEP else None
+        if attempts is None:
+            attempts = reference.central_differences()
+        best = _best(attempts, got, [0.0] * len(got))
+        if best is not None and best.worst >= TOLERANCE:
+            # Either side may be a difference of nearly equal terms and carry their rounding
+            # error: the reference's is measured under a second h, the result's as its
+            # change when the inputs move by 1e-13 of themselves; both are allowed for.
+            noise = self._result_noise(fn, displayed, positions, hessian, got)
+            best = _best(reference.measured(attempts), got, noise)
+        if best is None:
+            return self.not_checked(f"the derivatives of {goal.of} are not finite at the "
+                                    "check's random inputs")
+        for (what, _), g in zip(candidates, got):
+            if not np.all(np.isfinite(g)):
+                return self.result(False, math.inf, f"{what} gives values that are not "
+                                                    "finite where the derivatives are")
+        attempt, expected = best.attempt, best.attempt.values
+        if not math.isfinite(best.worst):
+            return self.not_checked(
+                f"the rounding error of numeric derivatives of {goal.of} is too large beside "
+                "the derivatives to judge them (a term much larger than the rest)")
+        nothing = not np.any(expected) and not any(np.any(g) for g in got)
+        if nothing and "underflow" in self.events.seen:
+            return self.not_checked("every compared value underflowed to zero")
+        compared = f"{expected.size} entries" if expected.size == derived.size else \
+            f"{expected.size} of {derived.size} entries, sampled"
+        how = attempt.method if attempt.step is None else f"{attempt.method}, step {attempt.step:g}"
+        failing = [what for (what, _), j in zip(candidates, best.judged) if not j < TOLERANCE]
+        detail = f"{compared}, {how}"
+        if len(candidates) > 1:
+            detail += ("; NumPy function and displayed matrix form" if not failing else
+                       f"; {' and '.join(failing)} disagreed")
+        if best.worst < TOLERANCE <= max(best.errors):
+            detail += "; the difference is within the rounding of the terms compared"
+        return self.result(best.worst < TOLERANCE, max(best.errors), detail,
+                           method=attempt.method)
+
+    def _evaluate(self, fn: NumpyFunction, displayed: MatrixForm | None,
+                  world: World) -> list[tuple[str, np.ndarray]] | CheckResult:
+        """The values of the NumPy function and of the displayed form in ``world``, or the
+        failed check of whichever raised."""
         try:
             derived = np.asarray(compile_lambda(fn)(*lambda_arguments(fn, world)), dtype=float)
         except MemoryError:
@@ -432,74 +508,113 @@ class _Check:
             except Exception as exc:  # a printer bug in what is shown: a failed check, shown
                 return self.result(False, math.inf, "the matrix form as displayed raised "
                                                     f"{type(exc).__name__}: {exc}")
-        x0 = np.array(_wrt_value(world, goal.wrt), dtype=float)
-        f0 = np.asarray(_forward(world, goal.of, goal.wrt, x0), dtype=float)
-        if not np.all(np.isfinite(f0)):
-            return self.not_checked(f"{goal.of} is not finite at the check's random inputs")
-        hessian = goal.kind == "hessian"
-        shape = (() if hessian else f0.shape) + x0.shape + (x0.shape if hessian else ())
-        for what, value in candidates:
-            if value.shape != shape:
-                return self.result(False, math.inf,
-                                   f"{what} has shape {value.shape} where {shape} was expected")
-        rng = np.random.default_rng(world.seed + 1)
-        if hessian:
-            positions = _sample(x0.shape + x0.shape, MAX_HESSIAN_ENTRIES, rng)
-            got = [np.array([value[p] for p in positions]) for _, value in candidates]
-        else:
-            positions = _sample(x0.shape, MAX_FD_ENTRIES, rng)
-            got = [np.array([value[(Ellipsis,) + p] for p in positions])
-                   for _, value in candidates]
-        if derived.size == 0:
-            return self.not_checked("there is no entry to compare (a dim of size 0)")
+        return candidates
 
-        reference = _Reference(goal, world, x0, positions, float(np.max(np.abs(f0))))
-        attempts = reference.complex_step() if COMPLEX_STEP else None
-        if attempts is None:
-            attempts = reference.central_differences()
-        # Where a reference takes a step (a Hessian's differences, real differences), the
-        # step at which the compared values agree best is reported: a wrong result agrees
-        # at none of them.
-        best = None
-        for attempt in attempts:
-            if not np.all(np.isfinite(attempt.values)):
-                continue
-            verdict = _Verdict.of(attempt, got)
-            if best is None or verdict.worst < best.worst:
-                best = verdict
-            if verdict.worst < TOLERANCE:
-                break
-        if best is None:
-            return self.not_checked(f"the derivatives of {goal.of} are not finite at the "
-                                    "check's random inputs")
-        if best.worst >= TOLERANCE and best.attempt.method == "complex step":
-            # Where the exact derivative is itself a difference of nearly equal terms, the
-            # complex step carries their rounding error: measured as the change under
-            # another h, and allowed for.
-            noise = reference.complex_step_noise(best.attempt.values)
-            best = _Verdict.of(best.attempt._replace(allowance=NOISE_FACTOR * noise), got)
-        for (what, _), g in zip(candidates, got):
-            if not np.all(np.isfinite(g)):
-                return self.result(False, math.inf, f"{what} gives values that are not "
-                                                    "finite where the derivatives are")
-        attempt, expected = best.attempt, best.attempt.values
-        if best.noise > 0.01:
-            return self.not_checked(
-                f"{goal.of} (about {reference.f_scale:.3g}) is too large beside its "
-                "derivatives for numeric differences to judge them")
-        nothing = not np.any(expected) and not any(np.any(g) for g in got)
-        if nothing and "underflow" in self.events.seen:
-            return self.not_checked("every compared value underflowed to zero")
-        compared = f"{expected.size} entries" if expected.size == derived.size else \
-            f"{expected.size} of {derived.size} entries, sampled"
-        how = attempt.method if attempt.step is None else f"{attempt.method}, step {attempt.step:g}"
-        failing = [what for (what, _), j in zip(candidates, best.judged) if not j < TOLERANCE]
-        detail = f"{compared}, {how}"
-        if len(candidates) > 1:
-            detail += ("; NumPy function and displayed matrix form" if not failing else
-                       f"; {' and '.join(failing)} disagreed")
-        return self.result(best.worst < TOLERANCE, max(best.errors), detail,
-                           method=attempt.method)
+    def _result_noise(self, fn, displayed, positions, hessian: bool,
+                      got: list[np.ndarray]) -> list[float]:
+        """Per candidate, the largest change of its compared values when every input moves
+        by about 1e-13 of itself: the smooth part moves by as little, a residue of
+        cancelling terms by as much as itself."""
+        rng = np.random.default_rng(self.world.seed + 2)
+        moved = replace(self.world, memo={},
+                        values={k: v * (1 + RESULT_NUDGE * rng.uniform(-1, 1, np.shape(v)))
+                                for k, v in self.world.values.items()},
+                        upstream={k: v * (1 + RESULT_NUDGE * rng.uniform(-1, 1, np.shape(v)))
+                                  for k, v in self.world.upstream.items()})
+        again = self._evaluate(fn, displayed, moved)
+        if isinstance(again, CheckResult):
+            return [0.0] * len(got)
+        moving = [float(np.max(np.abs(_at(value, positions, hessian) - g), initial=0.0))
+                  for (_, value), g in zip(again, got)]
+        # The rounding of a difference of terms that float64 makes equal (1 - tanh(u)^2 at
+        # u = 20, where tanh(u) rounds to 1) does not move: it is eps times the size of the
+        # terms, the value of the same code with every minus turned into a plus.
+        absolute = self._evaluate(_unsigned(fn), _unsigned(displayed), self.world)
+        if isinstance(absolute, CheckResult):
+            return moving
+        eps = np.finfo(float).eps
+        with np.errstate(all="ignore"):
+            sizes = [eps * _finite_max(np.abs(_at(value, positions, hessian)))
+                     for _, value in absolute]
+        return [max(m, z) if math.isfinite(z) else m for m, z in zip(moving, sizes)]
+
+
+class _Unsigned(ast.NodeTransformer):
+    """Every subtraction an addition and every negation a plus, outside function arguments:
+    the code then computes the sizes of the terms it subtracts (for rounding, not for a
+    value); a function's argument is left as it is (sigmoid(-u) stays small)."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) \
+                and func.value.id == "np" and func.attr in _FUNCTIONS_OF_VALUES:
+            return node  # exp(-u) is the size of its own value
+        self.generic_visit(node)  # np.asarray(a - b), np.einsum(..., a - b), (a - b).sum()
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.op, ast.Sub):
+            node.op = ast.Add()
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        if isinstance(node.operand, ast.Constant):
+            return node  # a number: -1.0, and an axis or index (axis=-1, [-1]) stays
+        self.generic_visit(node)
+        if isinstance(node.op, ast.USub):
+            node.op = ast.UAdd()
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript) -> ast.AST:
+        node.value = self.visit(node.value)  # the index ((...)[-1], [:, None]) stays
+        return node
+
+    def visit_keyword(self, node: ast.keyword) -> ast.AST:
+        return node  # axis=-1, dtype=..., optimize=True
+
+
+#: NumPy's spellings of the registry's functions (``np.exp`` ...): their arguments are
+#: left signed by ``_Unsigned``.
+_FUNCTIONS_OF_VALUES = frozenset(
+    name for entry in FUNCTIONS.values() for name in re.findall(r"np\.(\w+)\(", entry.numpy))
+
+
+def _unsigned_text(text: str) -> str:
+    return ast.unparse(_Unsigned().visit(ast.parse(text, mode="eval")))
+
+
+def _unsigned(code):
+    """The NumPy function or displayed form with ``_Unsigned`` applied (None stays None)."""
+    if code is None:
+        return None
+    if isinstance(code, NumpyFunction):
+        return NumpyFunction(_unsigned_text(code.source), code.args)
+    return replace(code, text=_unsigned_text(code.text),
+                   where=tuple((name, _unsigned_text(text)) for name, text in code.where))
+
+
+def _at(value: np.ndarray, positions: list, hessian: bool) -> np.ndarray:
+    """The entries of a result at the check's sampled positions (of the wrt's shape, or
+    of wrt x wrt for a Hessian)."""
+    if hessian:
+        return np.array([value[p] for p in positions])
+    return np.array([value[(Ellipsis,) + p] for p in positions])
+
+
+def _best(attempts: list[_Attempt], got: list[np.ndarray], noise: list[float]):
+    """The verdict of the attempt that agrees best (the first that agrees): where a
+    reference takes a step, a wrong result agrees at none of them."""
+    best = None
+    for attempt in attempts:
+        if not np.all(np.isfinite(attempt.values)):
+            continue
+        verdict = _Verdict.of(attempt, got, noise)
+        if best is None or verdict.worst < best.worst:
+            best = verdict
+        if verdict.worst < TOLERANCE:
+            break
+    return best
 
 
 class _Attempt(NamedTuple):
@@ -514,33 +629,45 @@ class _Attempt(NamedTuple):
 
 @dataclass
 class _Verdict:
-    """The compared values against one attempt.  A difference is relative to the largest
-    derivative compared (so a gradient of size 1e-7 is judged as strictly as one of size
-    1); against the complex step, which is exact to rounding, also to the entry itself, so
-    that an entry a thousand times smaller than the largest is judged on its own digits
-    (``SMALL_ENTRY``).  The attempt's allowance (its own rounding) is taken off first."""
+    """The compared values against one attempt.
+
+    A difference is relative to the largest derivative compared (so a gradient of size 1e-7
+    is judged as strictly as one of size 1); against the complex step, which is exact to
+    rounding, also to the entry itself, so that an entry a thousand times smaller than the
+    largest is judged on its own digits (``SMALL_ENTRY``).  Each side's rounding (the
+    attempt's allowance, the result's measured noise) is taken off first.  An attempt whose
+    own rounding is above TOLERANCE of its values cannot judge them (``inf``), unless both
+    sides are zero to within their rounding (a Hessian that is exactly 0)."""
 
     attempt: _Attempt
     errors: list[float]  # per candidate: the largest relative difference
-    judged: list[float]  # per candidate: the same, less the allowance
-    noise: float  # the allowance relative to the largest derivative
+    judged: list[float]  # per candidate: the same, less the allowances
+    noise: float  # the attempt's allowance relative to the largest derivative
 
     @property
     def worst(self) -> float:
         return max(self.judged)
 
     @classmethod
-    def of(cls, attempt: _Attempt, got: list[np.ndarray]) -> _Verdict:
+    def of(cls, attempt: _Attempt, got: list[np.ndarray], noise: list[float]) -> _Verdict:
         magnitude = np.abs(attempt.values)
         largest = max(float(np.max(magnitude, initial=0.0)), SMALLEST_SCALE)
         scale = np.full(magnitude.shape, largest)
         if attempt.method == "complex step":
             scale = np.maximum(magnitude + SMALL_ENTRY * largest, SMALLEST_SCALE)
+        resolves = attempt.allowance <= TOLERANCE * largest
         errors, judged = [], []
-        for g in got:
+        for g, g_noise in zip(got, noise):
             difference = np.abs(g - attempt.values)
+            allowance = attempt.allowance + NOISE_FACTOR * g_noise
             errors.append(_finite_max(difference / scale))
-            judged.append(_finite_max((difference - attempt.allowance) / scale))
+            if resolves:
+                judged.append(_finite_max((difference - allowance) / scale))
+            elif largest <= attempt.allowance and \
+                    float(np.max(np.abs(g), initial=0.0)) <= attempt.allowance + allowance:
+                judged.append(0.0)  # both sides are zero to within their rounding
+            else:
+                judged.append(math.inf)
         return cls(attempt, errors, judged, attempt.allowance / largest)
 
 
@@ -589,11 +716,27 @@ class _Reference:
             values.append(np.imag(self.forward(x)) / h)
         return np.array(values)
 
-    def _hessian_of_complex_steps(self, step: float) -> _Attempt:
+    def measured(self, attempts: list[_Attempt]) -> list[_Attempt]:
+        """``attempts`` with the rounding noise of complex steps measured and allowed for:
+        where the exact value is a difference of nearly equal terms (sin^2 + cos^2) the
+        complex step carries their rounding, and it shows as a change under a second h."""
+        out = []
+        for attempt in attempts:
+            if attempt.method == "complex step":
+                noise = self.complex_step_noise(attempt.values)
+                attempt = attempt._replace(allowance=attempt.allowance + NOISE_FACTOR * noise)
+            elif attempt.method == "central differences of complex steps":
+                again = self._hessian_of_complex_steps(attempt.step, COMPLEX_H_OTHER)
+                noise = float(np.max(np.abs(again.values - attempt.values), initial=0.0))
+                attempt = attempt._replace(allowance=attempt.allowance + NOISE_FACTOR * noise)
+            out.append(attempt)
+        return out
+
+    def _hessian_of_complex_steps(self, step: float, h: float = COMPLEX_H) -> _Attempt:
         """d2f / dp dq as the central difference over q of the complex step along p.  The
         difference of two first derivatives, each exact to rounding, loses about
         eps |df/dp| / step: that is the allowance."""
-        x0, h, n = self.x0.astype(complex), COMPLEX_H, self.x0.ndim
+        x0, n = self.x0.astype(complex), self.x0.ndim
         values, slopes = [], []
         for pos in self.positions:
             p, q = pos[:n], pos[n:]
@@ -606,7 +749,7 @@ class _Reference:
             values.append(float(up - down) / (2 * step))
             slopes.append(max(abs(float(up)), abs(float(down))))
         eps = np.finfo(float).eps
-        allowance = 16 * eps * max(slopes, default=0.0) / step
+        allowance = HESSIAN_ROUNDING * eps * max(slopes, default=0.0) / step
         return _Attempt("central differences of complex steps", step, np.array(values),
                         allowance)
 
