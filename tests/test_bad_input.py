@@ -213,6 +213,9 @@ CASES = {
         body("F = sum_s y[s] * (-8)^(1/3)", "grad F wrt y"), at(1), "-8", ("not a real number",)),
     "division_by_a_constant_function_of_zero": Case(
         body("F = sum_s y[s] / sin(0)", "grad F wrt y"), at(1), "sin", ("division by zero",)),
+    "division_by_a_cancellation_of_function_values": Case(
+        body("F = sum_s y[s] / (sqrt(2)^2 - 2)", "grad F wrt y"), at(1), "(sqrt", ("division by zero",),
+        column=len("F = sum_s y[s] / (") + 1),
     "sqrt_negative_whatever_the_dim": Case(
         "dims S\ninput y[S]\nF = sum_s y[s] * sqrt(S - S - 1)\ngrad F wrt y\n", 3, "sqrt",
         ("sqrt(-1) is undefined", "whatever the size of S")),

@@ -26,6 +26,10 @@ class Undefined(ValueError):
     """A constant subexpression without a finite real value; the message says why."""
 
 
+#: A sum of constants within this many ulps (relative to its terms) of zero is zero: its
+#: terms are float64 values of functions, equal to rounding (exact numbers cancel exactly).
+CANCELLATION = 4 * 2.0**-52
+
 #: Sizes tried for dims without a given size: small distinct ones, then large ones.
 TRIAL_SIZES = ((3, 4, 5, 2, 6, 7, 8, 9, 10, 11), (1009, 1013, 1019, 1021, 1031, 1033))
 
@@ -77,6 +81,8 @@ def value(term: Term, sizes: Mapping[str, int | None]) -> float | None:
         total = math.fsum(values) if isinstance(term, Add) else math.prod(values)
         if isinstance(term, Mul) and total == 0 and all(values):
             return None  # underflowed: its true value is not known here
+        if isinstance(term, Add) and abs(total) <= CANCELLATION * math.fsum(map(abs, values)):
+            return 0.0  # sqrt(2)^2 - 2: zero to within the rounding of its terms
         return _finite(lambda: total, "this expression")
     if isinstance(term, Pow):
         base, exponent = value(term.base, sizes), value(term.exponent, sizes)
