@@ -566,6 +566,11 @@ CORRECT_BUT_FAILED = {
         "1 - tanh(20 + lam)^2 is 0 in float64 (tanh rounds to 1) where the derivative is "
         "1e-17; now the rounding of the terms the code subtracts (eps times their size) is "
         "allowed for"),
+    "hessian under a gradient 1e6 times larger": (
+        "f = 1e4 * (sum_m v[m]) + (sum_m log(2 + sin(tanh(tanh(A[m,m1] * v[m1])))))\n"
+        "hessian f wrt v\n",
+        "no step both resolved the Hessian (0.008 beside a gradient of 1e4) and was accurate "
+        "(truncation 7e-5 at step 0.01); Richardson extrapolation at large steps is"),
     "saturated sigmoid": (
         "f = sigmoid(30 + lam)\ngrad f wrt lam\n",
         "g (1 - g) with g within 1e-13 of 1 keeps three digits (error 1.4e-3)"),

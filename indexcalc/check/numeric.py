@@ -39,10 +39,11 @@ denominator or under a fractional power are drawn positive; an assumption of the
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -66,6 +67,10 @@ COMPLEX_STEP = True
 #: Steps of the central difference over complex steps that makes a Hessian entry, tried in
 #: order (fast-varying functions such as exp(300 v) need the small ones).
 HESSIAN_STEPS = (1e-4, 1e-3, 1e-5, 1e-6, 1e-7, 1e-2, 1e-1)
+#: Large steps at which Hessian differences are also extrapolated (Richardson), tried last.
+RICHARDSON_STEPS = (1e-2, 1e-1)
+DIFFERENCES_OF_COMPLEX_STEPS = "central differences of complex steps"
+RICHARDSON = "Richardson extrapolation of central differences of complex steps"
 #: The rounding a Hessian difference is allowed, in eps |df| / step.
 HESSIAN_ROUNDING = 4.0
 #: Central-difference steps for a forward pass without complex values, tried in order.
@@ -452,13 +457,13 @@ class _Check:
         attempts = reference.complex_step() if COMPLEX_STEP else None
         if attempts is None:
             attempts = reference.central_differences()
-        best = _best(attempts, got, [0.0] * len(got))
+        best, attempts, undecided = _best(attempts, got, [0.0] * len(got))
         if best is not None and best.worst >= TOLERANCE:
             # Either side may be a difference of nearly equal terms and carry their rounding
             # error: the reference's is measured under a second h, the result's as its
             # change when the inputs move by 1e-13 of themselves; both are allowed for.
             noise = self._result_noise(fn, displayed, positions, hessian, got)
-            best = _best(reference.measured(attempts), got, noise)
+            best, _, undecided = _best(reference.measured(attempts), got, noise)
         if best is None:
             return self.not_checked(f"the derivatives of {goal.of} are not finite at the "
                                     "check's random inputs")
@@ -467,7 +472,7 @@ class _Check:
                 return self.result(False, math.inf, f"{what} gives values that are not "
                                                     "finite where the derivatives are")
         attempt, expected = best.attempt, best.attempt.values
-        if not math.isfinite(best.worst):
+        if not math.isfinite(best.worst) or (best.worst >= TOLERANCE and undecided):
             return self.not_checked(
                 f"the rounding error of numeric derivatives of {goal.of} is too large beside "
                 "the derivatives to judge them (a term much larger than the rest)")
@@ -602,19 +607,33 @@ def _at(value: np.ndarray, positions: list, hessian: bool) -> np.ndarray:
     return np.array([value[(Ellipsis,) + p] for p in positions])
 
 
-def _best(attempts: list[_Attempt], got: list[np.ndarray], noise: list[float]):
+def _best(attempts: Iterable[_Attempt], got: list[np.ndarray], noise: list[float]):
     """The verdict of the attempt that agrees best (the first that agrees): where a
-    reference takes a step, a wrong result agrees at none of them."""
-    best = None
+    reference takes a step, a wrong result agrees at none of them.  Also the attempts
+    tried, and whether one that cannot resolve the values agreed with them within its
+    rounding (then a disagreement elsewhere does not prove the result wrong)."""
+    best, seen, verdicts = None, [], []
     for attempt in attempts:
+        seen.append(attempt)
         if not np.all(np.isfinite(attempt.values)):
             continue
         verdict = _Verdict.of(attempt, got, noise)
+        verdicts.append(verdict)
         if best is None or verdict.worst < best.worst:
             best = verdict
         if verdict.worst < TOLERANCE:
             break
-    return best
+    # Two attempts that resolve the values and agree with each other confirm the
+    # reference: a disagreement with it is then a wrong result, not truncation error.
+    resolving = [v.attempt.values for v in verdicts if v.resolves]
+    confirmed = any(_agree(a, b) for a, b in itertools.combinations(resolving, 2))
+    undecided = not confirmed and any(v.consistent for v in verdicts)
+    return best, seen, undecided
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> bool:
+    largest = max(float(np.max(np.abs(a), initial=0.0)), SMALLEST_SCALE)
+    return float(np.max(np.abs(a - b), initial=0.0)) <= TOLERANCE * largest
 
 
 class _Attempt(NamedTuple):
@@ -643,6 +662,11 @@ class _Verdict:
     errors: list[float]  # per candidate: the largest relative difference
     judged: list[float]  # per candidate: the same, less the allowances
     noise: float  # the attempt's allowance relative to the largest derivative
+    #: The attempt's own rounding is within the tolerance of its values.
+    resolves: bool = True
+    #: The attempt cannot resolve the values, but every candidate agrees with it within
+    #: its rounding.
+    consistent: bool = False
 
     @property
     def worst(self) -> float:
@@ -656,11 +680,13 @@ class _Verdict:
         if attempt.method == "complex step":
             scale = np.maximum(magnitude + SMALL_ENTRY * largest, SMALLEST_SCALE)
         resolves = attempt.allowance <= TOLERANCE * largest
-        errors, judged = [], []
+        errors, judged, consistent = [], [], not resolves
         for g, g_noise in zip(got, noise):
             difference = np.abs(g - attempt.values)
             allowance = attempt.allowance + NOISE_FACTOR * g_noise
             errors.append(_finite_max(difference / scale))
+            consistent = consistent and \
+                _finite_max(difference - allowance - TOLERANCE * scale) <= 0
             if resolves:
                 judged.append(_finite_max((difference - allowance) / scale))
             elif largest <= attempt.allowance and \
@@ -668,7 +694,7 @@ class _Verdict:
                 judged.append(0.0)  # both sides are zero to within their rounding
             else:
                 judged.append(math.inf)
-        return cls(attempt, errors, judged, attempt.allowance / largest)
+        return cls(attempt, errors, judged, attempt.allowance / largest, resolves, consistent)
 
 
 def _finite_max(values: np.ndarray) -> float:
@@ -692,14 +718,28 @@ class _Reference:
     def forward(self, x: np.ndarray) -> np.ndarray:
         return _forward(self.world, self.goal.of, self.goal.wrt, x)
 
-    def complex_step(self) -> list[_Attempt] | None:
-        """None when the forward pass has no complex value (central differences then)."""
+    def complex_step(self) -> Iterator[_Attempt] | None:
+        """None when the forward pass has no complex value (central differences then).  A
+        Hessian's steps are computed as they are tried: most results agree at the first."""
         try:
             if self.goal.kind != "hessian":
-                return [_Attempt("complex step", None, self._complex_gradient(COMPLEX_H), 0.0)]
-            return [self._hessian_of_complex_steps(step) for step in HESSIAN_STEPS]
+                return iter([_Attempt("complex step", None, self._complex_gradient(COMPLEX_H),
+                                      0.0)])
+            first = self._hessian_of_complex_steps(HESSIAN_STEPS[0])
         except (TypeError, ValueError):  # a function without a complex value
             return None
+        rest = (self._hessian_of_complex_steps(step) for step in HESSIAN_STEPS[1:])
+        extrapolated = (self._richardson(step) for step in RICHARDSON_STEPS)
+        return itertools.chain([first], rest, extrapolated)
+
+    def _richardson(self, step: float, h: float = COMPLEX_H) -> _Attempt:
+        """(4 D(step/2) - D(step)) / 3 of the Hessian differences D: the step^2 term of
+        their error cancels, so a large step (small rounding beside a large gradient) is
+        accurate too."""
+        coarse = self._hessian_of_complex_steps(step, h)
+        fine = self._hessian_of_complex_steps(step / 2, h)
+        return _Attempt(RICHARDSON, step, (4 * fine.values - coarse.values) / 3,
+                        (4 * fine.allowance + coarse.allowance) / 3)
 
     def complex_step_noise(self, values: np.ndarray) -> float:
         """The rounding noise of complex-step ``values``: their largest change under a second
@@ -725,8 +765,10 @@ class _Reference:
             if attempt.method == "complex step":
                 noise = self.complex_step_noise(attempt.values)
                 attempt = attempt._replace(allowance=attempt.allowance + NOISE_FACTOR * noise)
-            elif attempt.method == "central differences of complex steps":
-                again = self._hessian_of_complex_steps(attempt.step, COMPLEX_H_OTHER)
+            elif attempt.method in (DIFFERENCES_OF_COMPLEX_STEPS, RICHARDSON):
+                build = self._richardson if attempt.method == RICHARDSON else \
+                    self._hessian_of_complex_steps
+                again = build(attempt.step, COMPLEX_H_OTHER)
                 noise = float(np.max(np.abs(again.values - attempt.values), initial=0.0))
                 attempt = attempt._replace(allowance=attempt.allowance + NOISE_FACTOR * noise)
             out.append(attempt)
@@ -750,8 +792,7 @@ class _Reference:
             slopes.append(max(abs(float(up)), abs(float(down))))
         eps = np.finfo(float).eps
         allowance = HESSIAN_ROUNDING * eps * max(slopes, default=0.0) / step
-        return _Attempt("central differences of complex steps", step, np.array(values),
-                        allowance)
+        return _Attempt(DIFFERENCES_OF_COMPLEX_STEPS, step, np.array(values), allowance)
 
     def central_differences(self) -> list[_Attempt]:
         """Real central differences; each step's allowance is the rounding error of the
