@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except limits.BudgetExceeded as error:
         budget.report(error.message())
         return EXIT_INTERNAL
+    except MemoryError:  # past RLIMIT_AS where no stage was open (leaving the budget)
+        budget.report(budget.exceeded("memory").message())
+        return EXIT_INTERNAL
     except InputError as error:
         _error(error.render())
         return EXIT_BAD_INPUT
