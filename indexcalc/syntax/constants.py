@@ -52,9 +52,8 @@ def check(term: Term, sizes: Mapping[str, int | None]) -> float | None:
             results.append(exc)
     if all(isinstance(r, Undefined) for r in results):
         raise Undefined(f"{results[0]}, whatever the size of {', '.join(unsized)}")
-    values = {r for r in results if not isinstance(r, Undefined)}
-    return values.pop() if len(values) == 1 and len(results) == len(TRIAL_SIZES) and \
-        not any(isinstance(r, Undefined) for r in results) else None
+    values = set(results)  # one value for every trial (none undefined): a constant
+    return values.pop() if len(values) == 1 else None
 
 
 def _dim_sizes(term: Term):
