@@ -35,6 +35,7 @@ from pathlib import Path
 
 from . import __version__, limits
 from .problem import InputError
+from .emit.module import FRAMEWORKS, module_source
 from .render.document import FORMATS, render
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -64,8 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     derive.add_argument("file", metavar="FILE",
                         help="a derivation file (*.idx), or - for standard input")
-    derive.add_argument("--format", "-f", choices=FORMATS, default="text",
-                        help="output format (default: text)")
+    derive.add_argument("--format", "-f", choices=FORMATS, default=None,
+                        help="output format (default: from OUT's extension, .txt .md .tex "
+                             ".json; else text)")
+    derive.add_argument("--emit", choices=FRAMEWORKS, default=None,
+                        help="print a Python module instead of the derivation: the forward "
+                             "pass and one function per result for numpy, torch or jax, with "
+                             "an autograd Function (torch) or custom_vjp (jax) whose backward "
+                             "is the derived gradient")
     derive.add_argument("-o", "--output", metavar="OUT",
                         help="write the output to OUT instead of standard output "
                              "(- is standard output; never the input file)")
@@ -83,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an internal error")
     return parser
+
+
+#: The format an output file's extension asks for, when --format is not given.
+EXTENSION_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown",
+                     ".tex": "latex", ".json": "json"}
+
+
+def _format_of(output: str | None) -> str:
+    if output is None or output == "-":
+        return "text"
+    return EXTENSION_FORMATS.get(Path(output).suffix.lower(), "text")
 
 
 def _seconds(text: str) -> float:
@@ -110,8 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else EXIT_BAD_INPUT
     budget = limits.Budget(seconds=args.time_limit, memory=args.memory_limit)
     try:
-        return derive(args.file, fmt=args.format, output=args.output, pdf=args.pdf,
-                      budget=budget)
+        fmt = args.format or _format_of(args.output)
+        if args.emit is not None and args.format is not None:
+            raise UsageError("--emit prints a Python module: it takes no --format")
+        if args.emit is not None and args.pdf:
+            raise UsageError("--emit prints a Python module: it takes no --pdf")
+        return derive(args.file, fmt=fmt, output=args.output, pdf=args.pdf,
+                      budget=budget, emit=args.emit)
     except limits.BudgetExceeded as error:
         budget.report(error.message())
         return EXIT_INTERNAL
@@ -151,7 +174,7 @@ def _is_derivation_error(error: Exception) -> bool:
 
 
 def derive(file: str, *, fmt: str, output: str | None, pdf: bool,
-           budget: limits.Budget | None = None) -> int:
+           budget: limits.Budget | None = None, emit: str | None = None) -> int:
     """``indexcalc derive``: parse, derive, render, then write; returns the exit status.
     Everything before writing runs within ``budget``."""
     # Imported here so that a broken stage is reported as an internal error, not a crash.
@@ -178,7 +201,7 @@ def derive(file: str, *, fmt: str, output: str | None, pdf: bool,
             problem = parse_file(file)
         derivation = run(problem)
         with budget.stage("rendering"):
-            text = render(derivation, fmt)
+            text = render(derivation, fmt) if emit is None else module_source(derivation, emit)
         with budget.stage("typesetting"):
             pdf_bytes = _typeset(pdflatex, render(derivation, "latex"),
                                  timeout=budget.remaining()) if pdf_path else None

@@ -30,15 +30,32 @@ class DisplayedForm:
 
 
 def numpy_lambda(problem: Problem, index: Term, out: tuple[Index, ...],
-                 matrix: ir.Node | None, wrt: str | None = None) -> NumpyFunction:
+                 matrix: ir.Node | None, wrt: str | None = None,
+                 pure: bool = False) -> NumpyFunction:
+    """The result's lambda; ``pure`` code writes nothing in place (for the frameworks)."""
+    return _lambda(problem, pure,
+                   lambda names: _lambda_parts(problem, index, out, matrix, wrt, names))
+
+
+def tensor_lambda(problem: Problem, names_: tuple[str, ...], pure: bool = False) -> NumpyFunction:
+    """A lambda computing the tensors ``names_`` (defined or input) from the inputs: the
+    forward pass of an emitted module (a tuple when there are several)."""
+    def parts(names: Names):
+        codes = [names.tensor(n) for n in names_]
+        body = codes[0] if len(codes) == 1 else "(" + ", ".join(codes) + ",)"
+        return _definitions_code(problem, names, display=False), body
+    return _lambda(problem, pure, parts)
+
+
+def _lambda(problem: Problem, pure: bool, parts) -> NumpyFunction:
     # A first printing learns which arguments and dims the code needs; the second prints
     # it with each dim read off an argument's shape (or passed as an argument of its own).
-    collecting = Names(problem)
-    _lambda_parts(problem, index, out, matrix, wrt, collecting)
+    collecting = Names(problem, pure=pure)
+    parts(collecting)
     args = _arguments(problem, collecting)
     sources = _dim_sources(problem, collecting, args)
-    names = Names(problem, spell_dim=sources.__getitem__)
-    definitions, body = _lambda_parts(problem, index, out, matrix, wrt, names)
+    names = Names(problem, spell_dim=sources.__getitem__, pure=pure)
+    definitions, body = parts(names)
     code = ", ".join([f"({d} := {c})" for d, c in definitions] + [body])
     if definitions:
         code = f"({code})[-1]"
@@ -54,7 +71,7 @@ def _lambda_parts(problem: Problem, index: Term, out: tuple[Index, ...],
         body = from_matrix(matrix, names)
         if out and broadcasts(matrix):
             shape = ", ".join(names.dim(i.dim) for i in out)
-            body = f"np.broadcast_to({body}, ({shape},)).copy()"
+            body = f"np.broadcast_to({body}, ({shape},))" + ("" if names.pure else ".copy()")
     else:
         body = from_index(index, out, names)
     if not out:

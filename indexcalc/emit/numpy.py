@@ -42,6 +42,9 @@ class Names:
     spell_dim: Callable[[str], str] = naming.code_name
     #: Integers as ``2`` rather than ``2.0`` (the displayed form).
     plain_numbers: bool = False
+    #: Code without in-place writes or copies, for translation to a framework (JAX arrays
+    #: are immutable): a diagonal is a product with an identity, a broadcast stays a view.
+    pure: bool = False
     grads: list[str] = field(default_factory=list)
     inputs: set[str] = field(default_factory=set)
     defined: set[str] = field(default_factory=set)
@@ -396,7 +399,7 @@ def from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
     code = _arrange(code, idx, out, letters)
     if set(idx) != set(out):
         shape = ", ".join(names.dim(i.dim) for i in out)
-        code = f"np.broadcast_to({code}, ({shape},)).copy()"
+        code = f"np.broadcast_to({code}, ({shape},))" + ("" if names.pure else ".copy()")
     return code
 
 
@@ -417,6 +420,11 @@ def _on_diagonal(delta: Delta, rest: Term, out: tuple[Index, ...], names: Names)
     src = "".join(_letter(delta.a if i == delta.b else i, letters) for i in out)
     dst = "".join(_letter(i, letters) for i in inner_out)
     shape = ", ".join(names.dim(i.dim) for i in out)
+    if names.pure:
+        a, b = _letter(delta.a, letters), _letter(delta.b, letters)
+        out_letters = "".join(_letter(i, letters) for i in out)
+        return (f"np.einsum('{dst},{a}{b}->{out_letters}', {inner}, "
+                f"np.eye({names.dim(delta.a.dim)}))")
     t = names.next_temp()
     return (f"(({t} := np.zeros(({shape},))), "
             f"np.copyto(np.einsum('{src}->{dst}', {t}), {inner}), {t})[-1]")
