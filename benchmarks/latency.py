@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from indexcalc.check.numeric import check
-from indexcalc.derive.engine import Engine
+from indexcalc.calculus.engine import Engine
 from indexcalc.matrix.recognize import to_matrix
 from indexcalc.syntax.idx import parse_text
 from indexcalc.derivation import MatrixForm

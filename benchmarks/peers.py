@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indexcalc.derive.engine import Engine
+from indexcalc.calculus.engine import Engine
 from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run
 from indexcalc.render.printing import to_text

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 def _is_derivation_error(error: Exception) -> bool:
     """Did the engine stop a derivation at its step or time limit?"""
     try:
-        from .derive.engine import DerivationError
+        from .calculus.engine import DerivationError
     except Exception:  # noqa: BLE001 -- a broken engine is reported as an internal error
         return False
     return isinstance(error, DerivationError)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from . import limits
 from .check.numeric import check
 from .derivation import Derivation, MatrixForm, Result
-from .derive.engine import Engine, IndexResult
+from .calculus.engine import Engine, IndexResult
 from .emit.assemble import displayed_form, numpy_lambda
 from .matrix.recognize import to_matrix
 from .problem import Problem
@@ -17,7 +17,7 @@ from .render.matrix import matrix_latex
 from .terms import Deriv, Grad, Index, Tensor
 
 
-def run(problem: Problem) -> Derivation:
+def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
     engine = Engine(problem)
     results = []
     for goal in problem.goals:

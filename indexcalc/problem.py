@@ -31,6 +31,20 @@ class InputError(Exception):
         self.location = location
         self.hint = hint
 
+    @property
+    def path(self) -> str | None:
+        return self.location.path if self.location else None
+
+    @property
+    def line(self) -> int | None:
+        """1-based, or None when the error has no place in the file."""
+        return self.location.line if self.location else None
+
+    @property
+    def column(self) -> int | None:
+        """1-based, or None when the error has no place in the file."""
+        return self.location.column if self.location else None
+
     def render(self) -> str:
         """The message as the CLI prints it: place, message, the line, a caret, a hint."""
         if self.location is None:

@@ -447,7 +447,7 @@ def test_a_runaway_rewrite_stops_at_the_engine_step_limit(good_file, tmp_path, m
     import indexcalc
     import indexcalc.pipeline
     from indexcalc import cli
-    from indexcalc.derive.engine import Engine
+    from indexcalc.calculus.engine import Engine
 
     monkeypatch.setattr(indexcalc.pipeline, "Engine", functools.partial(Engine, max_steps=1))
     out = tmp_path / "out.txt"

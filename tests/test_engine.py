@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexcalc.derive.engine as engine_module
+import indexcalc.calculus.engine as engine_module
 from conftest import (
     DERIVATIONS, assert_close, assert_subsequence, call, derive_text, ix, problem, result,
 )
-from indexcalc.derive.engine import DerivationError, Engine
+from indexcalc.calculus.engine import DerivationError, Engine
 from indexcalc.syntax.idx import parse_file
 from indexcalc.render.printing import to_text
-from indexcalc.derive.rules import RULES, Rule
+from indexcalc.calculus.rules import RULES, Rule
 from indexcalc.terms import (
     ONE, Delta, Deriv, DimSize, Func, Grad, Sum, Tensor, div, make_sum, mul, same, sub,
 )
@@ -458,7 +458,7 @@ def test_every_recorded_step_is_a_rule_of_the_table_or_a_planned_step():
     """One wrapper records every step (Engine.step): each step names a Rule, and a step
     without a reason of its own gives the rule's identity, written once."""
     from conftest import DERIVATIONS
-    from indexcalc.derive.rules import CHAIN_RULE, NO_DEPENDENCE, SUBSTITUTE
+    from indexcalc.calculus.rules import CHAIN_RULE, NO_DEPENDENCE, SUBSTITUTE
     from indexcalc.pipeline import run
 
     rules = {r.name: r for r in (*RULES, CHAIN_RULE, NO_DEPENDENCE, SUBSTITUTE)}

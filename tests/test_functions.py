@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import derive_text
-from indexcalc.derive.rules import RULES
+from indexcalc.calculus.rules import RULES
 from indexcalc.emit.numpy import Names, apply_function
 from indexcalc.functions import FUNCTIONS, LANGUAGE_FUNCTIONS, POSITIVE
 from indexcalc.problem import InputError

@@ -14,7 +14,7 @@ import pytest
 from conftest import problem
 from indexcalc.render.printing import to_text
 from indexcalc.problem import InputError
-from indexcalc.derive.rules import RULES, Context
+from indexcalc.calculus.rules import RULES, Context
 from indexcalc.functions import FUNCTIONS as FUNCTION_DERIVATIVES
 from indexcalc.terms import (
     ONE,

@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..derive.matching import match
+from ..calculus.matching import match
 from ..problem import Assumption, InputError, Problem
 from ..terms import same
 from .numeric import Evaluator, make_world
