@@ -31,12 +31,17 @@ import sys
 import tempfile
 import traceback
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, limits
 from .problem import InputError
+from .check.frameworks import FRAMEWORKS as CHECK_FRAMEWORKS, available
 from .emit.module import FRAMEWORKS, module_source
 from .render.document import FORMATS, render
+
+#: What to install for a framework --check-with asks for.
+FRAMEWORK_PACKAGES = {"torch": "torch", "jax": "'jax[cpu]'"}
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -63,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Derive every goal of FILE (grad, jacobian, hessian), check each result "
                     "numerically and print the derivation.",
     )
-    derive.add_argument("file", metavar="FILE",
-                        help="a derivation file (*.idx), or - for standard input")
+    derive.add_argument("files", metavar="FILE", nargs="+",
+                        help="a derivation file (*.idx), or - for standard input; several "
+                             "FILEs give one document each (see -o)")
     derive.add_argument("--format", "-f", choices=FORMATS, default=None,
                         help="output format (default: from OUT's extension, .txt .md .tex "
                              ".json; else text)")
@@ -75,10 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "is the derived gradient")
     derive.add_argument("-o", "--output", metavar="OUT",
                         help="write the output to OUT instead of standard output "
-                             "(- is standard output; never the input file)")
+                             "(- is standard output; never the input file); an existing "
+                             "directory (or a name ending in /) gets one file per FILE, "
+                             "named after it: DIR/linear_layer.tex")
     derive.add_argument("--pdf", action="store_true",
                         help="also typeset the LaTeX form with pdflatex, to OUT with the "
                              "suffix .pdf (without -o: FILE's stem + .pdf here)")
+    derive.add_argument("--check-with", metavar="FRAMEWORK", action="append", default=[],
+                        choices=CHECK_FRAMEWORKS,
+                        help="also compare every result with the autograd of torch or jax "
+                             "(repeatable); reported beside the numeric check, and a "
+                             "difference fails the run like a failed check")
     derive.add_argument("--time-limit", metavar="SECONDS", type=_seconds,
                         default=limits.DEFAULT_SECONDS,
                         help="stop the run (exit 3) after this many seconds, whatever stage it "
@@ -98,7 +111,7 @@ EXTENSION_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown",
 
 
 def _format_of(output: str | None) -> str:
-    if output is None or output == "-":
+    if output is None or output == "-" or _is_folder(output):
         return "text"
     return EXTENSION_FORMATS.get(Path(output).suffix.lower(), "text")
 
@@ -133,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--emit prints a Python module: it takes no --format")
         if args.emit is not None and args.pdf:
             raise UsageError("--emit prints a Python module: it takes no --pdf")
-        return derive(args.file, fmt=fmt, output=args.output, pdf=args.pdf,
-                      budget=budget, emit=args.emit)
+        return derive(args.files, fmt=fmt, output=args.output, pdf=args.pdf,
+                      budget=budget, emit=args.emit,
+                      check_with=tuple(dict.fromkeys(args.check_with)))
     except limits.BudgetExceeded as error:
         budget.report(error.message())
         return EXIT_INTERNAL
@@ -173,59 +187,176 @@ def _is_derivation_error(error: Exception) -> bool:
     return isinstance(error, DerivationError)
 
 
-def derive(file: str, *, fmt: str, output: str | None, pdf: bool,
-           budget: limits.Budget | None = None, emit: str | None = None) -> int:
-    """``indexcalc derive``: parse, derive, render, then write; returns the exit status.
-    Everything before writing runs within ``budget``."""
+#: The file name suffix of each format, for ``-o DIR``.
+SUFFIXES = {"text": ".txt", "markdown": ".md", "latex": ".tex", "json": ".json"}
+
+#: Formats whose documents for several FILEs go to one stream together: text and Markdown
+#: one after another, JSON as one array.  A LaTeX document or a Python module is one per
+#: file, so several of them need ``-o DIR``.
+COMBINED = ("text", "markdown", "json")
+
+
+@dataclass
+class _Job:
+    """One FILE of the command line and where its output goes."""
+
+    file: str
+    target: Path | None  # its own output file (-o DIR, or -o FILE for one FILE), else None
+    pdf_path: Path | None
+    derivation: object = None
+    text: str = ""
+    pdf_bytes: bytes | None = None
+
+    @property
+    def label(self) -> str:
+        return "standard input" if self.file == "-" else self.file
+
+
+def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
+           budget: limits.Budget | None = None, emit: str | None = None,
+           check_with: tuple[str, ...] = ()) -> int:
+    """``indexcalc derive``: parse, derive and render every FILE, then write; returns the
+    exit status (the worst of the files').  Everything before writing runs within
+    ``budget``, which covers the whole run; nothing is written unless every FILE succeeded.
+    """
     # Imported here so that a broken stage is reported as an internal error, not a crash.
     from .syntax.idx import parse_file
     from .pipeline import run
 
-    if output == "-":
-        output = None
-    if output is not None:
-        _refuse_overwriting_input(file, Path(output))
-    pdf_path = _pdf_path(file, output) if pdf else None
-    if pdf_path is not None:
-        _refuse_overwriting_input(file, pdf_path)
+    jobs = _plan(files if isinstance(files, list) else [files], output, fmt, emit, pdf)
     pdflatex = shutil.which("pdflatex") if pdf else None
     if pdf and pdflatex is None:
         raise UsageError("--pdf needs pdflatex, which is not installed (on Debian: apt-get "
                          "install texlive-latex-base texlive-latex-recommended)")
+    for framework in check_with:
+        if not available(framework):
+            raise UsageError(f"--check-with {framework}: {framework} is not installed "
+                             f"(pip install {FRAMEWORK_PACKAGES[framework]})")
 
     with (budget or limits.Budget()).enforce() as budget, warnings.catch_warnings():
         # NumPy's overflow and invalid-value warnings from the numeric check: a check that
         # meets non-finite numbers says so in its result, so they are only noise here.
         warnings.simplefilter("ignore", RuntimeWarning)
-        with budget.stage("reading the file"):
-            problem = parse_file(file)
-        derivation = run(problem)
-        with budget.stage("rendering"):
-            text = render(derivation, fmt) if emit is None else module_source(derivation, emit)
-        with budget.stage("typesetting"):
-            pdf_bytes = _typeset(pdflatex, render(derivation, "latex"),
-                                 timeout=budget.remaining()) if pdf_path else None
+        for job in jobs:
+            with budget.stage("reading the file"):
+                problem = parse_file(job.file)
+            job.derivation = derivation = run(problem, check_with=check_with)
+            with budget.stage("rendering"):
+                job.text = (render(derivation, fmt) if emit is None
+                            else module_source(derivation, emit))
+            if job.pdf_path is not None:
+                with budget.stage("typesetting"):
+                    job.pdf_bytes = _typeset(pdflatex, render(derivation, "latex"),
+                                             timeout=budget.remaining())
+        combined = _combine([job for job in jobs if job.target is None], fmt)
 
     # Everything is computed: only now touch the file system or standard output.
-    if pdf_bytes is not None:
-        write_atomically(pdf_path, pdf_bytes)
-    if output is None:
-        _write_stdout(text)
-    else:
-        write_atomically(Path(output), text.encode("utf-8"))
-    if pdf_path is not None:
-        _error(f"indexcalc: wrote {pdf_path}")
+    for job in jobs:
+        if job.pdf_bytes is not None:
+            write_atomically(job.pdf_path, job.pdf_bytes)
+        if job.target is not None:
+            write_atomically(job.target, job.text.encode("utf-8"))
+    if combined is not None:
+        if output is None or output == "-":
+            _write_stdout(combined)
+        else:
+            write_atomically(Path(output), combined.encode("utf-8"))
+    for job in jobs:
+        if job.pdf_path is not None:
+            _error(f"indexcalc: wrote {job.pdf_path}")
 
-    failed = [r for r in derivation.results if not r.check.passed]
+    failed = False
+    for job in jobs:
+        prefix = f"indexcalc: {job.label}: " if len(jobs) > 1 else "indexcalc: "
+        failed |= _report_failures(job.derivation, prefix)
+    return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def _plan(files: list[str], output: str | None, fmt: str, emit: str | None,
+          pdf: bool) -> list[_Job]:
+    """Where each FILE's output (and PDF) goes; every usage error before any work."""
+    if files.count("-") > 1:
+        raise UsageError("standard input (-) can be read only once")
+    if output == "-":
+        output = None
+    several = len(files) > 1
+    folder = Path(output) if output is not None and _is_folder(output) else None
+    if folder is not None:
+        if not folder.is_dir():
+            raise UsageError(f"cannot write to {output}: there is no such directory")
+        suffix = ".py" if emit is not None else SUFFIXES[fmt]
+        jobs = [_Job(f, folder / (_stem(f) + suffix),
+                     folder / (_stem(f) + ".pdf") if pdf else None) for f in files]
+        seen: dict[Path, str] = {}
+        for job in jobs:
+            if job.target in seen:
+                raise UsageError(f"{seen[job.target]} and {job.file} would both be written "
+                                 f"to {job.target}")
+            seen[job.target] = job.file
+    elif several:
+        if emit is not None or fmt not in COMBINED:
+            what = "Python module" if emit is not None else "LaTeX document"
+            raise UsageError(f"several FILEs give one {what} each: write them with -o DIR")
+        if pdf and output is not None:
+            raise UsageError("with several FILEs and --pdf, -o must be a directory "
+                             "(the PDFs go beside the documents)")
+        jobs = [_Job(f, None, Path.cwd() / (_stem(f) + ".pdf") if pdf else None)
+                for f in files]
+    else:
+        target = Path(output) if output is not None else None
+        jobs = [_Job(files[0], target, _pdf_path(files[0], output) if pdf else None)]
+    for job in jobs:
+        for path in (job.target, job.pdf_path, Path(output) if output and not folder else None):
+            if path is not None:
+                _refuse_overwriting_input(job.file, path)
+    return jobs
+
+
+def _is_folder(output: str) -> bool:
+    """Does ``-o`` name a directory (an existing one, or one written with a final /)?"""
+    return output.endswith(("/", os.sep)) or Path(output).is_dir()
+
+
+def _stem(file: str) -> str:
+    return "stdin" if file == "-" else Path(file).stem
+
+
+def _combine(jobs: list[_Job], fmt: str) -> str | None:
+    """The documents of ``jobs`` as one stream, or None when there are none."""
+    if not jobs:
+        return None
+    if len(jobs) == 1:
+        return jobs[0].text
+    if fmt == "json":
+        import json
+
+        from .render.document import to_json_data
+
+        return json.dumps([to_json_data(job.derivation) for job in jobs], indent=2,
+                          allow_nan=False) + "\n"
+    return "\n".join(job.text for job in jobs)
+
+
+def _report_failures(derivation, prefix: str) -> bool:
+    """Name on standard error each result that failed or was not checked; any?"""
+    failed = [r for r in derivation.results if not r.check.all_passed]
     for result in failed:
         what = f"{result.kind} of {result.of} with respect to {result.wrt}"
-        if not result.check.checked:
-            _error(f"indexcalc: not checked: {what}: {result.check.detail}")
+        for f in result.check.frameworks:
+            if not f.passed:
+                _error(f"{prefix}{f.status} with {f.framework}: {what}"
+                       + (f": max relative error {f.max_rel_error:.3g}"
+                          if f.status == "failed" else "")
+                       + (f" ({f.detail})" if f.detail else ""))
+        if result.check.passed:
             continue
-        _error(f"indexcalc: check FAILED: {what} does not match the numeric derivatives "
+        if not result.check.checked:
+            _error(f"{prefix}not checked: {what}: {result.check.detail}")
+            continue
+        _error(f"{prefix}check FAILED: {what} does not match the numeric derivatives "
                f"(max relative error {result.check.max_rel_error:.3g}"
                + (f"; {result.check.detail})" if result.check.detail else ")"))
-    return EXIT_CHECK_FAILED if failed else EXIT_OK
+    return bool(failed)
 
 
 def _refuse_overwriting_input(file: str, target: Path) -> None:

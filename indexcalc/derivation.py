@@ -54,6 +54,14 @@ class CheckResult:
     checked: bool = True
     #: "complex step", "central differences of complex steps" or "central differences".
     method: str = ""
+    #: ``--check-with``: the result against each framework's autograd
+    #: (``check.frameworks.FrameworkCheck``), in the order asked for.
+    frameworks: tuple = ()
+
+    @property
+    def all_passed(self) -> bool:
+        """Passed the numeric check and every framework check."""
+        return self.passed and all(f.passed for f in self.frameworks)
 
     @property
     def status(self) -> str:

@@ -6,7 +6,10 @@ what this returns.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import limits
+from .check.frameworks import check_with as check_framework
 from .check.numeric import check
 from .derivation import Derivation, MatrixForm, Result
 from .calculus.engine import Engine, IndexResult
@@ -35,6 +38,10 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
             numpy = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
         with limits.stage("the numeric check", name):
             checked = check(goal, numpy, problem, displayed=matrix)
+        if check_with:
+            with limits.stage("the framework check", name):
+                checked = replace(checked, frameworks=tuple(
+                    check_framework(fw, goal, numpy, problem) for fw in check_with))
         results.append(Result(
             kind=goal.kind, of=goal.of, wrt=goal.wrt, target=derived.target,
             index=derived.index, blocks=derived.blocks, matrix=matrix, numpy=numpy,

@@ -419,7 +419,7 @@ def test_an_exception_in_the_pipeline_is_an_internal_error(good_file, tmp_path, 
     import indexcalc.pipeline
     from indexcalc import cli
 
-    def broken_run(problem):
+    def broken_run(problem, **options):
         raise ZeroDivisionError("a bug deep inside")
 
     monkeypatch.setattr(indexcalc.pipeline, "run", broken_run)

@@ -61,8 +61,8 @@ def replace_check(monkeypatch, index: int, check: CheckResult) -> None:
     """Make ``pipeline.run`` report ``check`` for its result number ``index``."""
     real_run = indexcalc.pipeline.run
 
-    def run(problem):
-        derivation = real_run(problem)
+    def run(problem, **options):
+        derivation = real_run(problem, **options)
         results = list(derivation.results)
         results[index] = dataclasses.replace(results[index], check=check)
         return dataclasses.replace(derivation, results=tuple(results))
@@ -78,7 +78,7 @@ def failing_check(monkeypatch):
 
 @pytest.fixture
 def crashing_run(monkeypatch):
-    def run(problem):
+    def run(problem, **options):
         raise RuntimeError("boom in the engine")
 
     monkeypatch.setattr(indexcalc.pipeline, "run", run)

@@ -99,8 +99,22 @@ def _function_names(problem: Problem) -> tuple[str, ...]:
     return tuple(naming.code_name(n) for n in names)
 
 
-def _forward(problem: Problem, framework: str) -> _Function:
-    outputs = forward_outputs(problem)
+def forward_namespace(problem: Problem, outputs: tuple[str, ...],
+                      framework: str) -> tuple[dict, tuple[str, ...]]:
+    """A ``forward`` computing the tensors ``outputs`` in ``framework``, executed: the
+    namespace holding it and its arguments (the framework check differentiates it)."""
+    fn = _forward(problem, framework, outputs)
+    source = _HEADER[framework] + "\n" + ("import math\n" if _uses_math(fn) else "")
+    source += "\n\n" + _print_function(fn) + "\n"
+    namespace: dict = {}
+    # generated code only: names in it are validated identifiers of the parsed file
+    exec(compile(source, "<indexcalc forward>", "exec"), namespace)  # noqa: S102
+    return namespace, fn.args
+
+
+def _forward(problem: Problem, framework: str,
+             outputs: tuple[str, ...] | None = None) -> _Function:
+    outputs = outputs or forward_outputs(problem)
     code = tensor_lambda(problem, outputs, pure=framework != "numpy")
     args = tuple(naming.code_name(n) for n in problem.inputs) + _function_names(problem)
     missing = [a for a in code.args if a not in args]

@@ -98,6 +98,11 @@ def _result_json(result: Result) -> dict:
             "status": result.check.status,
             "method": result.check.method,
             "detail": result.check.detail,
+            **({"frameworks": {
+                f.framework: {"passed": f.passed, "status": f.status,
+                              "max_rel_error": _finite_or_none(f.max_rel_error),
+                              "detail": f.detail}
+                for f in result.check.frameworks}} if result.check.frameworks else {}),
         },
     }
 
@@ -249,6 +254,18 @@ class CheckView:
     error_text: str  # "1.67e-10"
     error_latex: str  # "1.67 \times 10^{-10}"
     detail: str
+    #: ``--check-with``: one per framework, in the order asked for
+    frameworks: tuple[FrameworkView, ...] = ()
+
+
+@dataclass(frozen=True)
+class FrameworkView:
+    name: str  # "torch"
+    status: str  # "passed" | "failed" | "not checked"
+    verdict: str  # "agrees with torch autograd" ...
+    error_text: str
+    error_latex: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -388,12 +405,22 @@ def _check_view(check: CheckResult) -> CheckView:
         passed=passed,
         status=check.status,
         verdict=verdict,
-        mark="" if passed else verdict,
+        mark="" if passed and all(f.passed for f in check.frameworks) else
+        verdict if not passed else "framework check FAILED",
         method=_METHODS.get(check.method, "numeric derivatives"),
         error_text=_error_text(check.max_rel_error),
         error_latex=_error_latex(check.max_rel_error),
         detail=_one_line(check.detail or ""),
+        frameworks=tuple(_framework_view(f) for f in check.frameworks),
     )
+
+
+def _framework_view(f) -> FrameworkView:
+    verdict = {"passed": f"agrees with {f.name_of} autograd",
+               "failed": f"DIFFERS from {f.name_of} autograd"}.get(
+        f.status, f"not compared with {f.name_of} autograd")
+    return FrameworkView(f.framework, f.status, verdict, _error_text(f.max_rel_error),
+                         _error_latex(f.max_rel_error), _one_line(f.detail))
 
 
 def wrap_code(source: str, width: int) -> tuple[str, ...]:
