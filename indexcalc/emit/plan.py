@@ -97,6 +97,34 @@ def plan(term: Term) -> Plan:
     return cached
 
 
+def _split_exp(factor: Term, bound: tuple[Index, ...]) -> tuple[Term, ...]:
+    """``exp(a + b + ...)`` as ``exp(a) * exp(b) * ...`` where that lowers the order of the
+    work: inside a sum over some of its indices, with the terms on different index sets.
+
+    ``sum_{i,j,k} exp(u_i + A_ij + B_jk)`` would build an S^3 array; as the product
+    ``exp(u_i + A_ij) exp(B_jk)`` it is an einsum the contraction order makes O(S^2).  Each
+    term joins the first group (widest first) whose indices include its own, so no exp is
+    taken over more axes than one of the terms already has.
+    """
+    if not (isinstance(factor, Func) and factor.name == "exp" and factor.order == 0
+            and isinstance(factor.arg, Add) and bound
+            and any(i in bound for i in factor.free)):
+        return (factor,)
+    groups: list[tuple[frozenset, list[Term]]] = []
+    for t in sorted(factor.arg.terms, key=lambda t: -len(t.free)):
+        free = frozenset(t.free)
+        for indices, members in groups:
+            if free <= indices:
+                members.append(t)
+                break
+        else:
+            groups.append((free, [t]))
+    if len(groups) == 1:
+        return (factor,)
+    return tuple(Func("exp", members[0] if len(members) == 1 else Add(tuple(members)))
+                 for _, members in groups)
+
+
 def _plan(term: Term) -> Plan:
     if isinstance(term, Num):
         return Number((), term.value)
@@ -124,7 +152,8 @@ def _plan(term: Term) -> Plan:
     if isinstance(term, (Mul, Sum)):
         bound = term.indices if isinstance(term, Sum) else ()
         body = term.body if isinstance(term, Sum) else term
-        factors = tuple(plan(f) for f in (body.factors if isinstance(body, Mul) else (body,)))
+        factors = tuple(plan(f) for g in (body.factors if isinstance(body, Mul) else (body,))
+                        for f in _split_exp(g, bound))
         seen = tuple(dict.fromkeys(i for f in factors for i in f.axes))
         axes = tuple(i for i in seen if i not in bound)
         unused = tuple(i.dim for i in bound if i not in seen)
