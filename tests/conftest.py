@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
+import os
 import textwrap
 from pathlib import Path
 
@@ -19,6 +21,19 @@ from indexcalc.pipeline import run
 from indexcalc.terms import Index
 
 DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
+
+
+def need(module: str):
+    """``module`` imported, for tests that need an optional package (torch, jax, nbclient).
+
+    Locally a missing package skips the test with the reason; under CI (``CI=1``, set by
+    ``.ci/run``, which installs them) it is an error, so the tests cannot silently not run.
+    """
+    if os.environ.get("CI"):
+        return importlib.import_module(module)
+    import pytest
+
+    return pytest.importorskip(module, reason=f"{module} is not installed (CI installs it)")
 
 
 # --- problems and derivations -----------------------------------------------------------------

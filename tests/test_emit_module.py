@@ -18,6 +18,7 @@ from indexcalc.check.numeric import compile_lambda, lambda_arguments, make_world
 from indexcalc.emit.module import WIDTH, module_source, result_name
 from indexcalc.pipeline import run
 from indexcalc.syntax.idx import parse_file, parse_text
+from conftest import need
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES = sorted((ROOT / "derivations").glob("*.idx"))
@@ -130,7 +131,7 @@ class _TorchStandIn:
 
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_torch_module_passes_gradcheck(derivations, name):
-    torch = pytest.importorskip("torch", reason="torch is not installed (CI installs it)")
+    torch = need("torch")
     d = derivations[name]
     source = module_source(d, "torch")
     assert max(len(line) for line in source.splitlines()) <= WIDTH
@@ -162,7 +163,7 @@ def test_torch_module_passes_gradcheck(derivations, name):
 
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_jax_module_passes_check_grads(derivations, name):
-    jax = pytest.importorskip("jax", reason="jax is not installed (CI installs it)")
+    jax = need("jax")
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     from jax.test_util import check_grads
