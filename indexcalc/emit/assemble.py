@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .. import naming
 from ..derivation import NumpyFunction
 from ..matrix import ir
+from ..matrix.chains import reassociate
 from ..matrix.recognize import to_matrix
 from ..problem import Problem
 from ..terms import ZERO, Index, Term
@@ -68,7 +69,7 @@ def _lambda_parts(problem: Problem, index: Term, out: tuple[Index, ...],
     if index == ZERO and wrt in problem.inputs:
         names.tensor(wrt)  # a zero gradient takes its shape from the input
     if matrix is not None:
-        body = from_matrix(matrix, names)
+        body = from_matrix(reassociate(matrix, _definition_matrices(problem)), names)
         if out and broadcasts(matrix):
             shape = ", ".join(names.dim(i.dim) for i in out)
             body = f"np.broadcast_to({body}, ({shape},))" + ("" if names.pure else ".copy()")
@@ -77,6 +78,16 @@ def _lambda_parts(problem: Problem, index: Term, out: tuple[Index, ...],
     if not out:
         body = f"np.asarray({body}, dtype=np.float64)"  # no builtin a user could shadow
     return _definitions_code(problem, names, display=False), body
+
+
+def _definition_matrices(problem: Problem):
+    """The matrix form of each defined tensor, by name (None for inputs or none)."""
+    def definition(name: str) -> ir.Node | None:
+        d = problem.definitions.get(name)
+        if d is None or d.is_opaque_loss:
+            return None
+        return to_matrix(d.body, d.indices)
+    return definition
 
 
 def displayed_form(problem: Problem, matrix: ir.Node) -> DisplayedForm:
