@@ -57,8 +57,14 @@ def load(path: str | Path, *, check_with: tuple[str, ...] = ()) -> Derivation:
 def _run(problem, check_with) -> Derivation:
     from .pipeline import run
 
+    from .check.frameworks import FRAMEWORKS
+
     if isinstance(check_with, str):
         check_with = (check_with,)
+    unknown = [f for f in check_with if f not in FRAMEWORKS]
+    if unknown:
+        raise ValueError(f"check_with: no framework {unknown[0]!r} (choose from "
+                         f"{', '.join(FRAMEWORKS)})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the check reports non-finite values
         return Derivation(run(problem, check_with=tuple(check_with)))
@@ -78,16 +84,23 @@ class Step:
 class Check:
     """The numeric check of a result: ``status`` is "passed", "failed" or "not checked"."""
 
+    #: The numeric check (finite differences or the complex step) passed.
     passed: bool
     status: str
     max_rel_error: float | None
     method: str
     detail: str
-    #: framework name -> {"passed": bool, "max_rel_error": float | None, "detail": str}
+    #: framework name -> {"passed": bool, "status": str, "max_rel_error": float | None,
+    #: "detail": str}, for the frameworks ``check_with`` named.
     frameworks: dict[str, dict[str, Any]]
 
+    @property
+    def all_passed(self) -> bool:
+        """The numeric check and every framework comparison passed."""
+        return self.passed and all(f["passed"] for f in self.frameworks.values())
+
     def __bool__(self) -> bool:
-        return self.passed
+        return self.all_passed
 
 
 class Result:
@@ -159,15 +172,23 @@ class Derivation:
 
     @property
     def passed(self) -> bool:
-        """Did every result pass its check?"""
-        return all(r.check.passed for r in self.results)
+        """Did every result pass its numeric check and every framework comparison asked
+        for? (The command line exits 0 exactly when this holds.)"""
+        return all(r.check.all_passed for r in self.results)
 
     def result(self, name: str) -> Result:
-        """The result named ``name`` (``dL_dW``) or taken with respect to ``name`` (``W``)."""
+        """The result named ``name`` (``dL_dW``, ``d2f_dx2``), or the one result taken with
+        respect to ``name`` (``W``)."""
         for r in self.results:
-            if name in (r.name, r.wrt):
+            if name == r.name:
                 return r
-        raise KeyError(f"no result {name!r}: {', '.join(r.name for r in self.results)}")
+        hits = [r for r in self.results if r.wrt == name]
+        if len(hits) == 1:
+            return hits[0]
+        names = ", ".join(r.name for r in (hits or self.results))
+        if hits:
+            raise KeyError(f"several results are taken with respect to {name!r}: {names}")
+        raise KeyError(f"no result {name!r}: {names}")
 
     def latex(self) -> str:
         """The LaTeX document, as ``indexcalc derive FILE --format latex``."""
@@ -202,7 +223,8 @@ class Derivation:
 
     def __repr__(self) -> str:
         names = ", ".join(f"{r.name} ({r.check.status})" for r in self.results)
-        return f"<Derivation {self.title or ''!s}: {names}>"
+        title = f" {self.title}" if self.title else ""
+        return f"<Derivation{title}: {names}>"
 
     def _repr_markdown_(self) -> str:
         return self.markdown()
