@@ -201,3 +201,13 @@ def test_jax_module_passes_check_grads(derivations, name):
         return module.apply(*[given[n] for n in names], *functions)
 
     check_grads(of_wrt, tuple(values[n] for n in wrt), order=1, modes=["rev"])
+
+
+def test_torch_function_takes_a_python_number_for_a_scalar_without_gradient(derivations):
+    """``eps`` gets no gradient: the Function keeps it on ctx, not with save_for_backward
+    (which refuses a float), so ``apply(X, g, 1e-5)`` works as a user writes it."""
+    torch = need("torch")
+    module = _load(module_source(derivations["rmsnorm"], "torch"), "emitted_torch_rmsnorm_float")
+    X = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(module.apply, (X, g, 1e-5))

@@ -338,21 +338,29 @@ def _autograd(derivation: Derivation, framework: str) -> str:
         call = f"{result_name(r)}({', '.join(r.numpy.args)})"
         calls[name] = call if opaque else f"grad * {call}"
     if framework == "torch":
-        return _torch_function(inputs, functions, grads, calls, opaque)
+        # A scalar input that gets no gradient (an eps) may be a Python number, which
+        # save_for_backward refuses: it is kept on ctx instead.
+        plain = tuple(naming.code_name(n) for n, t in problem.inputs.items()
+                      if not t.dims and naming.code_name(n) not in calls)
+        return _torch_function(inputs, functions, grads, calls, opaque, plain)
     return _jax_apply(inputs, functions, grads, calls, opaque)
 
 
-def _torch_function(inputs, functions, grads, calls, opaque) -> str:
+def _torch_function(inputs, functions, grads, calls, opaque, plain=()) -> str:
     arguments = ", ".join(inputs + functions)
     upstream = ", ".join(grads) if opaque else "grad"
+    saved = tuple(name for name in inputs if name not in plain)
     lines = [
         "class Function(torch.autograd.Function):",
         '    """The forward pass with the derived gradients as its backward (not autograd)."""',
         "",
         "    @staticmethod",
         f"    def forward(ctx, {arguments}):",
-        f"        ctx.save_for_backward({', '.join(inputs)}{',' if len(inputs) == 1 else ''})",
     ]
+    if saved:
+        lines.append(f"        ctx.save_for_backward({', '.join(saved)}{',' if len(saved) == 1 else ''})")
+    if plain:
+        lines.append(f"        ctx.constants = ({', '.join(plain)},)")
     if functions:
         lines.append(f"        ctx.functions = ({', '.join(functions)},)")
     lines += [
@@ -360,8 +368,11 @@ def _torch_function(inputs, functions, grads, calls, opaque) -> str:
         "",
         "    @staticmethod",
         f"    def backward(ctx, {upstream}):",
-        f"        {', '.join(inputs)}{',' if len(inputs) == 1 else ''} = ctx.saved_tensors",
     ]
+    if saved:
+        lines.append(f"        {', '.join(saved)}{',' if len(saved) == 1 else ''} = ctx.saved_tensors")
+    if plain:
+        lines.append(f"        {', '.join(plain)}, = ctx.constants")
     if functions:
         lines.append(f"        {', '.join(functions)}, = ctx.functions")
     returned = []
