@@ -51,7 +51,7 @@ class Case:
     kind: str = "grad"
     core: bool = False
     #: how to draw an input other than N(0, 0.1^2): "onehot rows", "onehot cols",
-    #: "positive", "binary"
+    #: "positive", "binary", and for a scalar "one" (else 1e-5, an eps)
     draw: dict[str, str] = field(default_factory=dict)
 
 
@@ -164,6 +164,167 @@ def t_softmax_ce(t):
     return -(t["T"] * torch.log_softmax(t["Z"], dim=1)).sum() / t["Z"].shape[0]
 
 
+
+# --- recurrent cells, a Mahalanobis distance, a CRF partition function, an RBF kernel -----
+# (issue 10, item 6: kinds of problems on which the generated code once raised the order of
+# the work)
+
+GRU = """\
+title: GRU cell
+dims B, I, H
+input x[B,I], h[B,H], Wz[H,I], Uz[H,H], bz[H], Wr[H,I], Ur[H,H], br[H], Wn[H,I], Un[H,H], bn[H]
+Zg[b,k] = sigmoid(sum_i x[b,i] Wz[k,i] + sum_j h[b,j] Uz[k,j] + bz[k])
+R[b,k] = sigmoid(sum_i x[b,i] Wr[k,i] + sum_j h[b,j] Ur[k,j] + br[k])
+A[b,k] = sum_j h[b,j] Un[k,j]
+N[b,k] = tanh(sum_i x[b,i] Wn[k,i] + R[b,k] A[b,k] + bn[k])
+Hn[b,k] = (1 - Zg[b,k]) N[b,k] + Zg[b,k] h[b,k]
+L = loss(Hn)
+grad L wrt Un, Wz, h
+"""
+
+LSTM = """\
+title: LSTM cell
+dims B, I, H
+input x[B,I], h[B,H], c[B,H], Wf[H,I], Uf[H,H], bf[H], Wi[H,I], Ui[H,H], bi[H], Wo[H,I], Uo[H,H], bo[H], Wg[H,I], Ug[H,H], bg[H]
+F[b,k] = sigmoid(sum_i x[b,i] Wf[k,i] + sum_j h[b,j] Uf[k,j] + bf[k])
+In[b,k] = sigmoid(sum_i x[b,i] Wi[k,i] + sum_j h[b,j] Ui[k,j] + bi[k])
+O[b,k] = sigmoid(sum_i x[b,i] Wo[k,i] + sum_j h[b,j] Uo[k,j] + bo[k])
+G[b,k] = tanh(sum_i x[b,i] Wg[k,i] + sum_j h[b,j] Ug[k,j] + bg[k])
+C[b,k] = F[b,k] c[b,k] + In[b,k] G[b,k]
+Hn[b,k] = O[b,k] tanh(C[b,k])
+L = loss(Hn)
+grad L wrt Wf, c, h
+"""
+
+MAHALANOBIS = """\
+title: Mahalanobis distance with a factor L
+dims D
+input x[D], mu[D], L[D,D]
+S[i,j] = sum_k L[i,k] L[j,k]
+f = sum_{i,j} (x[i] - mu[i]) S[i,j] (x[j] - mu[j])
+grad f wrt x, L
+"""
+
+CRF = """\
+title: CRF log-partition over three positions
+dims S
+input u[S], v[S], w[S], A[S,S], B[S,S]
+Z = log(sum_{i,j,k} exp(u[i] + A[i,j] + v[j] + B[j,k] + w[k]))
+grad Z wrt A, u
+"""
+
+RBF = """\
+title: RBF kernel matrix
+dims N, M, D
+input X[N,D], Z[M,D], ell
+K[n,m] = exp(-sum_d (X[n,d] - Z[m,d])^2 / (2 ell^2))
+L = loss(K)
+grad L wrt X, ell
+"""
+
+
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _gru(x, h, Wz, Uz, bz, Wr, Ur, br, Wn, Un, bn):
+    z = sigmoid(x @ Wz.T + h @ Uz.T + bz)
+    r = sigmoid(x @ Wr.T + h @ Ur.T + br)
+    a = h @ Un.T
+    n = np.tanh(x @ Wn.T + r * a + bn)
+    return z, r, a, n
+
+
+def gru_dun(dL_dHn, x, h, Wz, Uz, bz, Wr, Ur, br, Wn, Un, bn):
+    z, r, a, n = _gru(x, h, Wz, Uz, bz, Wr, Ur, br, Wn, Un, bn)
+    return (dL_dHn * (1 - z) * (1 - n**2) * r).T @ h
+
+
+def gru_dwz(dL_dHn, x, h, Wz, Uz, bz, Wr, Ur, br, Wn, Un, bn):
+    z, r, a, n = _gru(x, h, Wz, Uz, bz, Wr, Ur, br, Wn, Un, bn)
+    return (dL_dHn * (h - n) * z * (1 - z)).T @ x
+
+
+def gru_dh(dL_dHn, x, h, Wz, Uz, bz, Wr, Ur, br, Wn, Un, bn):
+    z, r, a, n = _gru(x, h, Wz, Uz, bz, Wr, Ur, br, Wn, Un, bn)
+    dn = dL_dHn * (1 - z) * (1 - n**2)
+    dz = dL_dHn * (h - n) * z * (1 - z)
+    dr = dn * a * r * (1 - r)
+    return dz @ Uz + dr @ Ur + (dn * r) @ Un + dL_dHn * z
+
+
+def _lstm(x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo, Wg, Ug, bg):
+    f = sigmoid(x @ Wf.T + h @ Uf.T + bf)
+    i = sigmoid(x @ Wi.T + h @ Ui.T + bi)
+    o = sigmoid(x @ Wo.T + h @ Uo.T + bo)
+    g = np.tanh(x @ Wg.T + h @ Ug.T + bg)
+    C = f * c + i * g
+    return f, i, o, g, C
+
+
+def lstm_dc_state(dL_dHn, x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo, Wg, Ug, bg):
+    """The gradient reaching the new cell state C."""
+    f, i, o, g, C = _lstm(x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo, Wg, Ug, bg)
+    return dL_dHn * o * (1 - np.tanh(C) ** 2), (f, i, o, g, C)
+
+
+def lstm_dwf(dL_dHn, x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo, Wg, Ug, bg):
+    dC, (f, i, o, g, C) = lstm_dc_state(dL_dHn, x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo,
+                                        Wg, Ug, bg)
+    return (dC * c * f * (1 - f)).T @ x
+
+
+def lstm_dc(dL_dHn, x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo, Wg, Ug, bg):
+    dC, (f, *_) = lstm_dc_state(dL_dHn, x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo, Wg, Ug, bg)
+    return dC * f
+
+
+def lstm_dh(dL_dHn, x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo, Wg, Ug, bg):
+    dC, (f, i, o, g, C) = lstm_dc_state(dL_dHn, x, h, c, Wf, Uf, bf, Wi, Ui, bi, Wo, Uo, bo,
+                                        Wg, Ug, bg)
+    df, di, dg = dC * c * f * (1 - f), dC * g * i * (1 - i), dC * i * (1 - g**2)
+    do = dL_dHn * np.tanh(C) * o * (1 - o)
+    return df @ Uf + di @ Ui + do @ Uo + dg @ Ug
+
+
+def crf_parts(u, v, w, A, B):
+    """Forward messages: exp(u_i + A_ij + v_j) and beta_j = sum_k exp(B_jk + w_k)."""
+    left = np.exp(u[:, None] + A + v[None, :])
+    beta = np.exp(B + w[None, :]).sum(1)
+    return left, beta
+
+
+def crf_da(u, v, w, A, B):
+    left, beta = crf_parts(u, v, w, A, B)
+    marginal = left * beta[None, :]
+    return marginal / marginal.sum()
+
+
+def crf_du(u, v, w, A, B):
+    left, beta = crf_parts(u, v, w, A, B)
+    alpha = left @ beta
+    return alpha / alpha.sum()
+
+
+def _rbf(X, Z, ell):
+    sq = (X**2).sum(1)[:, None] + (Z**2).sum(1)[None, :] - 2 * X @ Z.T
+    return np.exp(-sq / (2 * ell**2)), sq
+
+
+def rbf_dx(dL_dK, X, Z, ell):
+    K, _ = _rbf(X, Z, ell)
+    GK = dL_dK * K
+    return (GK @ Z - GK.sum(1)[:, None] * X) / ell**2
+
+
+def rbf_dell(dL_dK, X, Z, ell):
+    K, sq = _rbf(X, Z, ell)
+    return np.asarray((dL_dK * K * sq).sum() / ell**3)
+
+
+RNN = {"B": 256, "I": 512, "H": 512}
+
+
 # --- the cases -----------------------------------------------------------------------------
 
 LINEAR = dict(source=_file("linear_layer.idx"), of="L", sizes={"S": 512, "M": 1024, "N": 1024},
@@ -240,4 +401,28 @@ CASES: tuple[Case, ...] = (
          textbook=attention_dq, **ATTN),
     Case("attention dL/dK", wrt="K", formula="dA.T @ Q / sqrt(D)", textbook=attention_dk, **ATTN),
     Case("attention dL/dV", wrt="V", formula="P.T @ G", textbook=attention_dv, **ATTN),
+    # Issue 10's further kinds.
+    Case("GRU cell dL/dUn", GRU, "L", "Un", RNN, "(G * (1 - z) * (1 - n**2) * r).T @ h",
+         gru_dun),
+    Case("GRU cell dL/dWz", GRU, "L", "Wz", RNN, "(G * (h - n) * z * (1 - z)).T @ x", gru_dwz),
+    Case("GRU cell dL/dh", GRU, "L", "h", RNN, "dz @ Uz + dr @ Ur + (dn * r) @ Un + G * z",
+         gru_dh),
+    Case("LSTM cell dL/dWf", LSTM, "L", "Wf", RNN, "(dC * c * f * (1 - f)).T @ x, "
+         "dC = G * o * (1 - tanh(C)**2)", lstm_dwf),
+    Case("LSTM cell dL/dc", LSTM, "L", "c", RNN, "dC * f", lstm_dc),
+    Case("LSTM cell dL/dh", LSTM, "L", "h", RNN, "df @ Uf + di @ Ui + do @ Uo + dg @ Ug",
+         lstm_dh),
+    Case("Mahalanobis df/dx", MAHALANOBIS, "f", "x", {"D": 2048}, "2 L @ (L.T @ (x - mu))",
+         lambda x, mu, L: 2 * (L @ (L.T @ (x - mu)))),
+    Case("Mahalanobis df/dL", MAHALANOBIS, "f", "L", {"D": 2048},
+         "2 outer(x - mu, L.T @ (x - mu))",
+         lambda x, mu, L: 2 * np.outer(x - mu, (x - mu) @ L)),
+    Case("CRF log-partition dZ/dA", CRF, "Z", "A", {"S": 1024},
+         "exp(u + A + v) * beta / Z, beta = exp(B + w) 1", crf_da),
+    Case("CRF log-partition dZ/du", CRF, "Z", "u", {"S": 1024}, "alpha / Z, alpha = exp(u + A + v) beta",
+         crf_du),
+    Case("RBF kernel dL/dX", RBF, "L", "X", {"N": 1024, "M": 1024, "D": 64},
+         "((G K) Z - rowsum(G K) X) / ell^2", rbf_dx, draw={"ell": "one"}),
+    Case("RBF kernel dL/dell", RBF, "L", "ell", {"N": 1024, "M": 1024, "D": 64},
+         "sum(G K sq) / ell^3", rbf_dell, draw={"ell": "one"}),
 )

@@ -543,3 +543,56 @@ def test_an_exp_of_a_sum_over_several_indices_is_factored_to_keep_the_order_down
             tracemalloc.stop()
         np.testing.assert_allclose(got, textbook[r.wrt], rtol=1e-10)
         assert peak < 20 * S * S * 8, (r.wrt, peak)  # a few S x S arrays, not S^3
+
+
+RBF = """
+dims N, M, D
+input X[N,D], Z[M,D], ell
+K[n,m] = exp(-sum_d (X[n,d] - Z[m,d])^2 / (2 ell^2))
+L = loss(K)
+grad L wrt X, Z
+"""
+
+
+def test_an_rbf_kernel_gradient_never_builds_an_n_by_m_by_d_array():
+    """``sum_m G_im K_im (Z_mj - X_ij)`` is distributed into ``(G K) Z - X (G K) 1`` and the
+    squared distance expanded (``|x|^2 + |z|^2 - 2 X Z^T``), as the textbook computes them:
+    O(NM + (N + M) D) memory, not an N x M x D array (here 256 MB)."""
+    import tracemalloc
+
+    derived = derive_text(RBF)
+    N, M, D = 400, 500, 160
+    generator = np.random.default_rng(3)
+    X, Z, G = generator.normal(size=(N, D)), generator.normal(size=(M, D)), \
+        generator.normal(size=(N, M))
+    ell = 9.0
+    sq = (X**2).sum(1)[:, None] + (Z**2).sum(1)[None, :] - 2 * X @ Z.T
+    K = np.exp(-sq / (2 * ell**2))
+    GK = G * K
+    textbook = {"X": (GK @ Z - GK.sum(1)[:, None] * X) / ell**2,
+                "Z": (GK.T @ X - GK.sum(0)[:, None] * Z) / ell**2}
+    arrays = {"X": X, "Z": Z, "ell": ell, "dL_dK": G}
+    for r in derived.results:
+        fn = compiled(r)
+        tracemalloc.start()
+        try:
+            got = fn(*(arrays[a] for a in r.numpy.args))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        np.testing.assert_allclose(got, textbook[r.wrt], rtol=1e-8, atol=1e-12)
+        assert peak < 20 * N * M * 8, (r.wrt, peak)
+
+
+def test_the_check_evaluates_the_definitions_as_written():
+    """The rewrites serve the generated code only: the literal plan of the CRF partition
+    function still takes one exp of the whole sum, so the check's forward pass is the
+    definition as written and a wrong rewrite would fail the check."""
+    from indexcalc.emit.plan import Call, Product, plan
+
+    prob = problem(CRF)
+    body = prob.definitions["Z"].body.arg  # the sum inside the log
+    literal, fast = plan(body), plan(body, fast=True)
+    assert isinstance(literal, Product) and isinstance(fast, Product)
+    assert sum(isinstance(f, Call) and f.fn == "exp" for f in literal.factors) == 1
+    assert sum(isinstance(f, Call) and f.fn == "exp" for f in fast.factors) == 2

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .. import naming
@@ -55,13 +56,31 @@ def _lambda(problem: Problem, pure: bool, parts) -> NumpyFunction:
     parts(collecting)
     args = _arguments(problem, collecting)
     sources = _dim_sources(problem, collecting, args)
-    names = Names(problem, spell_dim=sources.__getitem__, pure=pure)
+    repeated = frozenset(k for k, n in collecting.counts.items() if n > 1)
+    names = Names(problem, spell_dim=sources.__getitem__, pure=pure, repeated=repeated)
     definitions, body = parts(names)
     code = ", ".join([f"({d} := {c})" for d, c in definitions] + [body])
+    if repeated and not _bound_before_use(code):  # never expected; shared nothing then
+        names = Names(problem, spell_dim=sources.__getitem__, pure=pure)
+        definitions, body = parts(names)
+        code = ", ".join([f"({d} := {c})" for d, c in definitions] + [body])
     if definitions:
         code = f"({code})[-1]"
     args = [naming.code_name(a) for a in args]
     return NumpyFunction(f"lambda {', '.join(args)}: {code}", tuple(args))
+
+
+def _bound_before_use(code: str) -> bool:
+    """Is every temporary of ``code`` first met where it is bound (``_t1 := ...``)?  Python
+    evaluates an expression's operands left to right, so the text's order is the order of
+    evaluation."""
+    seen: set[str] = set()
+    for match in re.finditer(r"\b(_t\d+)\b( :=)?", code):
+        name, binds = match.group(1), match.group(2)
+        if name not in seen and not binds:
+            return False
+        seen.add(name)
+    return True
 
 
 def _lambda_parts(problem: Problem, index: Term, out: tuple[Index, ...],

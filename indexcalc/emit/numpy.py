@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Callable
 
@@ -51,6 +51,14 @@ class Names:
     functions: set[str] = field(default_factory=set)  # "h", "h_prime", ...
     dims: set[str] = field(default_factory=set)
     temps: int = 0
+    #: Shared array subexpressions of the einsum path (``_shared``): how often each one is
+    #: printed (counted by a first printing), which ones repeat (told to the second), and
+    #: the temporary each is bound to; per top-level ``from_index``.
+    counts: dict = field(default_factory=dict)
+    repeated: frozenset = frozenset()
+    memo: dict = field(default_factory=dict)
+    scope: int = 0  # 0: outside from_index, nothing is shared
+    scopes: int = 0
 
     def next_temp(self) -> str:
         self.temps += 1
@@ -391,6 +399,15 @@ def _closing(code: str, start: int) -> int:
 
 def from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
     """Code for ``term`` as an array with axes ``out`` (broadcast to the full shape)."""
+    outer, names.scopes = names.scope, names.scopes + 1
+    names.scope = names.scopes
+    try:
+        return _from_index(term, out, names)
+    finally:
+        names.scope = outer
+
+
+def _from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
     diagonal = _output_delta(term, out)
     if diagonal is not None:
         return _on_diagonal(*diagonal, out, names)
@@ -451,7 +468,7 @@ def _arrange(code: str, idx: tuple[Index, ...], order: tuple[Index, ...], letter
 
 def _emit(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]:
     """Code for ``term`` and the axes it has, printed from the contraction plan."""
-    p = make_plan(term)
+    p = make_plan(term, fast=True)  # the generated code: rewrites that lower the work
     return _code(p, names, letters), p.axes
 
 
@@ -470,7 +487,8 @@ def _code(p: Plan, names: Names, letters) -> str:
     if isinstance(p, Eye):
         return f"np.eye({names.dim(p.dim)})"
     if isinstance(p, Call):
-        return apply_function(p.fn, p.order, _code(p.arg, names, letters), names)
+        return _shared(p, names, lambda: apply_function(p.fn, p.order,
+                                                        _code(p.arg, names, letters), names))
     if isinstance(p, Raise):
         base = _operand(_code(p.base, names, letters))
         if isinstance(p.exponent, Number):
@@ -480,20 +498,59 @@ def _code(p: Plan, names: Names, letters) -> str:
         codes = [_arrange(_code(t, names, letters), t.axes, p.axes, letters) for t in p.terms]
         return "(" + " + ".join(codes) + ")"
     if isinstance(p, Product):
-        return _product(p, names, letters)
+        return _shared(p, names, lambda: _product(p, names, letters)) if p.bound else \
+            _product(p, names, letters)
     raise TypeError(f"no NumPy for {type(p).__name__}")  # pragma: no cover
 
 
+def _shared(p: Plan, names: Names, code: Callable[[], str]) -> str:
+    """``code()``, computed once where the same array occurs again in the expression.
+
+    Two function applications or contractions that are the same up to the names of their
+    indices are the same array (the exp of a CRF's pair potentials in numerator and
+    denominator): the first is bound to a temporary, ``(_t2 := np.exp(...))``, the others
+    use it.  Python evaluates operands left to right, so the first printed is the first
+    evaluated.  The first printing of a lambda counts; the second binds.
+    """
+    if not names.scope:
+        return code()
+    key = (names.scope, _shape_key(p))
+    names.counts[key] = names.counts.get(key, 0) + 1
+    if key in names.memo:
+        return names.memo[key]
+    text = code()
+    if key not in names.repeated:
+        return text
+    temp = names.next_temp()
+    names.memo[key] = temp
+    return f"({temp} := {text})"
+
+
+def _shape_key(p: Plan) -> tuple:
+    """``p`` with its indices numbered by first appearance (their dims kept)."""
+    numbering: dict[Index, int] = {}
+
+    def key(x):
+        if isinstance(x, Index):
+            return ("index", x.dim, numbering.setdefault(x, len(numbering)))
+        if isinstance(x, tuple):
+            return tuple(key(y) for y in x)
+        if isinstance(x, Plan):
+            return (type(x).__name__,) + tuple(key(getattr(x, f.name)) for f in fields(x))
+        return x
+    return key(p)
+
+
 def _product(p: Product, names: Names, letters) -> str:
-    scalars: list[str] = []
+    # The scalars come first in the text, so they are printed first: a shared subexpression
+    # is bound where it is first printed, which must be where it is first evaluated.
+    scalars = [_code(f, names, letters) for f in p.factors if not f.axes]
     operands: list[tuple[str, tuple[Index, ...]]] = []
     for f in p.factors:
         if isinstance(f, Raise) and f.axes and f.exponent == Number((), Fraction(-1)):
             operands.append((f"(1.0 / {_code(f.base, names, letters)})", f.axes))
         elif f.axes:
             operands.append((_code(f, names, letters), f.axes))
-        else:
-            scalars.append(_code(f, names, letters))
     scalars += [names.dim(dim) for dim in p.unused]
     if not operands:
         code = "1.0"

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..terms import Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term
+from ..terms import (
+    Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
+)
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,19 @@ class Product(Plan):
     unused: tuple[str, ...] = ()
 
 
-def plan(term: Term) -> Plan:
-    """The plan of ``term`` (cached on the immutable term)."""
-    cached = term.__dict__.get("_plan")
+def plan(term: Term, fast: bool = False) -> Plan:
+    """The plan of ``term`` (cached on the immutable term).
+
+    ``fast`` plans for the generated code: with the rewrites that lower the order of the
+    work (``_split_exp``, ``_distribute``).  The numeric check evaluates the literal plan, so
+    the forward pass it differentiates is the definitions as written, and a rewrite that
+    were wrong would show as a failed check of the generated code.
+    """
+    key = "_fast_plan" if fast else "_plan"
+    cached = term.__dict__.get(key)
     if cached is None:
-        cached = _plan(term)
-        term.__dict__["_plan"] = cached
+        cached = _plan(term, fast)
+        term.__dict__[key] = cached
     return cached
 
 
@@ -125,7 +134,52 @@ def _split_exp(factor: Term, bound: tuple[Index, ...]) -> tuple[Term, ...]:
                  for _, members in groups)
 
 
-def _plan(term: Term) -> Plan:
+def _distribute(term: Sum) -> Term | None:
+    """``sum_B f (a + b)`` as ``sum_B f a + sum_B f b`` where the terms of ``a + b`` are on
+    different indices and it has a summed one; else None.
+
+    Undistributed, ``a + b`` is an array over all its indices, contracted after: for an RBF
+    kernel's gradient ``sum_m G_im K_im (Z_mj - X_ij)`` an N x M x D array.  Distributed,
+    each part is a contraction of its own (``(G K) Z`` a matrix product, ``X_ij sum_m G_im
+    K_im`` a row sum).  A square ``(a + b)^2`` of such a sum is expanded first
+    (``sum_d (X_nd - Z_md)^2 = sum_d X_nd^2 + sum_d Z_md^2 - 2 sum_d X_nd Z_md``), as the
+    textbook computes squared distances.
+    """
+    bound = frozenset(term.indices)
+    factors = list(term.body.factors if isinstance(term.body, Mul) else (term.body,))
+    for k, f in enumerate(factors):
+        terms = _spread_terms(f, bound)
+        if terms is None:
+            continue
+        rest = factors[:k] + factors[k + 1:]
+        return add(*(make_sum(term.indices, mul(*rest, t)) for t in terms))
+    return None
+
+
+#: The most terms a sum may have to be distributed (a square of k terms makes k(k+1)/2).
+MAX_SPREAD = 4
+
+
+def _spread_terms(factor: Term, bound: frozenset) -> tuple[Term, ...] | None:
+    """The terms of ``factor`` (a sum, or the square of one) if they are on different
+    indices, some summed (so the sum would be an array over all of them), else None."""
+    square = (isinstance(factor, Pow) and isinstance(factor.base, Add)
+              and factor.exponent == Num(Fraction(2)))
+    inner = factor.base if square else factor
+    if not isinstance(inner, Add):
+        return None
+    frees = [t.free for t in inner.terms]
+    union = frozenset().union(*frees)
+    if not union & bound or all(f == union for f in frees) or len(frees) > MAX_SPREAD:
+        return None
+    if not square:
+        return inner.terms
+    ts = inner.terms
+    return tuple(mul(t, t) for t in ts) + tuple(
+        mul(Num(Fraction(2)), ts[a], ts[b]) for a in range(len(ts)) for b in range(a + 1, len(ts)))
+
+
+def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Num):
         return Number((), term.value)
     if isinstance(term, DimSize):
@@ -138,22 +192,28 @@ def _plan(term: Term) -> Plan:
             return Number((), Fraction(1))
         return Eye((term.a, term.b), term.a.dim)
     if isinstance(term, Func):
-        arg = plan(term.arg)
+        arg = plan(term.arg, fast)
         return Call(arg.axes, term.name, term.order, arg)
     if isinstance(term, Pow):
-        base = plan(term.base)
-        return Raise(base.axes, base, plan(term.exponent))
+        base = plan(term.base, fast)
+        return Raise(base.axes, base, plan(term.exponent, fast))
     if isinstance(term, Add):
-        parts = tuple(plan(t) for t in term.terms)
+        parts = tuple(plan(t, fast) for t in term.terms)
         order: list[Index] = []
         for p in sorted(parts, key=lambda p: -len(p.axes)):
             order.extend(i for i in p.axes if i not in order)
         return Total(tuple(order), parts)
+    if fast and isinstance(term, Sum):
+        distributed = _distribute(term)
+        if distributed is not None:
+            return plan(distributed, fast)
     if isinstance(term, (Mul, Sum)):
         bound = term.indices if isinstance(term, Sum) else ()
         body = term.body if isinstance(term, Sum) else term
-        factors = tuple(plan(f) for g in (body.factors if isinstance(body, Mul) else (body,))
-                        for f in _split_exp(g, bound))
+        parts = body.factors if isinstance(body, Mul) else (body,)
+        if fast:
+            parts = tuple(f for g in parts for f in _split_exp(g, bound))
+        factors = tuple(plan(f, fast) for f in parts)
         seen = tuple(dict.fromkeys(i for f in factors for i in f.axes))
         axes = tuple(i for i in seen if i not in bound)
         unused = tuple(i.dim for i in bound if i not in seen)

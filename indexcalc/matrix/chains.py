@@ -33,14 +33,13 @@ def reassociate(node: Node, definition: Definitions) -> Node:
 
 def _fold(chain: list[Node], definition: Definitions) -> Node:
     chain = [reassociate(x, definition) for x in chain]
-    if _is_vector(chain[-1]):
-        acc = chain[-1]
-        for x in reversed(chain[:-1]):
-            acc = MatMul(x, acc)
-        return acc
-    acc = chain[0]
-    for x in chain[1:]:
-        acc = MatMul(acc, x)
+    if not _is_vector(chain[-1]):
+        # v^T A B is (B^T A^T v)^T, and a 1-D array is its own transpose: one orientation,
+        # so that equal products print alike and are computed once.
+        chain = [_transpose(x) for x in reversed(chain)]
+    acc = chain[-1]
+    for x in reversed(chain[:-1]):
+        acc = MatMul(x, acc)
     return acc
 
 
