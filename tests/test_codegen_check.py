@@ -508,6 +508,20 @@ def test_an_extra_dim_argument_named_like_a_keyword():
 
 # --- the order of the work (issue 10, item 6) ----------------------------------------------
 
+def run_measuring_memory(r, arrays: dict):
+    """The generated lambda of ``r`` on ``arrays`` (by argument name), and the peak memory
+    (bytes) NumPy allocated while it ran."""
+    import tracemalloc
+
+    fn = compiled(r)
+    tracemalloc.start()
+    try:
+        got = fn(*(arrays[a] for a in r.numpy.args))
+        return got, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 CRF = """
 dims S
 input u[S], v[S], w[S], A[S,S], B[S,S]
@@ -521,8 +535,6 @@ def test_an_exp_of_a_sum_over_several_indices_is_factored_to_keep_the_order_down
     ``exp(u_i + A_ij + v_j) exp(B_jk + w_k)`` contracted, O(S^2) memory, never an S^3 array
     (which at S = 400 would be 512 MB).  The values agree with the textbook formula
     (forward recursion): dZ/dA_ij = exp(u_i + A_ij + v_j) sum_k exp(B_jk + w_k) / e^Z."""
-    import tracemalloc
-
     derived = derive_text(CRF)
     S = 400
     rng = np.random.default_rng(1)
@@ -534,13 +546,7 @@ def test_an_exp_of_a_sum_over_several_indices_is_factored_to_keep_the_order_down
     partition = left @ right
     textbook = {"A": left * right[None, :] / partition.sum(), "u": partition / partition.sum()}
     for r in derived.results:
-        fn = compiled(r)
-        tracemalloc.start()
-        try:
-            got = fn(*(arrays[a] for a in r.numpy.args))
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        got, peak = run_measuring_memory(r, arrays)
         np.testing.assert_allclose(got, textbook[r.wrt], rtol=1e-10)
         assert peak < 20 * S * S * 8, (r.wrt, peak)  # a few S x S arrays, not S^3
 
@@ -558,8 +564,6 @@ def test_an_rbf_kernel_gradient_never_builds_an_n_by_m_by_d_array():
     """``sum_m G_im K_im (Z_mj - X_ij)`` is distributed into ``(G K) Z - X (G K) 1`` and the
     squared distance expanded (``|x|^2 + |z|^2 - 2 X Z^T``), as the textbook computes them:
     O(NM + (N + M) D) memory, not an N x M x D array (here 256 MB)."""
-    import tracemalloc
-
     derived = derive_text(RBF)
     N, M, D = 400, 500, 160
     generator = np.random.default_rng(3)
@@ -573,13 +577,7 @@ def test_an_rbf_kernel_gradient_never_builds_an_n_by_m_by_d_array():
                 "Z": (GK.T @ X - GK.sum(0)[:, None] * Z) / ell**2}
     arrays = {"X": X, "Z": Z, "ell": ell, "dL_dK": G}
     for r in derived.results:
-        fn = compiled(r)
-        tracemalloc.start()
-        try:
-            got = fn(*(arrays[a] for a in r.numpy.args))
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        got, peak = run_measuring_memory(r, arrays)
         np.testing.assert_allclose(got, textbook[r.wrt], rtol=1e-8, atol=1e-12)
         assert peak < 20 * N * M * 8, (r.wrt, peak)
 
