@@ -211,3 +211,16 @@ def test_torch_function_takes_a_python_number_for_a_scalar_without_gradient(deri
     X = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     g = torch.randn(5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(module.apply, (X, g, 1e-5))
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax"])
+def test_a_hostile_title_stays_text_in_the_module(framework):
+    """The title is the user's text and lands in the module's docstring: quotes and
+    backslashes in it must not close the literal and run on import."""
+    title = 'x """ + __import__("os").system("exit 3") + """ \\ end'
+    d = _derive(f"title: {title}\ndims N\ninput x[N]\nf = sum_i x[i]^2\ngrad f wrt x\n")
+    source = module_source(d, framework)
+    tree = ast.parse(source)
+    assert ast.get_docstring(tree, clean=False).splitlines()[0] == title + "."
+    assert not any(isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__"
+                   for node in ast.walk(tree))
