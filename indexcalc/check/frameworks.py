@@ -9,6 +9,7 @@ entry.  Both sides are exact up to rounding, so the tolerance is tight.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 from dataclasses import dataclass, replace
@@ -154,84 +155,95 @@ def _outputs(problem: Problem, of: str) -> tuple[tuple[str, ...], bool]:
 
 
 def _autograd(framework: str, goal: Goal, problem: Problem, world) -> np.ndarray:
+    """``goal``'s result by ``framework``'s autograd of the emitted forward pass, on the
+    check's inputs (declared functions by the check's stand-ins)."""
     from ..emit.module import forward_namespace
 
     outputs, opaque = _outputs(problem, goal.of)
     namespace, args = forward_namespace(problem, outputs, framework)
     forward = namespace["forward"]
-    if framework == "torch":
-        return _torch(forward, args, goal, problem, world, outputs, opaque)
-    return _jax(forward, args, goal, problem, world, outputs, opaque)
+    ops = _Torch() if framework == "torch" else _Jax()
+    with ops.context():
+        def value(code: str, x):
+            name = naming.user_name(code)
+            if name == goal.wrt:
+                return x
+            if name in world.values:
+                return ops.array(world.values[name])
+            if name in world.sizes:
+                return world.sizes[name]
+            return _stand_in(world, code, ops.sin)
+
+        def output(x):
+            return forward(*[value(a, x) for a in args])
+
+        def scalar_of(x):  # an unspecified loss: its upstream gradients contracted in
+            if not opaque:
+                return output(x)
+            out = output(x) if len(outputs) > 1 else (output(x),)
+            return sum((o * ops.array(world.upstream[naming.gradient(goal.of, name)])).sum()
+                       for o, name in zip(out, outputs))
+
+        x0 = ops.array(world.values[goal.wrt])
+        if goal.kind == "grad":
+            return ops.numpy(ops.grad(scalar_of, x0))
+        if goal.kind == "hessian":
+            return ops.numpy(ops.hessian(scalar_of, x0))
+        return ops.numpy(ops.jacobian(output, x0))
+
+
+class _Torch:
+    """What ``_autograd`` needs of PyTorch (float64, reverse mode)."""
+
+    def __init__(self):
+        import torch
+
+        self.torch = torch
+        self.sin = torch.sin
+        self.hessian = torch.autograd.functional.hessian
+        self.jacobian = torch.autograd.functional.jacobian
+
+    def context(self):
+        return contextlib.nullcontext()
+
+    def array(self, value):
+        return self.torch.tensor(value, dtype=self.torch.float64)
+
+    def grad(self, f, x0):
+        x = x0.clone().requires_grad_(True)
+        (g,) = self.torch.autograd.grad(f(x), x)
+        return g
+
+    def numpy(self, value) -> np.ndarray:
+        return value.detach().numpy()
+
+
+class _Jax:
+    """What ``_autograd`` needs of JAX (float64 by ``enable_x64``)."""
+
+    def __init__(self):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.array, self.sin = jax, jnp.asarray, jnp.sin
+
+    def context(self):
+        return self.jax.enable_x64(True)
+
+    def grad(self, f, x0):
+        return self.jax.grad(f)(x0)
+
+    def hessian(self, f, x0):
+        return self.jax.hessian(f)(x0)
+
+    def jacobian(self, f, x0):
+        return self.jax.jacrev(f)(x0)
+
+    def numpy(self, value) -> np.ndarray:
+        return np.asarray(value)
 
 
 def _stand_in(world, code: str, sin):
+    """The check's stand-in for the declared function (or derivative) ``code``."""
     base, order = naming.split_derivative_function(naming.user_name(code))
-    a = world.functions[base].a
-    poly = {0: lambda x: 0.5 * x**2, 1: lambda x: x, 2: lambda x: 1.0}.get(order, lambda x: 0.0)
-    return lambda x: a**order * sin(a * x + order * np.pi / 2) + poly(x)
-
-
-def _torch(forward, args, goal, problem, world, outputs, opaque) -> np.ndarray:
-    import torch
-
-    def value(code: str, x=None):
-        name = naming.user_name(code)
-        if name == goal.wrt and x is not None:
-            return x
-        if name in world.values:
-            return torch.tensor(world.values[name], dtype=torch.float64)
-        if name in world.sizes:
-            return world.sizes[name]
-        return _stand_in(world, code, torch.sin)
-
-    def scalar_of(x):
-        out = forward(*[value(a, x) for a in args])
-        if not opaque:
-            return out
-        out = out if len(outputs) > 1 else (out,)
-        total = 0.0
-        for o, name in zip(out, outputs):
-            g = torch.tensor(world.upstream[naming.gradient(goal.of, name)], dtype=torch.float64)
-            total = total + (o * g).sum()
-        return total
-
-    x0 = torch.tensor(world.values[goal.wrt], dtype=torch.float64)
-    if goal.kind == "grad":
-        x = x0.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(scalar_of(x), x)
-        return g.detach().numpy()
-    if goal.kind == "hessian":
-        return torch.autograd.functional.hessian(scalar_of, x0).numpy()
-    return torch.autograd.functional.jacobian(
-        lambda x: forward(*[value(a, x) for a in args]), x0).numpy()
-
-
-def _jax(forward, args, goal, problem, world, outputs, opaque) -> np.ndarray:
-    import jax
-    import jax.numpy as jnp
-
-    with jax.enable_x64(True):
-        def value(code: str, x=None):
-            name = naming.user_name(code)
-            if name == goal.wrt and x is not None:
-                return x
-            if name in world.values:
-                return jnp.asarray(world.values[name])
-            if name in world.sizes:
-                return world.sizes[name]
-            return _stand_in(world, code, jnp.sin)
-
-        def scalar_of(x):
-            out = forward(*[value(a, x) for a in args])
-            if not opaque:
-                return out
-            out = out if len(outputs) > 1 else (out,)
-            return sum((o * jnp.asarray(world.upstream[naming.gradient(goal.of, n)])).sum()
-                       for o, n in zip(out, outputs))
-
-        x0 = jnp.asarray(world.values[goal.wrt])
-        if goal.kind == "grad":
-            return np.asarray(jax.grad(scalar_of)(x0))
-        if goal.kind == "hessian":
-            return np.asarray(jax.hessian(scalar_of)(x0))
-        return np.asarray(jax.jacrev(lambda x: forward(*[value(a, x) for a in args]))(x0))
+    return world.functions[base].derivative(order, sin)

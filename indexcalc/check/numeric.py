@@ -108,10 +108,15 @@ class StandIn:
         self.a = 1.0 + 0.25 * k  # np.sin and the powers take complex arguments as well
 
     def __getitem__(self, order: int):
+        return self.derivative(order)
+
+    def derivative(self, order: int, sin=np.sin):
+        """The ``order``-th derivative, computed with ``sin`` (a framework's, for its
+        autograd: ``check.frameworks``)."""
         a = self.a
         # d^n sin(a x) = a^n sin(a x + n pi / 2); d^n x^2/2 is x, 1, then 0.
         poly = {0: lambda x: 0.5 * x**2, 1: lambda x: x, 2: lambda x: 1.0}.get(order, lambda x: 0.0)
-        return lambda x: a**order * np.sin(a * x + order * np.pi / 2) + poly(x)
+        return lambda x: a**order * sin(a * x + order * np.pi / 2) + poly(x)
 
 
 def user_function(k: int) -> StandIn:
