@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import ast
 import functools
 
 import numpy as np
@@ -594,3 +595,74 @@ def test_the_check_evaluates_the_definitions_as_written():
     assert isinstance(literal, Product) and isinstance(fast, Product)
     assert sum(isinstance(f, Call) and f.fn == "exp" for f in literal.factors) == 1
     assert sum(isinstance(f, Call) and f.fn == "exp" for f in fast.factors) == 2
+
+
+RBF_SCALE = """
+dims N, M, D
+input X[N,D], Z[M,D], ell
+K[n,m] = exp(-sum_d (X[n,d] - Z[m,d])^2 / (2 ell^2))
+L = loss(K)
+grad L wrt X, ell
+"""
+
+
+def _calls(source: str, attr: str) -> list[ast.Call]:
+    return [n for n in ast.walk(ast.parse(source, mode="eval"))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+            and n.func.attr == attr]
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def test_a_scale_free_of_the_summed_index_multiplies_the_distributed_sum_once():
+    """``sum_d -(X_nd - Z_md)^2 / (2 ell^2)`` is ``-1/(2 ell^2) (|x|^2 + |z|^2 - 2 X Z^T)``:
+    the length scale multiplies the N x M sum once, not each of its three parts."""
+    from indexcalc.emit.plan import Read, Total, plan
+
+    exponent = problem(RBF_SCALE).definitions["K"].body.arg
+    (total,) = [p for p in _walk_plan(plan(exponent, fast=True)) if isinstance(p, Total)]
+    assert len(total.terms) == 3
+    assert {p.name for p in _walk_plan(total) if isinstance(p, Read)} == {"X", "Z"}
+
+
+def _walk_plan(p):
+    from dataclasses import fields
+    from indexcalc.emit.plan import Plan
+
+    yield p
+    for f in fields(p):
+        value = getattr(p, f.name)
+        for child in value if isinstance(value, tuple) else (value,):
+            if isinstance(child, Plan):
+                yield from _walk_plan(child)
+
+
+def test_an_array_of_a_definition_and_the_body_is_computed_once():
+    """dL/dell = sum_{n,m} G_nm K_nm d_nm / ell^3 with d the squared distances that K's
+    definition computes too: the lambda forms X Z^T once (bound where K computes it) and
+    equals the textbook formula."""
+    (r,) = [r for r in derive_text(RBF_SCALE).results if r.wrt == "ell"]
+    products = [c for c in _calls(r.numpy.source, "einsum") if {"X", "Z"} <= _names(c)]
+    assert len(products) == 1, r.numpy.source
+    generator = np.random.default_rng(5)
+    X, Z, G = generator.normal(size=(6, 3)), generator.normal(size=(7, 3)), \
+        generator.normal(size=(6, 7))
+    ell = 1.7
+    sq = (X**2).sum(1)[:, None] + (Z**2).sum(1)[None, :] - 2 * X @ Z.T
+    textbook = (G * np.exp(-sq / (2 * ell**2)) * sq).sum() / ell**3
+    np.testing.assert_allclose(compiled(r)(G, X, Z, ell), textbook, rtol=1e-12)
+
+
+def test_factors_on_the_same_axes_are_multiplied_once_for_two_contractions():
+    """dL/dX = ((G K) Z - rowsum(G K) X) / ell^2: the Hadamard product G K is one array
+    that both contractions use, as the textbook computes it."""
+    (r,) = [r for r in derive_text(RBF_SCALE).results if r.wrt == "X"]
+    tree = ast.parse(r.numpy.source, mode="eval")
+    products = [n for n in ast.walk(tree) if isinstance(n, ast.BinOp)
+                and isinstance(n.op, ast.Mult) and _names(n) == {"dL_dK", "K"}]
+    assert len(products) == 1, r.numpy.source
+    operands = [{a.id for a in c.args if isinstance(a, ast.Name)}
+                for c in _calls(r.numpy.source, "einsum")]
+    assert not [o for o in operands if {"dL_dK", "K"} <= o], r.numpy.source

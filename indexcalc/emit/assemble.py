@@ -44,25 +44,39 @@ def tensor_lambda(problem: Problem, names_: tuple[str, ...], pure: bool = False)
     forward pass of an emitted module (a tuple when there are several)."""
     def parts(names: Names):
         codes = [names.tensor(n) for n in names_]
-        body = codes[0] if len(codes) == 1 else "(" + ", ".join(codes) + ",)"
-        return _definitions_code(problem, names, display=False), body
+        return codes[0] if len(codes) == 1 else "(" + ", ".join(codes) + ",)"
     return _lambda(problem, pure, parts)
 
 
-def _lambda(problem: Problem, pure: bool, parts) -> NumpyFunction:
-    # A first printing learns which arguments and dims the code needs; the second prints
-    # it with each dim read off an argument's shape (or passed as an argument of its own).
-    collecting = Names(problem, pure=pure)
-    parts(collecting)
+def _lambda(problem: Problem, pure: bool, body_of) -> NumpyFunction:
+    """The lambda whose body ``body_of(names)`` prints, after the defined tensors it uses.
+
+    A first printing learns which arguments, dims and defined tensors the code needs, and
+    which arrays occur more than once; the second prints it with each dim read off an
+    argument's shape (or passed as an argument of its own) and each repeated array bound
+    once.  The second prints the definitions first, in the order they are evaluated, so
+    that an array shared by a definition and the body (an RBF kernel's squared distances)
+    is bound where it is first computed.
+    """
+    collecting = Names(problem, pure=pure, counting=True)
+    body_of(collecting)
+    _definitions_code(problem, collecting, display=False)
     args = _arguments(problem, collecting)
     sources = _dim_sources(problem, collecting, args)
     repeated = frozenset(k for k, n in collecting.counts.items() if n > 1)
-    names = Names(problem, spell_dim=sources.__getitem__, pure=pure, repeated=repeated)
-    definitions, body = parts(names)
+
+    def second(repeated: frozenset) -> tuple[list[tuple[str, str]], str]:
+        names = Names(problem, spell_dim=sources.__getitem__, pure=pure, repeated=repeated)
+        names.defined |= collecting.defined
+        definitions = _definitions_code(problem, names, display=False)
+        body = body_of(names)
+        assert names.defined <= collecting.defined, "the second printing names more tensors"
+        return definitions, body
+
+    definitions, body = second(repeated)
     code = ", ".join([f"({d} := {c})" for d, c in definitions] + [body])
     if repeated and not _bound_before_use(code):  # never expected; shared nothing then
-        names = Names(problem, spell_dim=sources.__getitem__, pure=pure)
-        definitions, body = parts(names)
+        definitions, body = second(frozenset())
         code = ", ".join([f"({d} := {c})" for d, c in definitions] + [body])
     if definitions:
         code = f"({code})[-1]"
@@ -96,7 +110,7 @@ def _lambda_parts(problem: Problem, index: Term, out: tuple[Index, ...],
         body = from_index(index, out, names)
     if not out:
         body = f"np.asarray({body}, dtype=np.float64)"  # no builtin a user could shadow
-    return _definitions_code(problem, names, display=False), body
+    return body
 
 
 def _definition_matrices(problem: Problem):

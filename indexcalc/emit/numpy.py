@@ -53,12 +53,11 @@ class Names:
     temps: int = 0
     #: Shared array subexpressions of the einsum path (``_shared``): how often each one is
     #: printed (counted by a first printing), which ones repeat (told to the second), and
-    #: the temporary each is bound to; per top-level ``from_index``.
+    #: the temporary each is bound to; across one lambda, definitions and body.
     counts: dict = field(default_factory=dict)
     repeated: frozenset = frozenset()
     memo: dict = field(default_factory=dict)
-    scope: int = 0  # 0: outside from_index, nothing is shared
-    scopes: int = 0
+    counting: bool = False  # the first printing, whose text is thrown away
 
     def next_temp(self) -> str:
         self.temps += 1
@@ -399,15 +398,6 @@ def _closing(code: str, start: int) -> int:
 
 def from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
     """Code for ``term`` as an array with axes ``out`` (broadcast to the full shape)."""
-    outer, names.scopes = names.scope, names.scopes + 1
-    names.scope = names.scopes
-    try:
-        return _from_index(term, out, names)
-    finally:
-        names.scope = outer
-
-
-def _from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
     diagonal = _output_delta(term, out)
     if diagonal is not None:
         return _on_diagonal(*diagonal, out, names)
@@ -495,30 +485,36 @@ def _code(p: Plan, names: Names, letters) -> str:
             return f"{base} ** {exponent(p.exponent.value)}"
         return f"{base} ** {_operand(_code(p.exponent, names, letters))}"
     if isinstance(p, Total):
-        codes = [_arrange(_code(t, names, letters), t.axes, p.axes, letters) for t in p.terms]
-        return "(" + " + ".join(codes) + ")"
+        def total() -> str:
+            codes = [_arrange(_code(t, names, letters), t.axes, p.axes, letters)
+                     for t in p.terms]
+            return "(" + " + ".join(codes) + ")"
+        return _shared(p, names, total) if p.axes else total()
     if isinstance(p, Product):
-        return _shared(p, names, lambda: _product(p, names, letters)) if p.bound else \
-            _product(p, names, letters)
+        elementwise = sum(1 for f in p.factors if f.axes) > 1
+        return _shared(p, names, lambda: _product(p, names, letters)) \
+            if p.bound or elementwise else _product(p, names, letters)
     raise TypeError(f"no NumPy for {type(p).__name__}")  # pragma: no cover
 
 
 def _shared(p: Plan, names: Names, code: Callable[[], str]) -> str:
     """``code()``, computed once where the same array occurs again in the expression.
 
-    Two function applications or contractions that are the same up to the names of their
-    indices are the same array (the exp of a CRF's pair potentials in numerator and
-    denominator): the first is bound to a temporary, ``(_t2 := np.exp(...))``, the others
-    use it.  Python evaluates operands left to right, so the first printed is the first
-    evaluated.  The first printing of a lambda counts; the second binds.
+    Two function applications, contractions or sums that are the same up to the names of
+    their indices are the same array (the exp of a CRF's pair potentials in numerator and
+    denominator, an RBF kernel's squared distances in the kernel and in its gradient with
+    respect to the length scale): the first is bound to a temporary,
+    ``(_t2 := np.exp(...))``, the others use it.  Python evaluates operands left to right, so the first printed is the first
+    evaluated.  The first printing of a lambda counts (an array met again is not looked
+    into again, so what is inside it counts once); the second binds.
     """
-    if not names.scope:
-        return code()
-    key = (names.scope, _shape_key(p))
+    key = _shape_key(p)
     names.counts[key] = names.counts.get(key, 0) + 1
     if key in names.memo:
         return names.memo[key]
     text = code()
+    if names.counting:
+        names.memo[key] = text
     if key not in names.repeated:
         return text
     temp = names.next_temp()

@@ -152,7 +152,10 @@ def _distribute(term: Sum) -> Term | None:
         if terms is None:
             continue
         rest = factors[:k] + factors[k + 1:]
-        return add(*(make_sum(term.indices, mul(*rest, t)) for t in terms))
+        # a factor free of the summed indices multiplies the sum once, not every part
+        outside = [g for g in rest if not bound & frozenset(g.free)]
+        inside = [g for g in rest if bound & frozenset(g.free)]
+        return mul(*outside, add(*(make_sum(term.indices, mul(*inside, t)) for t in terms)))
     return None
 
 
@@ -177,6 +180,30 @@ def _spread_terms(factor: Term, bound: frozenset) -> tuple[Term, ...] | None:
     ts = inner.terms
     return tuple(mul(t, t) for t in ts) + tuple(
         mul(Num(Fraction(2)), ts[a], ts[b]) for a in range(len(ts)) for b in range(a + 1, len(ts)))
+
+
+def _hadamard_first(factors: tuple[Plan, ...]) -> tuple[Plan, ...]:
+    """Factors on the same axes multiplied first, as one elementwise product.
+
+    In ``sum_m G_nm K_nm Z_md`` the product ``G K`` is a step of any contraction order;
+    as a factor of its own it is one array that two contractions of a gradient can share
+    (``(G K) Z`` and ``rowsum(G K) X``).  Factors are left alone where they are all on
+    the same axes (a plain dot product, which einsum does in one pass).
+    """
+    groups: dict[frozenset, list[int]] = {}  # positions of the factors on each axis set
+    for k, f in enumerate(factors):
+        if f.axes:
+            groups.setdefault(frozenset(f.axes), []).append(k)
+    if len(groups) < 2 or all(len(g) < 2 for g in groups.values()):
+        return factors
+    out: list[Plan] = []
+    for k, f in enumerate(factors):
+        group = groups.get(frozenset(f.axes), []) if f.axes else []
+        if len(group) < 2:
+            out.append(f)
+        elif k == group[0]:
+            out.append(Product(f.axes, tuple(factors[j] for j in group), ()))
+    return tuple(out)
 
 
 def _plan(term: Term, fast: bool) -> Plan:
@@ -214,6 +241,8 @@ def _plan(term: Term, fast: bool) -> Plan:
         if fast:
             parts = tuple(f for g in parts for f in _split_exp(g, bound))
         factors = tuple(plan(f, fast) for f in parts)
+        if fast and bound:
+            factors = _hadamard_first(factors)
         seen = tuple(dict.fromkeys(i for f in factors for i in f.axes))
         axes = tuple(i for i in seen if i not in bound)
         unused = tuple(i.dim for i in bound if i not in seen)
