@@ -73,6 +73,7 @@ def measure(settings: Settings) -> list[Table]:
         latency.cli_table(cli_times, cli_statuses),
         *(scaling.table(f, settings) for f in families),
         codespeed.table(timings, gauge, settings),
+        *filter(None, [codespeed.torch_table(timings, settings)]),
         peers.table(peer_rows, settings),
     ]
     progress("profiles of failing targets")
@@ -106,7 +107,7 @@ def failure_profiles(seeds, models, families) -> list[Table]:
 
 
 def generated_code_profile(case, settings: Settings, calls: int = 20) -> Table:
-    result, _, values = codespeed.prepare(case, settings)
+    _, result, _, values = codespeed.prepare(case, settings)
     call = codespeed.generated_call(result, values)
 
     def repeated():

@@ -1,10 +1,12 @@
-"""Generated code speed: the NumPy lambda indexcalc writes against the textbook formula.
+"""Generated code speed: the code indexcalc writes against the textbook formula.
 
 For every case in ``cases.CASES``: derive the file, compile the result's ``numpy.source``
-(a ``lambda`` that uses only ``np``), draw the inputs once, check that the generated code,
-the textbook formula (and PyTorch, when importable) agree, then time them taking turns and
-keep the best of several runs.  The ratio is generated / textbook; issue 10's targets are
-a geometric mean at most 1.0x and no case above 2x.
+(a ``lambda`` that uses only ``np``), draw the inputs once, check that the generated code
+and the textbook formula agree, then time them taking turns and keep the best of several
+runs.  The ratio is generated / textbook.  When PyTorch is importable the same is done in
+torch (``in_torch``): the function of the emitted torch module against the same textbook
+formula run on tensors; and, for reference, the framework's own autograd.  Issue 10's
+targets, for NumPy and for torch alike: a geometric mean at most 1.0x and no case above 2x.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run
 
+from . import in_torch
 from .cases import CASES, Case
 from .measure import best_of_interleaved, geometric_mean, ms
 from .report import Table, Target
@@ -34,15 +37,26 @@ class Timing:
     source: str = ""
     generated_s: float = math.nan
     textbook_s: float = math.nan
-    torch_s: float | None = None
+    torch_s: float | None = None  # autograd, a reference
     agrees: bool = False
     torch_agrees: bool | None = None
     max_rel_diff: float = math.inf
     error: str | None = None  # the case did not derive or its code did not run
+    #: the emitted torch function and the textbook formula in torch (None: no torch)
+    torch_generated_s: float | None = None
+    torch_textbook_s: float | None = None
+    #: both torch results equal the NumPy textbook result
+    torch_code_agrees: bool | None = None
 
     @property
     def ratio(self) -> float:
         return self.generated_s / self.textbook_s
+
+    @property
+    def torch_ratio(self) -> float | None:
+        if self.torch_generated_s is None or self.torch_textbook_s is None:
+            return None
+        return self.torch_generated_s / self.torch_textbook_s
 
 
 def try_torch():
@@ -93,20 +107,21 @@ def _one_hot(shape: tuple[int, ...], axis: int, rng: np.random.Generator) -> np.
 
 # --- one case --------------------------------------------------------------------------------
 
-def generated_result(problem, case: Case):
-    derivation = run(problem)
+def generated_result(derivation, case: Case):
     return next(r for r in derivation.results
                 if r.kind == case.kind and r.of == case.of and r.wrt == case.wrt)
 
 
 def prepare(case: Case, settings: Settings):
-    """The case's generated result, its inputs, and the inputs by argument name (dims too)."""
+    """The case's derivation and generated result, its inputs, and the inputs by argument
+    name (dims too)."""
     problem = parse_text(case.source, f"<{case.name}>")
-    result = generated_result(problem, case)
+    derivation = run(problem)
+    result = generated_result(derivation, case)
     sizes = scaled(case.sizes, settings.size_scale)
     arrays = draw_arrays(problem, sizes, case.draw, np.random.default_rng(0))
     values = {**arrays, **sizes}  # a dim no argument carries is an argument (CONTRACT 2)
-    return result, arrays, values
+    return derivation, result, arrays, values
 
 
 def generated_call(result, values: dict):
@@ -121,21 +136,40 @@ def textbook_call(case: Case, values: dict):
 
 
 def measure_case(case: Case, settings: Settings, torch) -> Timing:
-    result, arrays, values = prepare(case, settings)
+    derivation, result, arrays, values = prepare(case, settings)
     calls = [generated_call(result, values), textbook_call(case, values)]
-    diff = _rel_diff(np.asarray(calls[0]()), np.asarray(calls[1]()))
+    expected = np.asarray(calls[1]())
+    diff = _rel_diff(np.asarray(calls[0]()), expected)
 
     generated_s, textbook_s = best_of_interleaved(calls, settings.code_repeats)
+    timing = Timing(case, result.numpy.source, generated_s, textbook_s,
+                    agrees=diff < AGREE_RTOL, max_rel_diff=diff)
+    if torch is None:
+        return timing
 
     # PyTorch runs on its own, after: its OpenMP threads keep spinning for a while after a
     # call and would slow whichever NumPy call came next.
-    torch_call = _torch_call(case, arrays, torch)
-    torch_s = torch_agrees = None
-    if torch_call is not None:
-        torch_agrees = _rel_diff(np.asarray(calls[0]()), torch_call().numpy()) < AGREE_RTOL
-        (torch_s,) = best_of_interleaved([torch_call], settings.code_repeats)
-    return Timing(case, result.numpy.source, generated_s, textbook_s, torch_s,
-                  diff < AGREE_RTOL, torch_agrees, diff)
+    tensors = in_torch.tensors(values, torch)
+    torch_calls = [_bound(in_torch.emitted_function(derivation, result), result.numpy.args,
+                          tensors),
+                   _bound(in_torch.textbook_in_torch(case.textbook, torch),
+                          list(inspect.signature(case.textbook).parameters), tensors)]
+    timing.torch_code_agrees = all(
+        _rel_diff(np.asarray(torch.as_tensor(call())), expected) < AGREE_RTOL
+        for call in torch_calls)
+    timing.torch_generated_s, timing.torch_textbook_s = best_of_interleaved(
+        torch_calls, settings.code_repeats)
+
+    autograd = _torch_call(case, arrays, torch)
+    if autograd is not None:
+        timing.torch_agrees = _rel_diff(expected, autograd().numpy()) < AGREE_RTOL
+        (timing.torch_s,) = best_of_interleaved([autograd], settings.code_repeats)
+    return timing
+
+
+def _bound(fn, params, values: dict):
+    args = [values[p] for p in params]
+    return lambda: fn(*args)
 
 
 def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -174,7 +208,7 @@ def measure_all(settings: Settings) -> list[Timing]:
 def noise_gauge(settings: Settings, case: Case = CASES[0]) -> float:
     """An A/A test: one case's textbook formula timed against itself, as the other cases are
     timed.  A perfect tie is 1; the distance from 1 is what noise alone does to a ratio."""
-    _, _, values = prepare(case, settings)
+    _, _, _, values = prepare(case, settings)
     first, second = best_of_interleaved([textbook_call(case, values), textbook_call(case, values)],
                                         settings.code_repeats)
     return first / second
@@ -183,24 +217,17 @@ def noise_gauge(settings: Settings, case: Case = CASES[0]) -> float:
 # --- table and targets -----------------------------------------------------------------------
 
 def table(timings: list[Timing], gauge: float, settings: Settings) -> Table:
-    with_torch = any(t.torch_s is not None for t in timings)
     headers = ["gradient", "set", "textbook formula", "generated (ms)", "textbook (ms)",
                "ratio", "agree"]
-    if with_torch:
-        headers += ["PyTorch autograd (ms)", "torch agrees"]
     rows = []
     for t in timings:
         if t.error is not None:
             rows.append([t.case.name, "brief" if t.case.core else "more", t.case.formula,
-                         "-", "-", "-", f"ERROR: {t.error}"] + (["-", "-"] if with_torch else []))
+                         "-", "-", "-", f"ERROR: {t.error}"])
             continue
-        row = [t.case.name, "brief" if t.case.core else "more", t.case.formula,
-               ms(t.generated_s), ms(t.textbook_s), f"{t.ratio:.2f}",
-               "yes" if t.agrees else f"NO ({t.max_rel_diff:.1e})"]
-        if with_torch:
-            row += ["-" if t.torch_s is None else ms(t.torch_s),
-                    "-" if t.torch_agrees is None else ("yes" if t.torch_agrees else "NO")]
-        rows.append(row)
+        rows.append([t.case.name, "brief" if t.case.core else "more", t.case.formula,
+                     ms(t.generated_s), ms(t.textbook_s), f"{t.ratio:.2f}",
+                     "yes" if t.agrees else f"NO ({t.max_rel_diff:.1e})"])
     ran = [t for t in timings if t.error is None]
     core = [t.ratio for t in ran if t.case.core]
     notes = [
@@ -215,12 +242,40 @@ def table(timings: list[Timing], gauge: float, settings: Settings) -> Table:
         f"{gauge:.3f} (a tie is 1.000).",
         _einsum_note(timings),
     ]
-    if with_torch:
-        notes.append("PyTorch: forward + `torch.autograd.grad` for the one gradient, float64, "
-                     "CPU; a reference, not a target.")
-    else:
-        notes.append("PyTorch not installed: no autograd column.")
-    return Table("Generated code speed (generated / textbook)", headers, rows, notes)
+    return Table("Generated code speed: NumPy (generated / textbook)", headers, rows, notes)
+
+
+def torch_table(timings: list[Timing], settings: Settings) -> Table | None:
+    """The emitted torch functions against the textbook formulas in torch; None without
+    PyTorch."""
+    measured = [t for t in timings if t.torch_ratio is not None]
+    if not measured:
+        return None
+    headers = ["gradient", "emitted torch (ms)", "textbook in torch (ms)", "ratio", "agree",
+               "autograd (ms)", "autograd agrees"]
+    rows = []
+    for t in timings:
+        if t.torch_ratio is None:
+            rows.append([t.case.name, "-", "-", "-", "not run" if t.error is None
+                         else f"ERROR: {t.error}", "-", "-"])
+            continue
+        rows.append([t.case.name, ms(t.torch_generated_s), ms(t.torch_textbook_s),
+                     f"{t.torch_ratio:.2f}", "yes" if t.torch_code_agrees else "NO",
+                     "-" if t.torch_s is None else ms(t.torch_s),
+                     "-" if t.torch_agrees is None else ("yes" if t.torch_agrees else "NO")])
+    notes = [
+        "emitted torch: the result's function in the module of `indexcalc derive --emit "
+        "torch`, imported from its source; textbook in torch: the NumPy column's formula "
+        "with `np` bound to torch (`benchmarks/in_torch.py`).",
+        f"best of {settings.code_repeats} runs each, taking turns, the NumPy column's inputs "
+        "as float64 CPU tensors, PyTorch's intra-op threads as in the machine table.",
+        f"geometric mean of the ratio: "
+        f"{geometric_mean([t.torch_ratio for t in measured]):.3f} over {len(measured)} cases.",
+        "agree: both torch results equal the NumPy textbook result to a relative 1e-8.",
+        "autograd: forward + `torch.autograd.grad` for the one gradient (a reference, not a "
+        "target; none where the case has no torch forward pass).",
+    ]
+    return Table("Generated code speed: PyTorch (emitted / textbook)", headers, rows, notes)
 
 
 def _einsum_note(timings: list[Timing]) -> str:
@@ -252,16 +307,31 @@ def worst(timings: list[Timing]) -> Timing | None:
 
 def targets(timings: list[Timing]) -> list[Target]:
     ran = [t for t in timings if t.error is None]
-    mean = geometric_mean([t.ratio for t in ran])
-    slowest = worst(timings)
+    out = _ratio_targets("NumPy", [(t.case.name, t.ratio) for t in ran])
+    out.append(Target("generated NumPy code runs and agrees with the textbook formula",
+                      f"{sum(t.agrees for t in timings)}/{len(timings)} cases", "all",
+                      all(t.agrees for t in timings)))
+    measured = [t for t in timings if t.torch_ratio is not None]
+    if not measured:
+        return out + [Target("emitted torch code against the textbook formula in torch",
+                             "PyTorch not installed", "-", None)]
+    out += _ratio_targets("torch", [(t.case.name, t.torch_ratio) for t in measured])
+    out.append(Target("emitted torch code runs and agrees with the textbook formula",
+                      f"{sum(bool(t.torch_code_agrees) for t in measured)}/{len(timings)} "
+                      "cases", "all",
+                      len(measured) == len(timings)
+                      and all(t.torch_code_agrees for t in measured)))
+    return out
+
+
+def _ratio_targets(framework: str, ratios: list[tuple[str, float]]) -> list[Target]:
+    mean = geometric_mean([r for _, r in ratios])
+    slowest = max(ratios, key=lambda nr: nr[1]) if ratios else None
     return [
-        Target("generated code, geometric mean of generated/textbook",
-               f"{mean:.3f}x over {len(ran)} cases", f"<= {GEOMEAN_LIMIT}x",
-               bool(ran) and mean <= GEOMEAN_LIMIT),
-        Target("generated code, worst case",
-               f"{slowest.ratio:.2f}x ({slowest.case.name})" if slowest else "no case ran",
-               f"<= {WORST_LIMIT}x", slowest is not None and slowest.ratio <= WORST_LIMIT),
-        Target("generated code runs and agrees with the textbook formula",
-               f"{sum(t.agrees for t in timings)}/{len(timings)} cases", "all",
-               all(t.agrees for t in timings)),
+        Target(f"generated {framework} code, geometric mean of generated/textbook",
+               f"{mean:.3f}x over {len(ratios)} cases", f"<= {GEOMEAN_LIMIT}x",
+               bool(ratios) and mean <= GEOMEAN_LIMIT),
+        Target(f"generated {framework} code, worst case",
+               f"{slowest[1]:.2f}x ({slowest[0]})" if slowest else "no case ran",
+               f"<= {WORST_LIMIT}x", slowest is not None and slowest[1] <= WORST_LIMIT),
     ]
