@@ -15,5 +15,5 @@ and prints PASS/FAIL per target of the issue.  It is a measurement, not a test: 
 asserts.  Where a target fails the runner profiles the failing workload (``profiling``).
 ``findings.md`` (what the profiles found, and the fixes with their before/after numbers,
 written by hand) is appended to the page.  How much is measured:
-``settings``; the BLAS thread count: ``threads``.
+``settings``; the BLAS thread count and the allocator: ``environment``.
 """

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import threads  # noqa: F401  (first: fixes the BLAS thread count before NumPy loads)
+from . import environment  # noqa: F401  (first: threads and allocator, before NumPy loads)
 
 from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run

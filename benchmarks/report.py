@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import environment
+
 
 @dataclass
 class Table:
@@ -52,6 +54,7 @@ def machine() -> list[tuple[str, str]]:
         ("Python", platform.python_version()),
         ("NumPy", f"{np.__version__} ({_blas()})"),
         ("BLAS / OpenMP threads", os.environ.get("OPENBLAS_NUM_THREADS", "library default")),
+        ("allocator", environment.ALLOCATOR),
         ("SymPy", _sympy_version()),
         ("PyTorch", torch_version),
         ("load average (1 min) at start", load),
