@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Callable
 
@@ -402,7 +402,7 @@ def from_index(term: Term, out: tuple[Index, ...], names: Names) -> str:
     if diagonal is not None:
         return _on_diagonal(*diagonal, out, names)
     letters: dict[Index, str] = {}
-    code, idx = _emit(term, names, letters)
+    code, idx = _emit(term, names, letters, out)
     code = _arrange(code, idx, out, letters)
     if set(idx) != set(out):
         shape = ", ".join(names.dim(i.dim) for i in out)
@@ -437,6 +437,33 @@ def _on_diagonal(delta: Delta, rest: Term, out: tuple[Index, ...], names: Names)
             f"np.copyto(np.einsum('{src}->{dst}', {t}), {inner}), {t})[-1]")
 
 
+def _matmul(operands: list[tuple[str, tuple[Index, ...]]], p: Product,
+            letters) -> str | None:
+    """``A @ B`` for a product of two operands of rank <= 2 summed over the one index they
+    share (matrix, matrix-vector and dot products), else None (einsum).
+
+    ``np.einsum(..., optimize=True)`` does such a product with BLAS too, but returns it in
+    Fortran order (a transposed view of ``tensordot``'s result); the elementwise operations
+    that follow then walk memory against the grain (the RBF kernel's squared distances took
+    twice as long as the textbook's).  ``@`` returns C order, in every framework.
+    """
+    if len(operands) != 2 or len(p.bound) != 1 or len(p.axes) > 2:
+        return None
+    (a, a_idx), (b, b_idx) = operands
+    (k,) = p.bound
+    if k not in a_idx or k not in b_idx or len(a_idx) > 2 or len(b_idx) > 2:
+        return None
+    a_free = tuple(i for i in a_idx if i != k)
+    b_free = tuple(i for i in b_idx if i != k)
+    if set(a_free) & set(b_free) or set(a_free) | set(b_free) != set(p.axes):
+        return None
+    if p.axes and p.axes[0] not in a_free:  # the output's first axis comes from the left
+        (a, a_idx, a_free), (b, b_idx, b_free) = (b, b_idx, b_free), (a, a_idx, a_free)
+    left = _arrange(a, a_idx, (*a_free, k), letters)
+    right = _arrange(b, b_idx, (k, *b_free), letters)
+    return f"({_operand(left)} @ {_operand(right)})"
+
+
 def _letter(i: Index, letters: dict[Index, str]) -> str:
     if i not in letters:
         letters[i] = string.ascii_letters[len(letters)]
@@ -446,7 +473,9 @@ def _letter(i: Index, letters: dict[Index, str]) -> str:
 def _arrange(code: str, idx: tuple[Index, ...], order: tuple[Index, ...], letters) -> str:
     """Permute ``code``'s axes to ``order`` and insert new axes for indices it lacks."""
     present = tuple(i for i in order if i in idx)
-    if present != idx:
+    if len(idx) == 2 and present == idx[::-1]:
+        code = f"{_operand(code)}.T"
+    elif present != idx:
         src = "".join(_letter(i, letters) for i in idx)
         dst = "".join(_letter(i, letters) for i in present)
         code = f"np.einsum('{src}->{dst}', {code})"
@@ -456,10 +485,21 @@ def _arrange(code: str, idx: tuple[Index, ...], order: tuple[Index, ...], letter
     return code
 
 
-def _emit(term: Term, names: Names, letters) -> tuple[str, tuple[Index, ...]]:
-    """Code for ``term`` and the axes it has, printed from the contraction plan."""
-    p = make_plan(term, fast=True)  # the generated code: rewrites that lower the work
+def _emit(term: Term, names: Names, letters,
+          order: tuple[Index, ...] = ()) -> tuple[str, tuple[Index, ...]]:
+    """Code for ``term`` and the axes it has, printed from the contraction plan (in
+    ``order``'s order where it can be computed so)."""
+    p = _in_order(make_plan(term, fast=True), order)  # the generated code's plan
     return _code(p, names, letters), p.axes
+
+
+def _in_order(p: Plan, order: tuple[Index, ...]) -> Plan:
+    """``p`` with a contraction's result in the order its user reads it (``order``'s, for
+    the axes ``p`` has), rather than a transposed view of it in Fortran order."""
+    wanted = tuple(i for i in order if i in p.axes)
+    if isinstance(p, Product) and p.bound and wanted != p.axes and len(wanted) == len(p.axes):
+        return replace(p, axes=wanted)
+    return p
 
 
 def _code(p: Plan, names: Names, letters) -> str:
@@ -486,8 +526,9 @@ def _code(p: Plan, names: Names, letters) -> str:
         return f"{base} ** {_operand(_code(p.exponent, names, letters))}"
     if isinstance(p, Total):
         def total() -> str:
+            terms = [_in_order(t, p.axes) for t in p.terms]
             codes = [_arrange(_code(t, names, letters), t.axes, p.axes, letters)
-                     for t in p.terms]
+                     for t in terms]
             return "(" + " + ".join(codes) + ")"
         return _shared(p, names, total) if p.axes else total()
     if isinstance(p, Product):
@@ -552,16 +593,25 @@ def _product(p: Product, names: Names, letters) -> str:
         code = "1.0"
     elif len(operands) == 1 and not p.bound and operands[0][1] == p.axes:
         code = operands[0][0]
+    elif len(operands) == 1 and set(p.bound) <= set(operands[0][1]):
+        # a sum over axes of one array
+        code, idx = operands[0]
+        axes = [k for k, i in enumerate(idx) if i in p.bound]
+        axis = str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
+        kept = tuple(i for i in idx if i not in p.bound)
+        code = _arrange(f"{_operand(code)}.sum(axis={axis})", kept, p.axes, letters)
     elif not p.bound:
         # nothing is summed: a broadcast product (einsum would loop over the whole output
         # for every operand, and a delta between output axes would cost a dense eye)
         code = " * ".join(_arrange(c, idx, p.axes, letters) for c, idx in operands)
         code = f"({code})"
     else:
-        spec = ",".join("".join(_letter(i, letters) for i in idx) for _, idx in operands)
-        out = "".join(_letter(i, letters) for i in p.axes)
-        args = ", ".join(code for code, _ in operands)
-        code = f"np.einsum('{spec}->{out}', {args}, optimize=True)"
+        code = _matmul(operands, p, letters)
+        if code is None:
+            spec = ",".join("".join(_letter(i, letters) for i in idx) for _, idx in operands)
+            out = "".join(_letter(i, letters) for i in p.axes)
+            args = ", ".join(code for code, _ in operands)
+            code = f"np.einsum('{spec}->{out}', {args}, optimize=True)"
     if scalars:
         code = " * ".join(f"({s})" for s in scalars) + f" * {code}" if operands else \
             "(" + " * ".join(f"({s})" for s in scalars) + ")"

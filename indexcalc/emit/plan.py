@@ -206,6 +206,29 @@ def _hadamard_first(factors: tuple[Plan, ...]) -> tuple[Plan, ...]:
     return tuple(out)
 
 
+def _reduce_first(factors: tuple[Plan, ...], bound: tuple[Index, ...]
+                  ) -> tuple[tuple[Plan, ...], tuple[Index, ...]]:
+    """Each summed index that only one factor has, summed out of that factor first.
+
+    ``sum_{j,k} a_ij b_jk`` is ``sum_j a_ij (sum_k b_jk)``: a row sum, then a product with a
+    vector, where a contraction of both would carry ``k`` through it (and a gradient that
+    needs ``sum_k b_jk`` twice, as a CRF's marginals and its partition function do, gets
+    it as one shared array).  The factors and the indices still summed over them.
+    """
+    if sum(1 for f in factors if f.axes) < 2:
+        return factors, bound
+    out: list[Plan] = []
+    alone: set[Index] = set()
+    for k, f in enumerate(factors):
+        own = tuple(i for i in f.axes if i in bound and not any(
+            i in g.axes for j, g in enumerate(factors) if j != k))
+        if own:
+            alone.update(own)
+            f = Product(tuple(i for i in f.axes if i not in own), (f,), own)
+        out.append(f)
+    return tuple(out), tuple(i for i in bound if i not in alone)
+
+
 def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Num):
         return Number((), term.value)
@@ -242,7 +265,7 @@ def _plan(term: Term, fast: bool) -> Plan:
             parts = tuple(f for g in parts for f in _split_exp(g, bound))
         factors = tuple(plan(f, fast) for f in parts)
         if fast and bound:
-            factors = _hadamard_first(factors)
+            factors, bound = _reduce_first(_hadamard_first(factors), bound)
         seen = tuple(dict.fromkeys(i for f in factors for i in f.axes))
         axes = tuple(i for i in seen if i not in bound)
         unused = tuple(i.dim for i in bound if i not in seen)
