@@ -141,7 +141,8 @@ def measure_case(case: Case, settings: Settings, torch) -> Timing:
     expected = np.asarray(calls[1]())
     diff = _rel_diff(np.asarray(calls[0]()), expected)
 
-    generated_s, textbook_s = best_of_interleaved(calls, settings.code_repeats)
+    generated_s, textbook_s = best_of_interleaved(calls, settings.code_repeats,
+                                                   settings.code_seconds)
     timing = Timing(case, result.numpy.source, generated_s, textbook_s,
                     agrees=diff < AGREE_RTOL, max_rel_diff=diff)
     if torch is None:
@@ -158,7 +159,7 @@ def measure_case(case: Case, settings: Settings, torch) -> Timing:
         _rel_diff(np.asarray(torch.as_tensor(call())), expected) < AGREE_RTOL
         for call in torch_calls)
     timing.torch_generated_s, timing.torch_textbook_s = best_of_interleaved(
-        torch_calls, settings.code_repeats)
+        torch_calls, settings.code_repeats, settings.code_seconds)
 
     autograd = _torch_call(case, arrays, torch)
     if autograd is not None:
@@ -210,7 +211,7 @@ def noise_gauge(settings: Settings, case: Case = CASES[0]) -> float:
     timed.  A perfect tie is 1; the distance from 1 is what noise alone does to a ratio."""
     _, _, _, values = prepare(case, settings)
     first, second = best_of_interleaved([textbook_call(case, values), textbook_call(case, values)],
-                                        settings.code_repeats)
+                                        settings.code_repeats, settings.code_seconds)
     return first / second
 
 
@@ -231,7 +232,7 @@ def table(timings: list[Timing], gauge: float, settings: Settings) -> Table:
     ran = [t for t in timings if t.error is None]
     core = [t.ratio for t in ran if t.case.core]
     notes = [
-        f"best of {settings.code_repeats} runs each, taking turns, same inputs (float64); "
+        f"{_runs(settings)}, same inputs (float64); "
         "sizes in `benchmarks/cases.py`"
         + (f" scaled by {settings.size_scale}" if settings.size_scale != 1 else "") + ".",
         f"geometric mean of the ratio: {geometric_mean([t.ratio for t in ran]):.3f} over "
@@ -267,7 +268,7 @@ def torch_table(timings: list[Timing], settings: Settings) -> Table | None:
         "emitted torch: the result's function in the module of `indexcalc derive --emit "
         "torch`, imported from its source; textbook in torch: the NumPy column's formula "
         "with `np` bound to torch (`benchmarks/in_torch.py`).",
-        f"best of {settings.code_repeats} runs each, taking turns, the NumPy column's inputs "
+        f"{_runs(settings)}, the NumPy column's inputs "
         "as float64 CPU tensors, PyTorch's intra-op threads as in the machine table.",
         f"geometric mean of the ratio: "
         f"{geometric_mean([t.torch_ratio for t in measured]):.3f} over {len(measured)} cases.",
@@ -276,6 +277,12 @@ def torch_table(timings: list[Timing], settings: Settings) -> Table | None:
         "target; none where the case has no torch forward pass).",
     ]
     return Table("Generated code speed: PyTorch (emitted / textbook)", headers, rows, notes)
+
+
+def _runs(settings: Settings) -> str:
+    more = (f" (more while the runs of one comparison take under {settings.code_seconds:g} s)"
+            if settings.code_seconds else "")
+    return f"best of {settings.code_repeats} runs each{more}, taking turns"
 
 
 def _einsum_note(timings: list[Timing]) -> str:
