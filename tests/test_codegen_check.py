@@ -692,13 +692,15 @@ grad f wrt A
 """
 
 
-def _definition_code(text: str, name: str) -> tuple[str, tuple]:
-    """The generated code of one definition's body (its exp's argument), and its axes."""
+def _definition_code(text: str, name: str, inside_exp: bool = True) -> tuple[str, tuple]:
+    """The generated code of one definition's body (or of its exp's argument), and its
+    axes."""
     from indexcalc.emit.numpy import Names, from_index
 
     prob = problem(text)
     d = prob.definitions[name]
-    return from_index(d.body.arg, d.indices, Names(prob)), d.indices
+    body = d.body.arg if inside_exp else d.body
+    return from_index(body, d.indices, Names(prob)), d.indices
 
 
 @pytest.mark.parametrize("name, expected", [("P", "A @ B.T"), ("Q", "B @ A.T")])
@@ -733,3 +735,38 @@ def test_a_factor_repeated_in_a_product_is_not_summed_alone():
     (r,) = [r for r in derive_text(RBF_SCALE).results if r.wrt == "ell"]
     assert "X.sum" not in r.numpy.source and "Z.sum" not in r.numpy.source, r.numpy.source
     assert r.check.passed and prob is not None
+
+
+def test_a_normaliser_is_the_sum_of_the_array_it_normalises():
+    """The CRF's marginals and node marginals, ``f / sum f``: the textbook forms ``f`` and
+    sums it (``marginal / marginal.sum()``, ``alpha / alpha.sum()``), rather than
+    contracting the same exps a second time; so the lambda takes each exp once and divides
+    by the sum of the array it has."""
+    for r in derive_text(CRF).results:
+        tree = ast.parse(r.numpy.source, mode="eval")
+        divisions = [n for n in ast.walk(tree)
+                     if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)
+                     and isinstance(n.right, ast.Call) and n.right.func.attr == "sum"]
+        assert len(divisions) == 1, r.numpy.source
+        (division,) = divisions
+        assert isinstance(division.left, ast.NamedExpr), r.numpy.source
+        assert division.right.func.value.id == division.left.target.id, r.numpy.source
+        assert len(_calls(r.numpy.source, "exp")) == 2, r.numpy.source
+        assert r.check.passed
+
+
+def test_a_reciprocal_factor_divides():
+    """``a_i c_i / b_i / sum_j a_j``: one division by the scalar, not ``z ** -1`` times the
+    product, and an array divisor divides too (``a / b``, not ``a * (1.0 / b)``)."""
+    code, _ = _definition_code("""
+dims N
+input a[N], b[N], c[N]
+Y[i] = a[i] c[i] / b[i] / sum_j a[j]
+f = sum_i Y[i]
+grad f wrt c
+""", "Y", inside_exp=False)
+    assert "** (-1)" not in code and "1.0 /" not in code, code
+    generator = np.random.default_rng(4)
+    a, b, c = (generator.uniform(1, 2, size=5) for _ in range(3))
+    np.testing.assert_allclose(eval(code, {"np": np, "a": a, "b": b, "c": c}),
+                               a * c / b / a.sum(), rtol=1e-13)

@@ -579,15 +579,22 @@ def _shape_key(p: Plan) -> tuple:
 
 
 def _product(p: Product, names: Names, letters) -> str:
-    # The scalars come first in the text, so they are printed first: a shared subexpression
-    # is bound where it is first printed, which must be where it is first evaluated.
-    scalars = [_code(f, names, letters) for f in p.factors if not f.axes]
+    # The text is printed in the order Python evaluates it (scalars, arrays, divisors): a
+    # shared subexpression is bound where it is first printed, which must be where it is
+    # first evaluated.
+    over = [f for f in p.factors if not f.axes and _reciprocal(f)]
+    if len(over) == len(p.factors) and not p.unused:
+        over = []  # a reciprocal alone stays a power
+    scalars = [_code(f, names, letters) for f in p.factors if not f.axes and f not in over]
+    times = [f for f in p.factors if f.axes]
+    divide = not p.bound and any(not _reciprocal(f) for f in times)
     operands: list[tuple[str, tuple[Index, ...]]] = []
-    for f in p.factors:
-        if isinstance(f, Raise) and f.axes and f.exponent == Number((), Fraction(-1)):
+    for f in sorted(times, key=_reciprocal) if divide else times:
+        if _reciprocal(f) and not divide:
             operands.append((f"(1.0 / {_code(f.base, names, letters)})", f.axes))
-        elif f.axes:
-            operands.append((_code(f, names, letters), f.axes))
+        else:
+            operands.append((_code(f.base if divide and _reciprocal(f) else f, names, letters),
+                             f.axes))
     scalars += [names.dim(dim) for dim in p.unused]
     if not operands:
         code = "1.0"
@@ -599,12 +606,16 @@ def _product(p: Product, names: Names, letters) -> str:
         axes = [k for k, i in enumerate(idx) if i in p.bound]
         axis = str(axes[0]) if len(axes) == 1 else "(" + ", ".join(map(str, axes)) + ")"
         kept = tuple(i for i in idx if i not in p.bound)
-        code = _arrange(f"{_operand(code)}.sum(axis={axis})", kept, p.axes, letters)
+        summed = f"{_operand(code)}.sum(axis={axis})" if kept else f"{_operand(code)}.sum()"
+        code = _arrange(summed, kept, p.axes, letters)
     elif not p.bound:
         # nothing is summed: a broadcast product (einsum would loop over the whole output
-        # for every operand, and a delta between output axes would cost a dense eye)
-        code = " * ".join(_arrange(c, idx, p.axes, letters) for c, idx in operands)
-        code = f"({code})"
+        # for every operand, and a delta between output axes would cost a dense eye); a
+        # factor x^-1 divides (one pass, not a reciprocal and a product)
+        parts = [_arrange(_operand(c), idx, p.axes, letters) for c, idx in operands]
+        ops = [" / " if divide and _reciprocal(f) else " * "
+               for f in sorted(times, key=_reciprocal)] if divide else [" * "] * len(times)
+        code = "(" + parts[0] + "".join(op + part for op, part in zip(ops[1:], parts[1:])) + ")"
     else:
         code = _matmul(operands, p, letters)
         if code is None:
@@ -615,4 +626,10 @@ def _product(p: Product, names: Names, letters) -> str:
     if scalars:
         code = " * ".join(f"({s})" for s in scalars) + f" * {code}" if operands else \
             "(" + " * ".join(f"({s})" for s in scalars) + ")"
+    if over:
+        code = code + "".join(f" / {_operand(_code(f.base, names, letters))}" for f in over)
     return code
+
+
+def _reciprocal(f: Plan) -> bool:
+    return isinstance(f, Raise) and f.exponent == Number((), Fraction(-1))

@@ -10,8 +10,9 @@ pass the check differentiates never runs printed code, and the logic exists once
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
+from itertools import permutations
 
 from ..terms import (
     Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
@@ -229,6 +230,78 @@ def _reduce_first(factors: tuple[Plan, ...], bound: tuple[Index, ...]
     return tuple(out), tuple(i for i in bound if i not in alone)
 
 
+def _sum_of_the_rest(factors: tuple[Plan, ...], axes: tuple[Index, ...],
+                     bound: tuple[Index, ...], unused: tuple[str, ...]
+                     ) -> tuple[tuple[Plan, ...], tuple[Index, ...]] | None:
+    """``f_i / sum_i f_i`` with the normaliser summed from the array it normalises.
+
+    The marginals of a CRF, ``exp(u_i + A_ij + v_j) beta_j / sum_{i,j} exp(...) beta_j``,
+    contract the same factors twice, once keeping ``i, j`` and once summing them; the
+    textbook forms the numerator and sums it.  Where a factor (or a power of one) is a
+    contraction of exactly the product's other factors, under a renaming of its summed
+    indices, the product becomes those factors (one array) times that array's sum.  The
+    new factors and what is still summed; None where nothing is shared.
+    """
+    arrays = tuple(f for f in factors if f.axes)
+    if not arrays or len(arrays) > 4:
+        return None
+    if len(arrays) == 1 and isinstance(arrays[0], Product) and not bound:
+        rest = arrays[0]  # the numerator is a contraction of its own
+    else:
+        rest = Product(axes, arrays, bound, unused)
+    for k, f in enumerate(factors):
+        inner = f.base if isinstance(f, Raise) and not f.exponent.axes else f
+        if (f.axes or not isinstance(inner, Product) or inner.unused != rest.unused
+                or not inner.bound):
+            continue
+        mine, theirs = _summed_alone(inner.factors), _summed_alone(rest.factors)
+        if len(mine) != len(theirs):
+            continue
+        for order in permutations(theirs):
+            renaming = _renaming(mine, order)
+            if (renaming is not None and len(set(renaming.values())) == len(renaming)
+                    and all(renaming.get(i, i) == i for i in inner.axes)):
+                break
+        else:
+            continue
+        total = Product(inner.axes, (rest,), tuple(i for i in rest.axes
+                                                   if i not in inner.axes))
+        f = Raise((), total, f.exponent) if f is not inner else total
+        scalars = tuple(g for j, g in enumerate(factors) if not g.axes and j != k)
+        return (*scalars, f, rest), ()
+    return None
+
+
+def _summed_alone(factors: tuple[Plan, ...]) -> tuple[Plan, ...]:
+    """``factors`` with the sums ``_reduce_first`` took out of them undone: two products of
+    the same factors compare equal whichever indices each summed alone."""
+    return tuple(f.factors[0] if isinstance(f, Product) and len(f.factors) == 1
+                 and f.bound and not f.unused else f for f in factors)
+
+
+def _renaming(xs, ys, mapping: dict | None = None) -> dict | None:
+    """The renaming of indices that turns ``xs`` into ``ys`` (plans, or tuples of them),
+    consistent across them, or None if they differ otherwise."""
+    mapping = {} if mapping is None else mapping
+    if isinstance(xs, Index) and isinstance(ys, Index):
+        if xs.dim != ys.dim or mapping.setdefault(xs, ys) != ys:
+            return None
+        return mapping
+    if isinstance(xs, tuple) and isinstance(ys, tuple):
+        if len(xs) != len(ys):
+            return None
+        for x, y in zip(xs, ys):
+            if _renaming(x, y, mapping) is None:
+                return None
+        return mapping
+    if isinstance(xs, Plan) and isinstance(ys, Plan):
+        if type(xs) is not type(ys):
+            return None
+        return _renaming(tuple(getattr(xs, f.name) for f in fields(xs)),
+                         tuple(getattr(ys, f.name) for f in fields(ys)), mapping)
+    return mapping if xs == ys else None
+
+
 def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Num):
         return Number((), term.value)
@@ -269,5 +342,8 @@ def _plan(term: Term, fast: bool) -> Plan:
         seen = tuple(dict.fromkeys(i for f in factors for i in f.axes))
         axes = tuple(i for i in seen if i not in bound)
         unused = tuple(i.dim for i in bound if i not in seen)
+        shared = _sum_of_the_rest(factors, axes, tuple(bound), unused) if fast else None
+        if shared is not None:
+            return Product(axes, *shared)
         return Product(axes, factors, tuple(bound), unused)
     raise TypeError(f"no plan for {type(term).__name__}")
