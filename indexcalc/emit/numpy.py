@@ -586,15 +586,20 @@ def _product(p: Product, names: Names, letters) -> str:
     if len(over) == len(p.factors) and not p.unused:
         over = []  # a reciprocal alone stays a power
     scalars = [_code(f, names, letters) for f in p.factors if not f.axes and f not in over]
-    times = [f for f in p.factors if f.axes]
-    divide = not p.bound and any(not _reciprocal(f) for f in times)
+    arrays = [f for f in p.factors if f.axes]
+    # a broadcast product divides by its factors x^-1 (one pass, not a reciprocal and a
+    # product), after the others; in a contraction x^-1 is an operand like any other
+    divide = not p.bound and any(not _reciprocal(f) for f in arrays)
+    if divide:
+        arrays.sort(key=_reciprocal)
     operands: list[tuple[str, tuple[Index, ...]]] = []
-    for f in sorted(times, key=_reciprocal) if divide else times:
-        if _reciprocal(f) and not divide:
-            operands.append((f"(1.0 / {_code(f.base, names, letters)})", f.axes))
+    for f in arrays:
+        if not _reciprocal(f):
+            operands.append((_code(f, names, letters), f.axes))
+        elif divide:
+            operands.append((_code(f.base, names, letters), f.axes))
         else:
-            operands.append((_code(f.base if divide and _reciprocal(f) else f, names, letters),
-                             f.axes))
+            operands.append((f"(1.0 / {_code(f.base, names, letters)})", f.axes))
     scalars += [names.dim(dim) for dim in p.unused]
     if not operands:
         code = "1.0"
@@ -610,12 +615,11 @@ def _product(p: Product, names: Names, letters) -> str:
         code = _arrange(summed, kept, p.axes, letters)
     elif not p.bound:
         # nothing is summed: a broadcast product (einsum would loop over the whole output
-        # for every operand, and a delta between output axes would cost a dense eye); a
-        # factor x^-1 divides (one pass, not a reciprocal and a product)
+        # for every operand, and a delta between output axes would cost a dense eye)
         parts = [_arrange(_operand(c), idx, p.axes, letters) for c, idx in operands]
-        ops = [" / " if divide and _reciprocal(f) else " * "
-               for f in sorted(times, key=_reciprocal)] if divide else [" * "] * len(times)
-        code = "(" + parts[0] + "".join(op + part for op, part in zip(ops[1:], parts[1:])) + ")"
+        code = "(" + parts[0] + "".join(
+            (" / " if divide and _reciprocal(f) else " * ") + part
+            for f, part in zip(arrays[1:], parts[1:])) + ")"
     else:
         code = _matmul(operands, p, letters)
         if code is None:
