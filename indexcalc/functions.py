@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from .terms import ONE, ZERO, Func, Term, div, mul, neg, num, power, sub
+from .terms import ONE, ZERO, Func, Term, add, div, mul, neg, num, power, sub
 
 #: Domains the numeric check draws a function's argument from.
 REAL, POSITIVE = "real", "positive"
@@ -118,6 +118,24 @@ _ENTRIES = (
              numpy="np.sin({})", numeric=np.sin, latex="\\sin{}"),
     Function("cos", lambda u: neg(Func("sin", u)), "d cos(u) = -sin(u) du",
              numpy="np.cos({})", numeric=np.cos, latex="\\cos{}"),
+    Function("cosh", lambda u: Func("sinh", u), "d cosh(u) = sinh(u) du",
+             numpy="np.cosh({})", numeric=np.cosh, latex="\\cosh{}"),
+    Function("sinh", lambda u: Func("cosh", u), "d sinh(u) = cosh(u) du",
+             numpy="np.sinh({})", numeric=np.sinh, latex="\\sinh{}"),
+    # log1p(u) = log(1 + u) and expm1(u) = exp(u) - 1, accurate near u = 0.
+    Function("log1p", lambda u: power(add(ONE, u), num(-1)), "d log(1 + u) = du / (1 + u)",
+             numpy="np.log1p({})", numeric=np.log1p, latex="\\log\\left(1 + {}\\right)",
+             latex_brackets=False, domain=POSITIVE),
+    Function("expm1", lambda u: Func("exp", u), "d (exp(u) - 1) = exp(u) du",
+             numpy="np.expm1({})", numeric=np.expm1, latex="\\left(e^{{{}}} - 1\\right)",
+             latex_brackets=False),
+    # softplus(u) = log(1 + exp(u)); its derivative exp(u) / (1 + exp(u)) is sigmoid(u).
+    Function("softplus", lambda u: Func("sigmoid", u),
+             "d softplus(u) = sigmoid(u) du, softplus(u) = log(1 + exp(u))",
+             numpy="np.logaddexp(0, {})", numeric=lambda x: np.logaddexp(0.0, x),
+             complex_numeric=lambda z: np.where(z.real > 0, z + np.log1p(np.exp(-z)),
+                                                np.log1p(np.exp(z))),
+             latex="\\operatorname{{softplus}}{}"),
     Function("step", lambda u: ZERO, "d step(u) = 0 (almost everywhere)",
              numpy="np.heaviside({}, 0)", numeric=lambda x: np.heaviside(x, 0.0),
              complex_numeric=lambda z: np.heaviside(z.real, 0.0),

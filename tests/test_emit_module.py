@@ -16,6 +16,7 @@ import pytest
 
 from indexcalc.check.numeric import compile_lambda, lambda_arguments, make_world
 from indexcalc.emit.module import WIDTH, module_source, result_name
+from indexcalc.functions import LANGUAGE_FUNCTIONS
 from indexcalc.pipeline import run
 from indexcalc.syntax.idx import parse_file, parse_text
 from conftest import need
@@ -59,6 +60,16 @@ grad L wrt W, X
 jacobian Y wrt X
 """,
 }
+
+# Every function of the language in one layer: each framework spells each one (softplus is
+# torch's nn.functional.softplus, JAX's logaddexp(0, x)).
+NEW["every_function"] = """
+dims N, K
+input x[N], W[K,N]
+Y[k] = """ + " + ".join(f"{name}(sum_n W[k,n] x[n])" for name in LANGUAGE_FUNCTIONS) + """
+L = loss(Y)
+grad L wrt W, x
+"""
 
 CASES = [(f.stem, f.read_text()) for f in FILES] + list(NEW.items())
 

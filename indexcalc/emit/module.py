@@ -217,7 +217,8 @@ _MATH = {"exp", "log", "sqrt", "tanh", "sin", "cos"}
 
 #: NumPy functions whose framework spelling is the same name in its namespace.
 _SAME = {"einsum", "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "sign", "outer", "diag",
-         "broadcast_to", "zeros", "ones", "eye", "maximum", "heaviside", "where"}
+         "broadcast_to", "zeros", "ones", "eye", "maximum", "heaviside", "where", "cosh", "sinh",
+         "log1p", "expm1", "logaddexp"}
 
 
 class _Translate(ast.NodeTransformer):
@@ -289,6 +290,13 @@ class _Translate(ast.NodeTransformer):
             # np.maximum(x, 0): torch.maximum needs two tensors
             return ast.Call(self._attr("clamp"), node.args[:1],
                             [ast.keyword("min", node.args[1])])
+        elif name == "logaddexp" and self.framework == "torch":
+            # np.logaddexp(0, x), the registry's softplus: torch's logaddexp takes tensors
+            zero, x = node.args
+            if not (isinstance(zero, ast.Constant) and zero.value == 0):
+                raise ValueError("no torch spelling of np.logaddexp(a, b) but for a = 0")
+            return ast.Call(ast.parse("torch.nn.functional.softplus", mode="eval").body,
+                            [x], [])
         elif name == "heaviside" and self.framework == "torch":
             x = node.args[0]
             zeros = ast.Call(self._attr("zeros_like"), [x], [])
