@@ -8,7 +8,9 @@ documents (``latex()``, ``markdown()``, ``text()``, ``to_json()``) and framework
 
 __version__ = "0.1.0"
 
-from .api import Check, Derivation, InputError, Location, Result, Step, derive, load
+from .api import (
+    Check, Derivation, IndexWarning, InputError, Location, Result, Step, derive, load,
+)
 
-__all__ = ["Check", "Derivation", "InputError", "Location", "Result", "Step", "derive",
-           "load", "__version__"]
+__all__ = ["Check", "Derivation", "IndexWarning", "InputError", "Location", "Result", "Step",
+           "derive", "load", "__version__"]

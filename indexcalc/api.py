@@ -30,8 +30,13 @@ from typing import Any, Callable
 from . import derivation as _internal
 from .problem import InputError, Location
 
-__all__ = ["Check", "Derivation", "InputError", "Location", "Result", "Step", "derive",
-           "load"]
+__all__ = ["Check", "Derivation", "IndexWarning", "InputError", "Location", "Result", "Step",
+           "derive", "load"]
+
+
+class IndexWarning(UserWarning):
+    """A likely mistake in a derivation file that is still valid (an implicit sum that
+    covers more than it seems to); its text gives the place, the line and a hint."""
 
 
 def derive(text: str, *, path: str = "<input>", check_with: tuple[str, ...] = ()
@@ -65,6 +70,8 @@ def _run(problem, check_with) -> Derivation:
     if unknown:
         raise ValueError(f"check_with: no framework {unknown[0]!r} (choose from "
                          f"{', '.join(FRAMEWORKS)})")
+    for warning in problem.warnings:  # stacklevel 3: the caller of derive() or load()
+        warnings.warn(IndexWarning(warning.render()), stacklevel=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the check reports non-finite values
         return Derivation(run(problem, check_with=tuple(check_with)))

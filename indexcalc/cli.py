@@ -240,6 +240,8 @@ def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
         for job in jobs:
             with budget.stage("reading the file"):
                 problem = parse_file(job.file)
+            for warning in problem.warnings:  # likely mistakes; the derivation goes on
+                _error(warning.render())
             job.derivation = derivation = run(problem, check_with=check_with)
             with budget.stage("rendering"):
                 job.text = (render(derivation, fmt) if emit is None

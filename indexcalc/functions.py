@@ -20,6 +20,7 @@ with its derivative rule and Matrix Cookbook identity in its entry.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -145,6 +146,21 @@ _ENTRIES = (
              complex_numeric=lambda z: np.sign(z.real), latex="\\operatorname{{sign}}{}",
              in_language=False),
 )
+
+@dataclass(frozen=True)
+class NamedConstant:
+    """A constant of the language: its value, and how NumPy and LaTeX write it."""
+
+    name: str
+    value: float
+    numpy: str
+    latex: str
+
+
+#: The constants a file may write, by name.
+CONSTANTS: dict[str, NamedConstant] = {
+    "pi": NamedConstant("pi", math.pi, "np.pi", "\\pi"),
+}
 
 #: Every builtin function by name, in the order the rule table lists their derivatives.
 FUNCTIONS: dict[str, Function] = {f.name: f for f in _ENTRIES}

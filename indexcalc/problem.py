@@ -47,17 +47,33 @@ class InputError(Exception):
 
     def render(self) -> str:
         """The message as the CLI prints it: place, message, the line, a caret, a hint."""
-        if self.location is None:
-            lines = [f"error: {self.message}"]
-        else:
-            loc = self.location
-            lines = [f"{loc}: error: {self.message}"]
-            shown, column = _excerpt(loc.text.expandtabs(1), loc.column)
-            lines.append(f"    {shown}")
-            lines.append("    " + " " * (column - 1) + "^")
-        if self.hint:
-            lines.append(f"hint: {self.hint}")
-        return "\n".join(lines)
+        return _render("error", self.message, self.location, self.hint)
+
+
+@dataclass(frozen=True)
+class InputWarning:
+    """A likely mistake in a file that is still valid (an implicit sum over more than it
+    seems to cover): printed on standard error with its place; the derivation goes on."""
+
+    message: str
+    location: Location | None = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        return _render("warning", self.message, self.location, self.hint)
+
+
+def _render(kind: str, message: str, location: Location | None, hint: str | None) -> str:
+    if location is None:
+        lines = [f"{kind}: {message}"]
+    else:
+        lines = [f"{location}: {kind}: {message}"]
+        shown, column = _excerpt(location.text.expandtabs(1), location.column)
+        lines.append(f"    {shown}")
+        lines.append("    " + " " * (column - 1) + "^")
+    if hint:
+        lines.append(f"hint: {hint}")
+    return "\n".join(lines)
 
 
 #: A source line longer than this is shown as an excerpt around the error's column.
@@ -83,6 +99,9 @@ class InputTensor:
     name: str
     dims: tuple[str, ...]
     location: Location | None = None
+    #: ``input S[N,N] symmetric``: S[i,j] = S[j,i] (the check draws symmetric values; a
+    #: gradient with respect to S is still the unconstrained one)
+    symmetric: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +157,8 @@ class Problem:
     assumptions: list[Assumption] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
     path: str = "<input>"
+    #: likely mistakes found while reading the file, in file order
+    warnings: list[InputWarning] = field(default_factory=list)
     _reach: dict = field(default_factory=dict, repr=False, compare=False)
     _mentions: dict = field(default_factory=dict, repr=False, compare=False)
 

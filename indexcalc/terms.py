@@ -139,6 +139,21 @@ class DimSize(Term):
 
 
 @_term
+class Constant(Term):
+    """A named mathematical constant (``pi``): a real number with no exact rational value,
+    whose facts (value, spellings) are in ``functions.CONSTANTS``."""
+
+    name: str
+
+    def _key(self):
+        return (self.name,)
+
+    @cached_property
+    def free(self):
+        return frozenset()
+
+
+@_term
 class Tensor(Term):
     """An entry ``X[s,m]`` of an input or defined tensor; a scalar has no indices."""
 

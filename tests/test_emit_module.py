@@ -61,6 +61,15 @@ jacobian Y wrt X
 """,
 }
 
+# A constant of the language: the Gaussian negative log-likelihood's log(2 pi), a Python
+# number in torch (math.log(2.0 * torch.pi)).
+NEW["gaussian_nll"] = """
+dims N, D
+input X[N,D], mu[D], s[D]
+L = sum_{n,d} ((X[n,d] - mu[d])^2 / (2 s[d]^2) + log(s[d]) + log(2 pi) / 2)
+grad L wrt mu, s
+"""
+
 # Every function of the language in one layer: each framework spells each one (softplus is
 # torch's nn.functional.softplus, JAX's logaddexp(0, x)).
 NEW["every_function"] = """

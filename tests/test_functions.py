@@ -64,3 +64,42 @@ def test_each_derivative_agrees_with_finite_differences_of_the_numeric(name):
     assert res.check.passed, res.check
     fn = eval(res.numpy.source, {"np": np})  # noqa: S307 - the tool's own generated lambda
     np.testing.assert_allclose(fn(u), expected, rtol=1e-6, atol=1e-8)
+
+
+PI_FILE = """
+dims N, D
+input X[N,D], mu[D], s[D]
+L = sum_{n,d} ((X[n,d] - mu[d])^2 / (2 s[d]^2) + log(s[d]) + log(2 pi) / 2)
+grad L wrt s
+"""
+
+
+def test_pi_is_a_constant_of_the_language():
+    """``pi`` reads as the number (its value in constant parts of an expression, np.pi in the
+    code, \\pi in LaTeX); differentiating gives 0 for it."""
+    import indexcalc
+    from indexcalc.emit.numpy import Names, scalar_code
+    from indexcalc.functions import CONSTANTS
+    from indexcalc.syntax import constants
+    from indexcalc.terms import Constant
+
+    assert CONSTANTS["pi"].value == np.pi
+    assert constants.value(Constant("pi"), {}) == np.pi
+    assert scalar_code(Constant("pi"), Names(None)) == "np.pi"
+    result = indexcalc.derive(PI_FILE)
+    (r,) = result.results
+    assert r.check.passed  # the log(2 pi) term's derivative is 0
+    assert "pi" not in r.index
+    assert "\\log\\left(2 \\pi\\right)" in result.latex()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dims N\ninput x[N]\npi = 3\n", "pi is a constant and cannot be used as a name"),
+    ("dims N\ninput pi[N]\n", "pi is a constant and cannot be used as a name"),
+    ("dims N\ninput x[N]\nf = sum_n pi[n] x[n]\ngrad f wrt x\n", "pi is a constant, not a tensor"),
+    ("dims N\ninput x[N]\nf = sum_n x[n] * log(pi - pi)\ngrad f wrt x\n", "log"),
+])
+def test_pi_misused_is_bad_input_at_its_place(text, message):
+    with pytest.raises(InputError) as caught:
+        parse_text(text, "f.idx")
+    assert message in str(caught.value)

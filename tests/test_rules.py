@@ -274,7 +274,9 @@ def test_builtin_function_derivatives_match_finite_differences(name):
     sigmoid' = sigmoid (1 - sigmoid), tanh' = 1 - tanh^2), checked numerically."""
     forward = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "abs": np.abs,
                "sin": np.sin, "cos": np.cos, "relu": lambda v: np.maximum(v, 0.0),
-               "sigmoid": lambda v: 1 / (1 + np.exp(-v))}
+               "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "cosh": np.cosh, "sinh": np.sinh,
+               "log1p": np.log1p, "expm1": np.expm1,
+               "softplus": lambda v: np.log(1 + np.exp(v))}
 
     def value(term, u):
         if isinstance(term, Num):
@@ -558,6 +560,89 @@ def test_tidy_signs_does_not_fire():
     no_fire("tidy signs", sub(t("P", si, cj), t("T", si, cj)))
     no_fire("tidy signs", neg(add(t("P", si, cj), t("T", si, cj))))  # nothing to flip into
     no_fire("tidy signs", mul(num(-1), t("T", si, cj)))
+
+
+SYMMETRIC = Context(problem("""
+    dims K
+    input x[K], S[K,K] symmetric, A[K,K]
+"""))
+
+
+@covers("symmetric input")
+def test_symmetric_input_writes_the_summed_index_second():
+    """S_qp = S_pq for S declared symmetric: sum_q S_qp x_q is sum_q S_pq x_q."""
+    out = fire("symmetric input", make_sum((q,), mul(t("S", q, p), t("x", q))), SYMMETRIC)
+    assert out == make_sum((q,), mul(t("S", p, q), t("x", q)))
+    # a tensor not declared symmetric, both indices summed, or the summed one already second
+    no_fire("symmetric input", make_sum((q,), mul(t("A", q, p), t("x", q))), SYMMETRIC)
+    no_fire("symmetric input", make_sum((p, q), mul(t("S", q, p), t("x", q))), SYMMETRIC)
+    no_fire("symmetric input", make_sum((q,), mul(t("S", p, q), t("x", q))), SYMMETRIC)
+    # never inside a derivative still to be taken (d/dS is the unconstrained gradient)
+    no_fire("symmetric input",
+            make_sum((q,), mul(Deriv(t("S", q, p), t("S", r, r)), t("x", q))), SYMMETRIC)
+
+
+# --- symmetric inputs (CONTRACT section 3) --------------------------------------------------
+
+QUADRATIC = """
+dims N
+input x[N], S[N,N]{symmetric}
+f = sum_{{i,j}} x[i] S[i,j] x[j]
+grad f wrt x
+"""
+
+
+def test_a_symmetric_input_turns_s_plus_s_transpose_into_twice_s():
+    """d(x^T S x)/dx = (S + S^T) x, and 2 S x for a symmetric S (Matrix Cookbook, 2012,
+    eq. 81 with B = B^T); the step that uses S_ki = S_ik is named."""
+    from conftest import derive_text
+
+    general = derive_text(QUADRATIC.format(symmetric=""))
+    (r,) = general.results
+    assert r.matrix.text.count("S") == 2, r.matrix.text
+    symmetric = derive_text(QUADRATIC.format(symmetric=" symmetric"))
+    (r,) = symmetric.results
+    assert r.matrix.text == "2 * (S @ x)", r.matrix.text
+    assert r.check.passed
+    assert "symmetric input" in [step.rule for block in r.blocks for step in block.steps]
+
+
+def test_a_gradient_with_respect_to_a_symmetric_input_is_the_unconstrained_one():
+    """d(sum_ij A_ij S_ji)/dS_kl = A_lk, entry by entry, whatever S's symmetry: the
+    symmetry is never used inside a derivative still to be taken, and the check, which
+    perturbs each entry alone, agrees."""
+    from conftest import derive_text
+
+    d = derive_text("""
+dims N
+input A[N,N], S[N,N] symmetric
+f = sum_{i,j} A[i,j] S[j,i]
+grad f wrt S
+""")
+    (r,) = d.results
+    assert r.matrix.text == "A.T", r.matrix.text
+    assert r.check.passed
+
+
+def test_the_check_draws_a_symmetric_input_symmetric():
+    from indexcalc.check.numeric import make_world
+    from indexcalc.syntax.idx import parse_text
+
+    world = make_world(parse_text(QUADRATIC.format(symmetric=" symmetric")), seed=4)
+    S = world.values["S"]
+    assert np.array_equal(S, S.T)
+    assert not np.array_equal(world.values["x"], world.values["x"][::-1])
+
+
+@pytest.mark.parametrize("declaration", ["S[N,M] symmetric", "S[N] symmetric", "S symmetric"])
+def test_symmetric_needs_a_square_input(declaration):
+    from indexcalc.problem import InputError
+    from indexcalc.syntax.idx import parse_text
+
+    with pytest.raises(InputError) as caught:
+        parse_text(f"dims N, M\ninput {declaration}\n", "f.idx")
+    assert "symmetric needs a square input" in str(caught.value)
+    assert caught.value.location.column == declaration.index("symmetric") + 7
 
 
 def test_every_rule_is_tested():

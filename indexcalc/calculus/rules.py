@@ -20,9 +20,9 @@ from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
 from ..problem import Problem
 from ..terms import (
-    ONE, ZERO, Add, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
+    ONE, ZERO, Add, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
-    rename_indices, same, split_coeff, sub, canonical, freshen_bound,
+    rename_indices, same, split_coeff, sub, canonical, freshen_bound, contains, replace,
 )
 
 
@@ -343,7 +343,7 @@ def _sum_of(indices, term: Term) -> Term:
 
 def fold_definitions(term: Term, ctx: Context) -> Term | None:
     """exp(X_sc) / sum_k exp(X_sk) = Y_sc  when Y is defined so: write the defined tensor."""
-    if isinstance(term, (Add, Num, Tensor, Delta, DimSize, Grad, Deriv)):
+    if isinstance(term, (Add, Num, Tensor, Delta, DimSize, Constant, Grad, Deriv)):
         return None
     for definition in ctx.problem.definitions_mentioning(term.tensor_names):
         body = definition.body
@@ -368,6 +368,31 @@ def _one_plus_exp(term: Term) -> Term | None:
         if isinstance(other, Func) and other.name == "exp" and other.order == 0:
             return other.arg
     return None
+
+
+def symmetric_input(term: Term, ctx: Context) -> Term | None:
+    """S_ki = S_ik  for an input declared symmetric: the summed index written second.
+
+    So ``sum_k S_ki x_k`` reads ``sum_k S_ik x_k`` (``S x``, not ``S^T x``) and collects with
+    a term that has it so (``(S + S^T) x`` is ``2 S x``).  Never inside a derivative still
+    to be taken: a gradient with respect to S is the unconstrained one, entry by entry.
+    """
+    if not isinstance(term, Sum) or contains(term, Deriv):
+        return None
+    symmetric = {n for n, t in ctx.problem.inputs.items() if t.symmetric}
+    if not symmetric:
+        return None
+    bound, free = frozenset(term.indices), term.free
+
+    def swapped(t: Term) -> Term | None:
+        if isinstance(t, Tensor) and t.name in symmetric:
+            a, b = t.indices
+            if a in bound and b in free:
+                return Tensor(t.name, (b, a))
+        return None
+
+    body = replace(term.body, swapped)
+    return None if body == term.body else make_sum(term.indices, body)
 
 
 def sigmoid_identity(term: Term, ctx: Context) -> Term | None:
@@ -536,6 +561,7 @@ RULES: tuple[Rule, ...] = (
     Rule("cancel", cancel),
     Rule("fold definition", fold_definitions),
     Rule("sigmoid", sigmoid_identity),
+    Rule("symmetric input", symmetric_input),
     Rule("pull constant out of sum", pull_out_constant),
     Rule("expand product", distribute),
     Rule("split sum", split_sum),

@@ -48,9 +48,9 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 
 from .. import limits, naming
-from ..functions import FUNCTIONS, POSITIVE, REAL, builtin
+from ..functions import CONSTANTS, FUNCTIONS, POSITIVE, REAL, builtin
 from ..emit.plan import (
-    Call, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Call, ConstantValue, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, Problem
@@ -151,6 +151,8 @@ def make_world(problem: Problem, seed: int = 0) -> World:
         shape = tuple(sizes[d] for d in decl.dims)
         low, high = (0.5, 1.5) if name in positive else (-1.0, 1.0)
         values[name] = rng.uniform(low, high, size=shape)
+        if decl.symmetric:
+            values[name] = (values[name] + values[name].T) / 2
     for assumption in problem.assumptions:
         _enforce(assumption, values, rng)
     upstream = {}
@@ -317,6 +319,8 @@ class Evaluator:
             return np.array(float(p.value))
         if isinstance(p, DimValue):
             return np.array(float(self.world.sizes[p.dim]))
+        if isinstance(p, ConstantValue):
+            return np.array(CONSTANTS[p.name].value)
         if isinstance(p, Read):
             value = self.world.upstream[p.name] if p.grad else self.tensor(p.name)
             if p.diagonal:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from .. import naming
 from ..derivation import Derivation, Result
+from ..functions import CONSTANTS
 from ..problem import Problem
 from ..render.printing import to_text
 from .assemble import numpy_lambda, tensor_lambda
@@ -221,6 +222,10 @@ _SAME = {"einsum", "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "sign", "o
          "log1p", "expm1", "logaddexp"}
 
 
+#: The attributes of ``np`` that spell the language's constants (``pi``).
+_CONSTANT_ATTRIBUTES = frozenset(c.numpy.removeprefix("np.") for c in CONSTANTS.values())
+
+
 class _Translate(ast.NodeTransformer):
     """NumPy code rewritten for torch or JAX on its syntax tree."""
 
@@ -239,6 +244,9 @@ class _Translate(ast.NodeTransformer):
             return node.id in self.numbers
         if isinstance(node, ast.Subscript):  # X.shape[0]
             return isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+        if isinstance(node, ast.Attribute):  # np.pi, or torch.pi once translated
+            return (isinstance(node.value, ast.Name) and node.value.id in ("np", self.module)
+                    and node.attr in _CONSTANT_ATTRIBUTES)
         if isinstance(node, ast.BinOp):
             return self.is_number(node.left) and self.is_number(node.right)
         if isinstance(node, ast.UnaryOp):

@@ -21,10 +21,10 @@ from fractions import Fraction
 from typing import Callable
 
 from .. import naming
-from ..functions import builtin
+from ..functions import CONSTANTS, builtin
 from ..matrix import ir
 from .plan import (
-    Call, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Call, ConstantValue, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..problem import Problem
 from ..terms import (
@@ -507,6 +507,8 @@ def _code(p: Plan, names: Names, letters) -> str:
         return number(p.value, names.plain_numbers)
     if isinstance(p, DimValue):
         return names.dim(p.dim)
+    if isinstance(p, ConstantValue):
+        return CONSTANTS[p.name].numpy
     if isinstance(p, Read):
         name = names.grad(p.name) if p.grad else names.tensor(p.name)
         if not p.diagonal:

@@ -15,7 +15,7 @@ from fractions import Fraction
 from itertools import permutations
 
 from ..terms import (
-    Add, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
+    Add, Constant, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
 )
 
 
@@ -48,6 +48,13 @@ class Number(Plan):
 @dataclass(frozen=True)
 class DimValue(Plan):
     dim: str
+
+
+@dataclass(frozen=True)
+class ConstantValue(Plan):
+    """A named constant of the language (``pi``)."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -307,6 +314,8 @@ def _plan(term: Term, fast: bool) -> Plan:
         return Number((), term.value)
     if isinstance(term, DimSize):
         return DimValue((), term.name)
+    if isinstance(term, Constant):
+        return ConstantValue((), term.name)
     if isinstance(term, (Tensor, Grad)):
         name = term.name if isinstance(term, Tensor) else term.array_name
         return Read(tuple(dict.fromkeys(term.indices)), name, term.indices, isinstance(term, Grad))

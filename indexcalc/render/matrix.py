@@ -10,7 +10,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from ..matrix import ir
-from ..terms import Add, DimSize, Num, Tensor, split_coeff
+from ..terms import Add, Constant, DimSize, Num, Tensor, split_coeff
 from .printing import function_latex, name_latex, to_latex
 
 ATOM, TRANSPOSED, FRACTION, POWER, PRODUCT, ELEMENTWISE, SUM, LOW = 100, 90, 85, 80, 50, 40, 30, 20
@@ -67,7 +67,7 @@ def _scalar(m: ir.Scalar):
     t = m.term
     if isinstance(t, Num) and (t.value < 0 or t.value.denominator != 1):
         return to_latex(t), LOW
-    return to_latex(t), ATOM if isinstance(t, (Num, DimSize, Tensor)) else LOW
+    return to_latex(t), ATOM if isinstance(t, (Num, DimSize, Constant, Tensor)) else LOW
 
 
 def _ones(m: ir.Ones):

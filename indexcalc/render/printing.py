@@ -37,11 +37,12 @@ from fractions import Fraction
 from functools import singledispatch
 from typing import Callable, NamedTuple
 
-from ..functions import builtin
+from ..functions import CONSTANTS, builtin
 from ..terms import (
     Add,
     Delta,
     Deriv,
+    Constant,
     DimSize,
     Func,
     Grad,
@@ -230,6 +231,11 @@ def _(term: DimSize) -> Rendered:
 
 
 @_text.register
+def _(term: Constant) -> Rendered:
+    return Rendered(term.name, ATOM)
+
+
+@_text.register
 def _(term: Tensor) -> Rendered:
     return Rendered(term.name + _index_list(term.indices), ATOM)
 
@@ -380,6 +386,11 @@ def _(term: Num) -> Rendered:
 @_latex.register
 def _(term: DimSize) -> Rendered:
     return Rendered(name_latex(term.name), ATOM)
+
+
+@_latex.register
+def _(term: Constant) -> Rendered:
+    return Rendered(CONSTANTS[term.name].latex, ATOM)
 
 
 @_latex.register

@@ -18,8 +18,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..functions import builtin
-from ..terms import Add, DimSize, Func, Mul, Num, Pow, Term
+from ..functions import CONSTANTS, builtin
+from ..terms import Add, Constant, DimSize, Func, Mul, Num, Pow, Term
 
 
 class Undefined(ValueError):
@@ -69,6 +69,8 @@ def value(term: Term, sizes: Mapping[str, int | None]) -> float | None:
         return None
     if isinstance(term, Num):
         return _finite(lambda: float(term.value), "this number")
+    if isinstance(term, Constant):
+        return CONSTANTS[term.name].value
     if isinstance(term, DimSize):
         size = sizes.get(term.name)
         return None if size is None else float(size)

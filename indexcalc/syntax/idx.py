@@ -52,13 +52,14 @@ from typing import Callable, Iterator, TypeVar
 
 from .. import naming
 from ..check import assumptions
-from ..functions import LANGUAGE_FUNCTIONS
+from ..functions import CONSTANTS, LANGUAGE_FUNCTIONS
 from . import constants
 from ..problem import (
     Assumption,
     Definition,
     Goal,
     InputError,
+    InputWarning,
     InputTensor,
     Location,
     Problem,
@@ -67,6 +68,7 @@ from ..terms import (
     MINUS_ONE,
     ZERO,
     Delta,
+    Constant,
     DimSize,
     Func,
     Index,
@@ -93,7 +95,7 @@ KEYWORDS = (
     "sum", "delta", "loss", "wrt", "grad", "jacobian", "hessian",
     "input", "dims", "function", "assume", "title",
 )
-RESERVED_NAMES = frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS)
+RESERVED_NAMES = frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS) | frozenset(CONSTANTS)
 GOAL_KINDS = ("grad", "jacobian", "hessian")
 
 #: Deepest nesting of parentheses, unary minus, powers and sums in one expression.
@@ -671,7 +673,7 @@ class _IndexAnalysis:
     def _resolve_name(self, node: RName) -> None:
         name = node.name
         self._check_not_self(name, node.column)
-        if name in self.problem.dims:
+        if name in self.problem.dims or name in CONSTANTS:
             return
         if self.file.is_tensor(name):
             dims = self.problem.tensor_dims(name)
@@ -690,6 +692,9 @@ class _IndexAnalysis:
         self._check_not_self(name, node.column)
         if name in self.problem.dims:
             raise self.line.error(f"{name} is a dim, not a tensor: it takes no indices", node.column)
+        if name in CONSTANTS:
+            raise self.line.error(f"{name} is a constant, not a tensor: it takes no indices",
+                                  node.column)
         if self.file.is_function(name):
             raise self.line.error(f"{name} is a function", node.column, hint=f"write {name}(...)")
         if not self.file.is_tensor(name):
@@ -808,6 +813,7 @@ class _IndexAnalysis:
                 self._place_implicit_sum(name, group)
         elif isinstance(ancestor, (RMul, RTensor, RDelta)):
             self.implicit.setdefault(ancestor, []).append(name)
+            self._warn_wide_implicit_sum(name, uses, depth)
         elif isinstance(ancestor, RPow):
             raise self.line.error(
                 f"the exponent of ^ must not have indices (it has {name})", uses[-1].index.column
@@ -817,6 +823,31 @@ class _IndexAnalysis:
                 f"index {name} cannot be summed implicitly here", uses[-1].index.column,
                 hint=f"write the sum explicitly: sum_{name} ...",
             )
+
+    def _warn_wide_implicit_sum(self, name: str, uses: list[_Occurrence], depth: int) -> None:
+        """A warning where one implicit sum covers more than a reader likely meant: the
+        index more than twice in the product term, or in the arguments of two function
+        applications (``exp(X[n,d] W[d,k]) / sum_j exp(X[n,d] W[d,j])`` sums d over the
+        whole quotient, which is not the softmax of X W)."""
+        applications = []  # the outermost function application around each use
+        for use in uses:
+            inside = next((node for node in use.chain[depth:] if isinstance(node, RFunc)), None)
+            if inside is not None and all(inside is not a for a, _ in applications):
+                applications.append((inside, use))
+        if len(applications) >= 2:
+            (first, _), (second, use) = applications[:2]
+            self.problem.warnings.append(InputWarning(
+                f"index {name} is summed once over the whole product term, across the "
+                f"arguments of {first.name}(...) and {second.name}(...)",
+                self.line.at(use.index.column),
+                hint=f"to sum inside each argument, write sum_{name} there; an explicit "
+                     f"sum_{name} around the whole term says that is meant"))
+        elif len(uses) > 2:
+            self.problem.warnings.append(InputWarning(
+                f"index {name} appears {len(uses)} times in one product term; one implicit "
+                f"sum covers all of them", self.line.at(uses[2].index.column),
+                hint=f"an implicit sum pairs two uses; write sum_{name} where each sum is "
+                     "meant"))
 
     # -- dims of indices that no tensor axis gives --
 
@@ -874,7 +905,11 @@ class _IndexAnalysis:
         return Num(node.value)
 
     def _build_name(self, node: RName) -> Term:
-        return DimSize(node.name) if node.name in self.problem.dims else Tensor(node.name, ())
+        if node.name in self.problem.dims:
+            return DimSize(node.name)
+        if node.name in CONSTANTS:
+            return Constant(node.name)
+        return Tensor(node.name, ())
 
     def _build_tensor(self, node: RTensor) -> Term:
         return Tensor(node.name, tuple(self._index(index) for index in node.indices))
@@ -1103,6 +1138,8 @@ class _FileParser:
             raise line.error(f"{name} is not a valid name", token.column, hint=_NAME_HINT)
         if name in LANGUAGE_FUNCTIONS:
             raise line.error(f"{name} is a builtin function and cannot be used as a name", token.column)
+        if name in CONSTANTS:
+            raise line.error(f"{name} is a constant and cannot be used as a name", token.column)
         if name in KEYWORDS:
             raise line.error(f"{name} is a reserved word", token.column, hint="choose another name")
         generated = self.generated.get(name)
@@ -1182,8 +1219,16 @@ class _FileParser:
             if cursor.accept("["):
                 dims = _comma_separated(cursor, lambda: self._dim_reference(line, cursor))
                 cursor.expect("]", "',' or ']' after a dim")
+            word = cursor.accept("NAME", "symmetric")
+            symmetric = word is not None
+            if word is not None:
+                if len(dims) != 2 or dims[0] != dims[1]:
+                    raise line.error(f"symmetric needs a square input of two equal dims, "
+                                     f"not {_shape(token.text, tuple(dims))}", word.column,
+                                     hint=f"write  input {token.text}[N,N] symmetric")
             location = line.at(token.column)
-            self.problem.inputs[token.text] = InputTensor(token.text, tuple(dims), location)
+            self.problem.inputs[token.text] = InputTensor(token.text, tuple(dims), location,
+                                                          symmetric)
             self._declare(token.text, "input", location)
 
         _comma_separated(cursor, tensor)
