@@ -98,3 +98,17 @@ def test_the_api_issues_an_index_warning():
     with pytest.warns(indexcalc.IndexWarning, match="index d is summed once"):
         derivation = indexcalc.derive(SOFTMAX_MISTAKE, path="softmax.idx")
     assert derivation.results
+
+
+def test_json_lists_the_warnings_with_their_places():
+    """``--format json`` carries them as "warnings" (only when there are some, so a file
+    without any keeps exactly the contract's shape)."""
+    import json
+
+    with pytest.warns(indexcalc.IndexWarning):
+        data = json.loads(indexcalc.derive(SOFTMAX_MISTAKE, path="softmax.idx").to_json())
+    (warning,) = data["warnings"]
+    assert (warning["line"], warning["column"]) == (3, 45)
+    assert "index d is summed once" in warning["message"] and "sum_d" in warning["hint"]
+    clean = json.loads(indexcalc.load(ROOT / "derivations" / "linear_layer.idx").to_json())
+    assert list(clean) == ["title", "results"]

@@ -62,10 +62,20 @@ def render(derivation: Derivation, fmt: str) -> str:
 
 def to_json_data(derivation: Derivation) -> dict:
     """The JSON object of CONTRACT section 2 as plain Python data."""
-    return {
+    data = {
         "title": derivation.title,
         "results": [_result_json(result) for result in derivation.results],
     }
+    if derivation.problem.warnings:  # only then: the contract's shape stays exact otherwise
+        data["warnings"] = [_warning_json(w) for w in derivation.problem.warnings]
+    return data
+
+
+def _warning_json(warning) -> dict:
+    """A likely mistake the file reader found (``problem.InputWarning``), with its place."""
+    loc = warning.location
+    return {"message": warning.message, "hint": warning.hint,
+            "line": loc.line if loc else None, "column": loc.column if loc else None}
 
 
 def _result_json(result: Result) -> dict:
