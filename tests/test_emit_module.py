@@ -70,6 +70,15 @@ L = sum_{n,d} ((X[n,d] - mu[d])^2 / (2 s[d]^2) + log(s[d]) + log(2 pi) / 2)
 grad L wrt mu, s
 """
 
+# A symmetric input: d(x^T S x)/dx is 2 S x (true at the symmetric S the check draws), the
+# gradient with respect to S the unconstrained x x^T that gradcheck measures entry by entry.
+NEW["symmetric"] = """
+dims N
+input x[N], S[N,N] symmetric
+f = sum_{i,j} x[i] S[i,j] x[j]
+grad f wrt x, S
+"""
+
 # Every function of the language in one layer: each framework spells each one (softplus is
 # torch's nn.functional.softplus, JAX's logaddexp(0, x)).
 NEW["every_function"] = """
