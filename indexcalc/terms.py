@@ -119,10 +119,6 @@ class Num(Term):
     def _key(self):
         return (self.value,)
 
-    @cached_property
-    def free(self):
-        return frozenset()
-
 
 @_term
 class DimSize(Term):
@@ -132,10 +128,6 @@ class DimSize(Term):
 
     def _key(self):
         return (self.name,)
-
-    @cached_property
-    def free(self):
-        return frozenset()
 
 
 @_term
@@ -147,10 +139,6 @@ class Constant(Term):
 
     def _key(self):
         return (self.name,)
-
-    @cached_property
-    def free(self):
-        return frozenset()
 
 
 @_term

@@ -598,13 +598,7 @@ def test_the_check_evaluates_the_definitions_as_written():
     assert len(exps) == 2 and all(not isinstance(f.arg, Call) for f in exps)
 
 
-RBF_SCALE = """
-dims N, M, D
-input X[N,D], Z[M,D], ell
-K[n,m] = exp(-sum_d (X[n,d] - Z[m,d])^2 / (2 ell^2))
-L = loss(K)
-grad L wrt X, ell
-"""
+RBF_SCALE = RBF.replace("grad L wrt X, Z", "grad L wrt X, ell")  # and the length scale
 
 
 def _calls(source: str, attr: str) -> list[ast.Call]:
