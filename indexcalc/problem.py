@@ -134,6 +134,59 @@ class Assumption:
 
 
 @dataclass(frozen=True)
+class DimFormula:
+    """A dim defined from others, ``dims U = T - K + 1``: whole numbers and dims under
+    ``+ - *`` and ``//`` (floor division), as a tree of tuples ``("num", 3)``,
+    ``("dim", "T")`` and ``(op, left, right)``."""
+
+    tree: tuple
+    text: str  # as written, for messages
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """The dims it uses, in order of appearance."""
+        found: list[str] = []
+
+        def walk(node):
+            if node[0] == "dim":
+                found.append(node[1])
+            elif node[0] != "num":
+                walk(node[1])
+                walk(node[2])
+        walk(self.tree)
+        return tuple(dict.fromkeys(found))
+
+    def evaluate(self, sizes: dict[str, int | None]) -> int | None:
+        """Its value at ``sizes``; None if a dim it uses has no size."""
+        def value(node):
+            if node[0] == "num":
+                return node[1]
+            if node[0] == "dim":
+                return sizes.get(node[1])
+            a, b = value(node[1]), value(node[2])
+            if a is None or b is None:
+                return None
+            if node[0] == "//":
+                return None if b == 0 else a // b
+            return {"+": a + b, "-": a - b, "*": a * b}[node[0]]
+        return value(self.tree)
+
+    def code(self, spell) -> str:
+        """Python code for it, each dim spelled by ``spell`` (``X.shape[0]``)."""
+        def text(node, outer: int) -> str:
+            if node[0] == "num":
+                return str(node[1])
+            if node[0] == "dim":
+                return spell(node[1])
+            level = 1 if node[0] in "+-" else 2
+            left = text(node[1], level)
+            right = text(node[2], level + 1)  # a - (b - c), a // (b * c) keep brackets
+            out = f"{left} {node[0]} {right}"
+            return f"({out})" if level < outer else out
+        return text(self.tree, 0)
+
+
+@dataclass(frozen=True)
 class Goal:
     """``grad L wrt W``, ``jacobian Y wrt X`` or ``hessian f wrt x`` (one goal per wrt)."""
 
@@ -159,6 +212,9 @@ class Problem:
     path: str = "<input>"
     #: likely mistakes found while reading the file, in file order
     warnings: list[InputWarning] = field(default_factory=list)
+    #: dims defined from others (``dims U = T - K + 1``); their ``dims`` entry is the size
+    #: when the dims they use have sizes, else None
+    dim_formulas: dict[str, DimFormula] = field(default_factory=dict)
     _reach: dict = field(default_factory=dict, repr=False, compare=False)
     _mentions: dict = field(default_factory=dict, repr=False, compare=False)
 

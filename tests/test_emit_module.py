@@ -79,6 +79,14 @@ f = sum_{i,j} x[i] S[i,j] x[j]
 grad f wrt x, S
 """
 
+# A dim defined from others, used as a number: computed from the shapes it comes from.
+NEW["dim_formula"] = """
+dims T, K, U = T - K + 1
+input x[T], w[K]
+f = U * sum_t x[t]^2 + sum_k w[k]^2 / U
+grad f wrt x, w
+"""
+
 # Every function of the language in one layer: each framework spells each one (softplus is
 # torch's nn.functional.softplus, JAX's logaddexp(0, x)).
 NEW["every_function"] = """

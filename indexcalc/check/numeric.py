@@ -167,22 +167,42 @@ def make_world(problem: Problem, seed: int = 0) -> World:
 def check_sizes(problem: Problem) -> tuple[dict[str, int], str]:
     """The sizes the check uses, and a note when they are not those of ``dims``: given
     sizes whose arrays or einsum work exceed the check's means are replaced by small ones."""
-    free_sizes = iter(s for s in DEFAULT_SIZES if s not in problem.dims.values())
-    sizes = {dim: size if size is not None else next(free_sizes)
-             for dim, size in problem.dims.items()}
     given = [dim for dim, size in problem.dims.items() if size is not None]
+    sizes = _draw_sizes(problem, {dim: problem.dims[dim] for dim in given
+                                  if dim not in problem.dim_formulas})
     if not given:
         return sizes, ""
     elements, work = _cost(problem, sizes)
     if elements <= MAX_CHECK_ELEMENTS and work <= MAX_CHECK_WORK:
         return sizes, ""
-    small = iter(DEFAULT_SIZES)
-    for dim in problem.dims:
-        sizes[dim] = next(small)
+    sizes = _draw_sizes(problem, {})
     what = (f"arrays of {elements:.3g} entries" if elements > MAX_CHECK_ELEMENTS
             else f"{work:.3g} multiply-adds per evaluation")
     shown = ", ".join(f"{dim}={sizes[dim]}" for dim in given)
     return sizes, f"checked at {shown}: the sizes given would need {what}"
+
+
+#: Sizes tried beyond ``DEFAULT_SIZES`` when dims defined by formulas need them.
+EXTRA_SIZES = (12, 13, 14, 15, 16)
+#: Size choices tried before giving up on dims defined by formulas.
+MAX_SIZE_CHOICES = 20_000
+
+
+def _draw_sizes(problem: Problem, fixed: dict[str, int]) -> dict[str, int]:
+    """A size for every dim: ``fixed`` ones kept, the others small and distinct (the first
+    of ``DEFAULT_SIZES`` not taken, in order), chosen so that every dim defined by a
+    formula (``U = T - K + 1``) comes out at least 2."""
+    free = [d for d in problem.dims if d not in fixed and d not in problem.dim_formulas]
+    pool = tuple(s for s in DEFAULT_SIZES + EXTRA_SIZES if s not in fixed.values())
+    choices = itertools.permutations(pool, len(free))
+    for choice in itertools.islice(choices, MAX_SIZE_CHOICES):
+        sizes = dict(fixed, **dict(zip(free, choice)))
+        for dim, formula in problem.dim_formulas.items():  # each uses dims declared before
+            sizes[dim] = formula.evaluate(sizes)
+        if all(sizes[dim] >= 2 for dim in problem.dim_formulas):
+            return {dim: sizes[dim] for dim in problem.dims}
+    formulas = ", ".join(f"{d} = {f.text}" for d, f in problem.dim_formulas.items())
+    raise ValueError(f"no sizes found for which {formulas} are all at least 2")
 
 
 def _cost(problem: Problem, sizes: dict[str, int]) -> tuple[float, float]:

@@ -168,17 +168,29 @@ def _max_order(names: Names, fn: str) -> int:
 
 
 def _dim_sources(problem: Problem, names: Names, args: list[str]) -> dict[str, str]:
-    """``X.shape[0]`` for each dim the code uses, or a new argument named after the dim."""
-    sources = {}
+    """``X.shape[0]`` for each dim the code uses; for a dim defined from others that no
+    argument carries, its formula in theirs (``(x.shape[0] - w.shape[0] + 1)``); else a new
+    argument named after the dim."""
+    sources: dict[str, str] = {}
+
+    def source(dim: str) -> str:
+        if dim not in sources:
+            for arg in args:
+                shape = _arg_dims(problem, arg)
+                if dim in shape:
+                    sources[dim] = f"{naming.code_name(arg)}.shape[{shape.index(dim)}]"
+                    break
+            else:
+                formula = problem.dim_formulas.get(dim)
+                if formula is not None:
+                    sources[dim] = f"({formula.code(source)})"
+                else:
+                    args.append(dim)
+                    sources[dim] = naming.code_name(dim)
+        return sources[dim]
+
     for dim in sorted(names.dims):
-        for arg in args:
-            shape = _arg_dims(problem, arg)
-            if dim in shape:
-                sources[dim] = f"{naming.code_name(arg)}.shape[{shape.index(dim)}]"
-                break
-        else:
-            args.append(dim)
-            sources[dim] = naming.code_name(dim)
+        source(dim)
     return sources
 
 

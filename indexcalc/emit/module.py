@@ -356,10 +356,11 @@ def _autograd(derivation: Derivation, framework: str) -> str:
         upstream = [a for a in r.numpy.args if a.startswith(f"d{first.of}_d")]
         if upstream and (not opaque or any(a not in grads for a in upstream)):
             return ""
-        extra = [a for a in r.numpy.args if a not in inputs + functions + tuple(grads)]
-        if extra:  # a dim no input carries
+        spelled = {a: _dim_of_inputs(problem, a) for a in r.numpy.args
+                   if a not in inputs + functions + tuple(grads)}  # dims the result takes
+        if None in spelled.values():  # a dim no input carries
             return ""
-        call = f"{result_name(r)}({', '.join(r.numpy.args)})"
+        call = f"{result_name(r)}({', '.join(spelled.get(a, a) for a in r.numpy.args)})"
         calls[name] = call if opaque else f"grad * {call}"
     if framework == "torch":
         # A scalar input that gets no gradient (an eps) may be a Python number, which
@@ -368,6 +369,21 @@ def _autograd(derivation: Derivation, framework: str) -> str:
                       if not t.dims and naming.code_name(n) not in calls)
         return _torch_function(inputs, functions, grads, calls, opaque, plain)
     return _jax_apply(inputs, functions, grads, calls, opaque)
+
+
+def _dim_of_inputs(problem: Problem, dim: str) -> str | None:
+    """``dim`` read off an input's shape (``X.shape[0]``), or computed from its formula in
+    such dims; None when no input carries it."""
+    for name, tensor in problem.inputs.items():
+        if dim in tensor.dims:
+            return f"{naming.code_name(name)}.shape[{tensor.dims.index(dim)}]"
+    formula = problem.dim_formulas.get(dim)
+    if formula is None:
+        return None
+    parts = {d: _dim_of_inputs(problem, d) for d in formula.dims}
+    if None in parts.values():
+        return None
+    return f"({formula.code(parts.__getitem__)})"
 
 
 def _torch_function(inputs, functions, grads, calls, opaque, plain=()) -> str:

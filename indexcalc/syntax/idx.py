@@ -57,6 +57,7 @@ from . import constants
 from ..problem import (
     Assumption,
     Definition,
+    DimFormula,
     Goal,
     InputError,
     InputWarning,
@@ -1190,12 +1191,77 @@ class _FileParser:
             self._check_new_name(line, token)
             size = None
             if cursor.accept("="):
-                size = self._dim_size(line, cursor, token.text)
+                if cursor.at("NUM") and cursor.peek(1).kind in (",", "END"):
+                    size = self._dim_size(line, cursor, token.text)
+                else:
+                    size = self._dim_formula(line, cursor, token.text)
             self.problem.dims[token.text] = size
             self._declare(token.text, "dim", line.at(token.column))
 
         _comma_separated(cursor, dim)
         cursor.expect("END", "',' or end of line")
+
+    def _dim_formula(self, line: _Line, cursor: _Cursor, name: str) -> int | None:
+        """``U = T - K + 1``: the formula of a dim defined from dims declared before it;
+        its size when theirs are given (at least 1), else None."""
+        start = cursor.peek().column
+
+        def expression():
+            node = term()
+            while cursor.at("+") or cursor.at("-"):
+                op = cursor.next().text
+                node = (op, node, term())
+            return node
+
+        def term():
+            node = factor()
+            while cursor.at("*") or cursor.at("/"):
+                op = cursor.next()
+                if op.text == "/":
+                    second = cursor.accept("/")
+                    if second is None or second.column != op.column + 1:
+                        raise line.error("a dim is a whole number: divide with //", op.column,
+                                         hint=f"write  dims {name} = (T - K) // 2 + 1")
+                    node = ("//", node, factor())
+                else:
+                    node = ("*", node, factor())
+            return node
+
+        def factor():
+            if cursor.accept("("):
+                node = expression()
+                cursor.expect(")", "')' to close the bracket")
+                return node
+            token = cursor.peek()
+            if token.kind == "NUM":
+                cursor.next()
+                if not token.text.isdigit():
+                    raise line.error("a dim formula takes whole numbers", token.column)
+                return ("num", int(token.text))
+            if token.kind == "NAME":
+                cursor.next()
+                if token.text == name:
+                    raise line.error(f"{name} is defined from itself", token.column)
+                if token.text not in self.problem.dims:
+                    raise self.missing_name_error(line, token.text, token.column, "dim")
+                return ("dim", token.text)
+            raise cursor.unexpected("a dim, a whole number or '('",
+                                    hint=f"write  dims {name} = T - K + 1")
+
+        tree = expression()
+        if not (cursor.at(",") or cursor.at("END")):
+            raise cursor.unexpected("an operator (+ - * //), ',' or end of line")
+        end = cursor.peek().column
+        formula = DimFormula(tree, line.code[start - 1:end - 1].strip())
+        size = formula.evaluate(self.problem.dims)
+        if size is not None and size < 1:
+            raise line.error(f"{name} = {formula.text} is {size} for the sizes given; a dim "
+                             "has at least one entry", start)
+        if size is not None and size > MAX_DIM_SIZE:
+            raise line.error(f"{name} = {formula.text} is too large ({size:,}; at most "
+                             f"{MAX_DIM_SIZE:,})", start)
+        self.problem.dim_formulas[name] = formula
+        return size
 
     @staticmethod
     def _dim_size(line: _Line, cursor: _Cursor, name: str) -> int:
