@@ -141,6 +141,7 @@ class DimFormula:
 
     tree: tuple
     text: str  # as written, for messages
+    location: Location | None = field(default=None, compare=False)
 
     @property
     def dims(self) -> tuple[str, ...]:

@@ -81,3 +81,17 @@ grad f wrt y
     y = np.arange(3.0)
     np.testing.assert_allclose(fn(y, 7), 2 * (7 - 3) * y)
     assert r.check.passed
+
+
+def test_a_formula_that_is_one_whatever_the_sizes_is_checked_at_one():
+    sizes, _ = check_sizes(parse_text("dims T, U = T - T + 1\ninput x[T], y[U]\n"
+                                      "f = sum_t x[t] + sum_u y[u]\ngrad f wrt x\n"))
+    assert sizes["U"] == 1
+
+
+def test_a_formula_below_one_whatever_the_sizes_is_bad_input_at_its_place():
+    with pytest.raises(InputError) as caught:
+        derive_text("dims T, U = T - T\ninput x[T], y[U]\n"
+                    "f = sum_t x[t] + sum_u y[u]\ngrad f wrt x\n")
+    assert "U = T - T is below 1 for every size tried" in str(caught.value)
+    assert (caught.value.location.line, caught.value.location.column) == (1, 13)

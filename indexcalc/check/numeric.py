@@ -53,7 +53,7 @@ from ..emit.plan import (
     Call, ConstantValue, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
-from ..problem import Goal, Problem
+from ..problem import Goal, InputError, Problem
 from ..terms import (
     Func, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
 )
@@ -191,18 +191,20 @@ MAX_SIZE_CHOICES = 20_000
 def _draw_sizes(problem: Problem, fixed: dict[str, int]) -> dict[str, int]:
     """A size for every dim: ``fixed`` ones kept, the others small and distinct (the first
     of ``DEFAULT_SIZES`` not taken, in order), chosen so that every dim defined by a
-    formula (``U = T - K + 1``) comes out at least 2."""
+    formula (``U = T - K + 1``) comes out at least 2 (or, where none does, at least 1)."""
     free = [d for d in problem.dims if d not in fixed and d not in problem.dim_formulas]
     pool = tuple(s for s in DEFAULT_SIZES + EXTRA_SIZES if s not in fixed.values())
-    choices = itertools.permutations(pool, len(free))
-    for choice in itertools.islice(choices, MAX_SIZE_CHOICES):
-        sizes = dict(fixed, **dict(zip(free, choice)))
-        for dim, formula in problem.dim_formulas.items():  # each uses dims declared before
-            sizes[dim] = formula.evaluate(sizes)
-        if all(sizes[dim] >= 2 for dim in problem.dim_formulas):
-            return {dim: sizes[dim] for dim in problem.dims}
-    formulas = ", ".join(f"{d} = {f.text}" for d, f in problem.dim_formulas.items())
-    raise ValueError(f"no sizes found for which {formulas} are all at least 2")
+    for least in (2, 1):
+        choices = itertools.permutations(pool, len(free))
+        for choice in itertools.islice(choices, MAX_SIZE_CHOICES):
+            sizes = dict(fixed, **dict(zip(free, choice)))
+            for dim, formula in problem.dim_formulas.items():  # from dims declared before
+                sizes[dim] = formula.evaluate(sizes)
+            if all(sizes[dim] >= least for dim in problem.dim_formulas):
+                return {dim: sizes[dim] for dim in problem.dims}
+    dim, formula = next((d, f) for d, f in problem.dim_formulas.items() if sizes[d] < 1)
+    raise InputError(f"{dim} = {formula.text} is below 1 for every size tried",
+                     formula.location, hint="a dim has at least one entry")
 
 
 def _cost(problem: Problem, sizes: dict[str, int]) -> tuple[float, float]:

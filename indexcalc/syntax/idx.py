@@ -1252,7 +1252,7 @@ class _FileParser:
         if not (cursor.at(",") or cursor.at("END")):
             raise cursor.unexpected("an operator (+ - * //), ',' or end of line")
         end = cursor.peek().column
-        formula = DimFormula(tree, line.code[start - 1:end - 1].strip())
+        formula = DimFormula(tree, line.code[start - 1:end - 1].strip(), line.at(start))
         size = formula.evaluate(self.problem.dims)
         if size is not None and size < 1:
             raise line.error(f"{name} = {formula.text} is {size} for the sizes given; a dim "
