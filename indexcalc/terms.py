@@ -262,6 +262,32 @@ class Func(Term):
         return Func(self.name, children[0], self.order)
 
 
+#: The comparisons of an Iverson bracket, and the one that holds where each does not.
+COMPARISONS = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+
+
+@_term
+class Bracket(Term):
+    """The Iverson bracket ``[a op b]``: 1 where the comparison holds, else 0 (entrywise).
+    ``where(a > b, p, q)`` is ``[a > b] p + [a <= b] q``."""
+
+    op: str
+    a: Term
+    b: Term
+
+    def _key(self):
+        return (self.op, self.a, self.b)
+
+    def children(self):
+        return (self.a, self.b)
+
+    def rebuild(self, children):
+        return Bracket(self.op, children[0], children[1])
+
+    def negated(self) -> "Bracket":
+        return Bracket(COMPARISONS[self.op], self.a, self.b)
+
+
 @_term
 class Sum(Term):
     """``sum_{indices} body``."""

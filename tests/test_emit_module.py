@@ -87,6 +87,23 @@ f = U * sum_t x[t]^2 + sum_k w[k]^2 / U
 grad f wrt x, w
 """
 
+# Iverson brackets: a leaky ReLU and a Huber loss, each branch chosen with where.
+NEW["leaky_relu"] = """
+dims N, D
+input X[N,D], W[D,D], c
+Z[n,k] = sum_d X[n,d] W[d,k]
+H[n,k] = where(Z[n,k] > 0, Z[n,k], c * Z[n,k])
+L = loss(H)
+grad L wrt W, X, c
+"""
+NEW["huber"] = """
+dims N, D
+input X[N,D], y[N], w[D], d
+r[n] = sum_k X[n,k] w[k] - y[n]
+L = sum_n where(abs(r[n]) <= d, r[n]^2 / 2, d * (abs(r[n]) - d / 2))
+grad L wrt w, d
+"""
+
 # Every function of the language in one layer: each framework spells each one (softplus is
 # torch's nn.functional.softplus, JAX's logaddexp(0, x)).
 NEW["every_function"] = """

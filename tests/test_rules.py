@@ -562,6 +562,17 @@ def test_tidy_signs_does_not_fire():
     no_fire("tidy signs", mul(num(-1), t("T", si, cj)))
 
 
+@covers("derivative of a bracket")
+def test_a_bracket_differentiates_to_zero():
+    """d [x_p > 0] / d x_q = 0: constant wherever it is differentiable (x_p != 0)."""
+    from indexcalc.terms import Bracket
+
+    assert fire("derivative of a bracket",
+                Deriv(Bracket(">", t("x", p), num(0)), t("x", q))) == ZERO
+    no_fire("derivative of a bracket", Deriv(t("x", p), t("x", q)))
+    no_fire("derivative of a bracket", Bracket(">", t("x", p), num(0)))
+
+
 SYMMETRIC = Context(problem("""
     dims K
     input x[K], S[K,K] symmetric, A[K,K]

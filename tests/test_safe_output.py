@@ -210,6 +210,8 @@ ALLOWED_NODES = (
     ast.NamedExpr, ast.Attribute, ast.Call, ast.keyword, ast.Constant, ast.BinOp, ast.UnaryOp,
     ast.Subscript, ast.Slice, ast.Tuple, ast.List, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow,
     ast.MatMult, ast.USub, ast.UAdd,
+    # Iverson brackets and where: np.where(a <= b, p, q)
+    ast.Compare, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
 )
 EINSUM_SPEC = re.compile(r"[A-Za-z,]*(->[A-Za-z]*)?\Z")
 

@@ -20,7 +20,7 @@ from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
 from ..problem import Problem
 from ..terms import (
-    ONE, ZERO, Add, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
+    ONE, ZERO, Add, Bracket, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
     rename_indices, same, split_coeff, sub, canonical, freshen_bound, contains, replace,
 )
@@ -166,6 +166,13 @@ def function_rule(name: str) -> Callable[[Term, Context], Term | None]:
     rule.__name__ = f"derivative_of_{name}"
     rule.__doc__ = known.identity
     return rule
+
+
+def bracket_rule(term: Term, ctx: Context) -> Term | None:
+    """d [a < b] = 0: an Iverson bracket is constant wherever it is differentiable (all but
+    a = b), so where(c, p, q) = [c] p + [not c] q differentiates branch by branch."""
+    expr, _ = _deriv_parts(term)
+    return ZERO if isinstance(expr, Bracket) else None
 
 
 def declared_function_rule(term: Term, ctx: Context) -> Term | None:
@@ -555,6 +562,7 @@ RULES: tuple[Rule, ...] = (
     *(Rule(f"derivative of {name}", function_rule(name), phase="differentiate")
       for name in FUNCTIONS),
     Rule("derivative of a declared function", declared_function_rule, phase="differentiate"),
+    Rule("derivative of a bracket", bracket_rule, phase="differentiate"),
     Rule("derivative of an entry", entry_rule, phase="differentiate"),
     Rule("contract deltas", contract_delta),
     Rule("delta identities", delta_identities),

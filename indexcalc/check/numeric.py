@@ -50,7 +50,7 @@ import numpy as np
 from .. import limits, naming
 from ..functions import CONSTANTS, FUNCTIONS, POSITIVE, REAL, builtin
 from ..emit.plan import (
-    Call, ConstantValue, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Call, Compare, ConstantValue, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, InputError, Problem
@@ -245,6 +245,10 @@ def _plan_children(p: Plan) -> tuple[Plan, ...]:
         return p.terms
     if isinstance(p, Product):
         return p.factors
+    if isinstance(p, Compare):
+        return (p.a, p.b)
+    if isinstance(p, Select):
+        return (p.test, p.then, p.otherwise)
     return ()
 
 
@@ -335,6 +339,13 @@ class Evaluator:
         plan = make_plan(term)
         return self.execute(plan), plan.axes
 
+    def _holds(self, test: Compare, axes) -> np.ndarray:
+        """Where ``test`` holds, over ``axes``; on the real parts, so a complex step does
+        not move it."""
+        a, b = (_arrange(self.execute(side), side.axes, axes, self.world.sizes)
+                for side in (test.a, test.b))
+        return _holds_at(a, b, test.op)
+
     def execute(self, p: Plan) -> np.ndarray:
         """The value of the plan ``p``, its axes in the order of ``p.axes``."""
         if isinstance(p, Number):
@@ -358,6 +369,12 @@ class Evaluator:
             return self.world.functions[p.fn][p.order](value)
         if isinstance(p, Raise):
             return self.execute(p.base) ** self.execute(p.exponent)
+        if isinstance(p, Compare):
+            return self._holds(p, p.axes).astype(float)
+        if isinstance(p, Select):
+            then, otherwise = (_arrange(self.execute(x), x.axes, p.axes, self.world.sizes)
+                               for x in (p.then, p.otherwise))
+            return np.where(self._holds(p.test, p.axes), then, otherwise)
         if isinstance(p, Total):
             return sum(_arrange(self.execute(t), t.axes, p.axes, self.world.sizes)
                        for t in p.terms)
@@ -373,6 +390,14 @@ class Evaluator:
                 value = value * self.world.sizes[dim]
             return value
         raise TypeError(f"cannot evaluate {type(p).__name__}")
+
+
+_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+            "==": np.equal, "!=": np.not_equal}
+
+
+def _holds_at(value_a, value_b, op):
+    return _COMPARE[op](np.real(value_a), np.real(value_b))
 
 
 def _spec(indices, letters=None) -> str:

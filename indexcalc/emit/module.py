@@ -305,6 +305,12 @@ class _Translate(ast.NodeTransformer):
                 raise ValueError("no torch spelling of np.logaddexp(a, b) but for a = 0")
             return ast.Call(ast.parse("torch.nn.functional.softplus", mode="eval").body,
                             [x], [])
+        elif (name == "where" and self.framework == "torch"
+              and all(self.is_number(a) for a in node.args[1:])):
+            # torch.where(c, 1.0, 0.0) is float32 (torch's default dtype): take the inputs'
+            node.func = self._attr(name)
+            return ast.Call(ast.Attribute(node, "to", ast.Load()),
+                            [self._dtype()[0].value], [])
         elif name == "heaviside" and self.framework == "torch":
             x = node.args[0]
             zeros = ast.Call(self._attr("zeros_like"), [x], [])

@@ -24,7 +24,7 @@ from .. import naming
 from ..functions import CONSTANTS, builtin
 from ..matrix import ir
 from .plan import (
-    Call, ConstantValue, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Call, Compare, ConstantValue, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..problem import Problem
 from ..terms import (
@@ -521,6 +521,13 @@ def _code(p: Plan, names: Names, letters) -> str:
     if isinstance(p, Call):
         return _shared(p, names, lambda: apply_function(p.fn, p.order,
                                                         _code(p.arg, names, letters), names))
+    if isinstance(p, Compare):
+        return f"np.where({_test(p, p.axes, names, letters)}, 1.0, 0.0)"
+    if isinstance(p, Select):
+        test = _test(p.test, p.axes, names, letters)
+        then, otherwise = (_arrange(_operand(_code(x, names, letters)), x.axes, p.axes, letters)
+                           for x in (p.then, p.otherwise))
+        return f"np.where({test}, {then}, {otherwise})"
     if isinstance(p, Raise):
         base = _operand(_code(p.base, names, letters))
         if isinstance(p.exponent, Number):
@@ -538,6 +545,13 @@ def _code(p: Plan, names: Names, letters) -> str:
         return _shared(p, names, lambda: _product(p, names, letters)) \
             if p.bound or elementwise else _product(p, names, letters)
     raise TypeError(f"no NumPy for {type(p).__name__}")  # pragma: no cover
+
+
+def _test(p: Compare, axes, names: Names, letters) -> str:
+    """``a op b`` with both sides arranged to ``axes``."""
+    a, b = (_arrange(_operand(_code(x, names, letters)), x.axes, axes, letters)
+            for x in (p.a, p.b))
+    return f"{a} {p.op} {b}"
 
 
 def _shared(p: Plan, names: Names, code: Callable[[], str]) -> str:

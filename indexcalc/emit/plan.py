@@ -15,7 +15,7 @@ from fractions import Fraction
 from itertools import permutations
 
 from ..terms import (
-    Add, Constant, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
+    Add, Bracket, Constant, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
 )
 
 
@@ -71,6 +71,27 @@ class Call(Plan):
     fn: str
     order: int
     arg: Plan
+
+
+@dataclass(frozen=True)
+class Compare(Plan):
+    """An Iverson bracket ``[a op b]``: 1.0 where the comparison holds, else 0.0, over the
+    axes of both sides."""
+
+    op: str
+    a: Plan
+    b: Plan
+
+
+@dataclass(frozen=True)
+class Select(Plan):
+    """``[c] then + [not c] otherwise`` as one choice per entry (``np.where``): the branch
+    not taken is not multiplied by 0, so one undefined there (``log`` of a negative, in
+    ``where(x > 0, log(x), 0)``) does not make the sum NaN."""
+
+    test: Compare
+    then: Plan
+    otherwise: Plan
 
 
 @dataclass(frozen=True)
@@ -309,6 +330,44 @@ def _renaming(xs, ys, mapping: dict | None = None) -> dict | None:
     return mapping if xs == ys else None
 
 
+def _select(term: Add, fast: bool) -> Plan | None:
+    """``[c] p + [not c] q + rest`` as ``Select(c, p, q) + rest``, else None."""
+    terms = list(term.terms)
+    for i, t in enumerate(terms):
+        test, then = _bracketed(t)
+        if test is None:
+            continue
+        for j in range(i + 1, len(terms)):
+            other, otherwise = _bracketed(terms[j])
+            if other is None or other != test.negated():
+                continue
+            parts = [plan(x, fast) for x in (test, then, otherwise)]
+            chosen = Select(_widest_first(parts), *parts)
+            rest = terms[:i] + terms[i + 1:j] + terms[j + 1:]
+            if not rest:
+                return chosen
+            others = plan(add(*rest), fast)
+            return Total(_widest_first([chosen, others]), (chosen, others))
+    return None
+
+
+def _bracketed(term: Term) -> tuple[Bracket | None, Term | None]:
+    """A bracket factor of ``term`` and the product of its other factors."""
+    factors = term.factors if isinstance(term, Mul) else (term,)
+    for k, f in enumerate(factors):
+        if isinstance(f, Bracket):
+            return f, mul(*factors[:k], *factors[k + 1:])
+    return None, None
+
+
+def _widest_first(parts) -> tuple[Index, ...]:
+    """The axes of a sum of ``parts``: the widest part's order, then the others' new axes."""
+    order: list[Index] = []
+    for p in sorted(parts, key=lambda p: -len(p.axes)):
+        order.extend(i for i in p.axes if i not in order)
+    return tuple(order)
+
+
 def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Num):
         return Number((), term.value)
@@ -329,7 +388,15 @@ def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Pow):
         base = plan(term.base, fast)
         return Raise(base.axes, base, plan(term.exponent, fast))
+    if isinstance(term, Bracket):
+        a, b = plan(term.a, fast), plan(term.b, fast)
+        wide, narrow = (a, b) if len(a.axes) >= len(b.axes) else (b, a)
+        axes = wide.axes + tuple(i for i in narrow.axes if i not in wide.axes)
+        return Compare(axes, term.op, a, b)
     if isinstance(term, Add):
+        chosen = _select(term, fast)
+        if chosen is not None:
+            return chosen
         parts = tuple(plan(t, fast) for t in term.terms)
         order: list[Index] = []
         for p in sorted(parts, key=lambda p: -len(p.axes)):
@@ -339,6 +406,11 @@ def _plan(term: Term, fast: bool) -> Plan:
         distributed = _distribute(term)
         if distributed is not None:
             return plan(distributed, fast)
+    if isinstance(term, Mul):
+        test, then = _bracketed(term)
+        if test is not None:  # [c] p: p where c holds, else 0 (never p * 0)
+            parts = [plan(test, fast), plan(then, fast), Number((), Fraction(0))]
+            return Select(_widest_first(parts), *parts)
     if isinstance(term, (Mul, Sum)):
         bound = term.indices if isinstance(term, Sum) else ()
         body = term.body if isinstance(term, Sum) else term

@@ -42,6 +42,7 @@ from ..terms import (
     Add,
     Delta,
     Deriv,
+    Bracket,
     Constant,
     DimSize,
     Func,
@@ -256,6 +257,11 @@ def _(term: Func) -> Rendered:
 
 
 @_text.register
+def _(term: Bracket) -> Rendered:
+    return Rendered(f"[{_text(term.a).text} {term.op} {_text(term.b).text}]", ATOM)
+
+
+@_text.register
 def _(term: Sum) -> Rendered:
     names = [i.name for i in term.indices]
     head = f"sum_{names[0]}" if len(names) == 1 else "sum_{" + ",".join(names) + "}"
@@ -428,6 +434,16 @@ def function_latex(name: str, order: int, arg: str, atomic: bool = False) -> str
         return known.latex_code(arg, atomic, _lparen)
     head = name_latex(name, operator=True)
     return head + "'" * order + (f"({arg})" if atomic else _lparen(arg))
+
+
+#: LaTeX of the comparisons of an Iverson bracket.
+_COMPARISON_LATEX = {"<": "<", "<=": "\\le", ">": ">", ">=": "\\ge", "==": "=", "!=": "\\ne"}
+
+
+@_latex.register
+def _(term: Bracket) -> Rendered:
+    inner = f"{_latex(term.a).text} {_COMPARISON_LATEX[term.op]} {_latex(term.b).text}"
+    return Rendered(f"\\left[{inner}\\right]", ATOM)
 
 
 @_latex.register

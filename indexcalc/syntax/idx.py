@@ -66,8 +66,10 @@ from ..problem import (
     Problem,
 )
 from ..terms import (
+    COMPARISONS,
     MINUS_ONE,
     ZERO,
+    Bracket,
     Delta,
     Constant,
     DimSize,
@@ -94,7 +96,7 @@ __all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES"]
 #: Words of the language; none of them can name a dim, tensor or function.
 KEYWORDS = (
     "sum", "delta", "loss", "wrt", "grad", "jacobian", "hessian",
-    "input", "dims", "function", "assume", "title",
+    "input", "dims", "function", "assume", "title", "where",
 )
 RESERVED_NAMES = frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS) | frozenset(CONSTANTS)
 GOAL_KINDS = ("grad", "jacobian", "hessian")
@@ -169,6 +171,7 @@ _TOKEN = re.compile(
   | (?P<NUM>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<NAME>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<starstar>\*\*)
+  | (?P<compare><=|>=|==|!=|<|>)
   | (?P<punct>[-+*/^()\[\]{},=:'])
     """,
     re.VERBOSE,
@@ -212,7 +215,7 @@ def _tokenize(line: _Line) -> list[Token]:
             tokens.append(Token("NUM", text, column))
         elif kind == "NAME":
             tokens.append(Token("NAME", text, column))
-        elif kind == "punct":
+        elif kind in ("punct", "compare"):
             tokens.append(Token(text, text, column))
         elif kind == "starstar":
             raise line.error("'**' is not an operator: write powers with ^, as in x^2", column)
@@ -360,6 +363,21 @@ class RFunc(RNode):
 
 
 @dataclass(frozen=True, eq=False)
+class RBracket(RNode):
+    """``[a op b]``, or ``where(a op b, then, otherwise)`` (``then`` set)."""
+
+    op: str
+    a: RNode
+    b: RNode
+    column: int
+    then: RNode | None = None
+    otherwise: RNode | None = None
+
+    def children(self):
+        return (self.a, self.b) + ((self.then, self.otherwise) if self.then else ())
+
+
+@dataclass(frozen=True, eq=False)
 class RNeg(RNode):
     arg: RNode
     column: int
@@ -452,7 +470,7 @@ class _ExprParser:
     is a product and ``h(x)`` a call.
     """
 
-    _STARTS_FACTOR = ("NUM", "NAME", "(", "SUM")
+    _STARTS_FACTOR = ("NUM", "NAME", "(", "SUM", "[")
 
     def __init__(self, cursor: _Cursor, is_value_name: Callable[[str], bool]):
         self.cursor = cursor
@@ -526,13 +544,41 @@ class _ExprParser:
             return inner
         if token.kind == "NAME":
             return self.named_atom()
+        if token.kind == "[":
+            self.cursor.next()
+            op, a, b = self.comparison()
+            self.cursor.expect("]", f"']' to close the bracket at column {token.column}")
+            return RBracket(op, a, b, token.column)
         raise self.cursor.unexpected("a number, a name, '(' or a sum")
+
+    def comparison(self) -> tuple[str, RNode, RNode]:
+        """``a op b`` with op one of ``< <= > >= == !=``."""
+        a = self.expression()
+        token = self.cursor.peek()
+        if token.kind not in COMPARISONS:
+            raise self.cursor.unexpected("a comparison (< <= > >= == !=)",
+                                         hint="write  [x[n] > 0]  or  where(x[n] > 0, p, q)")
+        self.cursor.next()
+        return token.kind, a, self.expression()
+
+    def where(self) -> RBracket:
+        start = self.cursor.next()
+        self.cursor.expect("(", "'(' after where", hint="write  where(x[n] > 0, p, q)")
+        op, a, b = self.comparison()
+        self.cursor.expect(",", "',' after where's comparison", hint="write  where(x[n] > 0, p, q)")
+        then = self.expression()
+        self.cursor.expect(",", "',' between where's two values", hint="write  where(x[n] > 0, p, q)")
+        otherwise = self.expression()
+        self.cursor.expect(")", "')' to close where(")
+        return RBracket(op, a, b, start.column, then, otherwise)
 
     def named_atom(self) -> RNode:
         token = self.cursor.peek()
         name, following = token.text, self.cursor.peek(1).kind
         if name == "delta":
             return self.delta()
+        if name == "where" and following == "(":
+            return self.where()
         if name == "loss":
             raise self.cursor.error(
                 "loss(...) must be the whole right side of a scalar definition", token,
@@ -967,6 +1013,13 @@ class _IndexAnalysis:
         return add(*(self._build(term) if sign == "+" else neg(self._build(term))
                      for sign, term in zip(node.signs, node.terms)))
 
+    def _build_bracket(self, node: RBracket) -> Term:
+        bracket = Bracket(node.op, self._build(node.a), self._build(node.b))
+        if node.then is None:
+            return bracket
+        return add(mul(bracket, self._build(node.then)),
+                   mul(bracket.negated(), self._build(node.otherwise)))
+
     def _build_sum(self, node: RSum) -> Term:
         return self._visible_sum([index.name for index in node.indices], self._build(node.body))
 
@@ -981,6 +1034,7 @@ class _IndexAnalysis:
         RMul: _build_mul,
         RAdd: _build_add,
         RSum: _build_sum,
+        RBracket: _build_bracket,
     }
 
 
