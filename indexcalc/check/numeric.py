@@ -50,7 +50,8 @@ import numpy as np
 from .. import limits, naming
 from ..functions import CONSTANTS, FUNCTIONS, POSITIVE, REAL, builtin
 from ..emit.plan import (
-    Call, Compare, ConstantValue, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Call, Compare, ConstantValue, DimValue, Eye, Number, Plan, Product, Raise, Read, Select,
+    Total, plan as make_plan,
 )
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, InputError, Problem
@@ -344,7 +345,7 @@ class Evaluator:
         not move it."""
         a, b = (_arrange(self.execute(side), side.axes, axes, self.world.sizes)
                 for side in (test.a, test.b))
-        return _holds_at(a, b, test.op)
+        return _COMPARE[test.op](np.real(a), np.real(b))
 
     def execute(self, p: Plan) -> np.ndarray:
         """The value of the plan ``p``, its axes in the order of ``p.axes``."""
@@ -394,10 +395,6 @@ class Evaluator:
 
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
-
-
-def _holds_at(value_a, value_b, op):
-    return _COMPARE[op](np.real(value_a), np.real(value_b))
 
 
 def _spec(indices, letters=None) -> str:

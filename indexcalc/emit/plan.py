@@ -390,18 +390,13 @@ def _plan(term: Term, fast: bool) -> Plan:
         return Raise(base.axes, base, plan(term.exponent, fast))
     if isinstance(term, Bracket):
         a, b = plan(term.a, fast), plan(term.b, fast)
-        wide, narrow = (a, b) if len(a.axes) >= len(b.axes) else (b, a)
-        axes = wide.axes + tuple(i for i in narrow.axes if i not in wide.axes)
-        return Compare(axes, term.op, a, b)
+        return Compare(_widest_first([a, b]), term.op, a, b)
     if isinstance(term, Add):
         chosen = _select(term, fast)
         if chosen is not None:
             return chosen
         parts = tuple(plan(t, fast) for t in term.terms)
-        order: list[Index] = []
-        for p in sorted(parts, key=lambda p: -len(p.axes)):
-            order.extend(i for i in p.axes if i not in order)
-        return Total(tuple(order), parts)
+        return Total(_widest_first(parts), parts)
     if fast and isinstance(term, Sum):
         distributed = _distribute(term)
         if distributed is not None:
