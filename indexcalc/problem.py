@@ -7,6 +7,7 @@ type for bad input, which carries a source location so the CLI can print
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from .terms import Index, Term
 
@@ -249,6 +250,34 @@ class Problem:
                     seen[d.name] = d
         order = list(self.definitions)
         return sorted(seen.values(), key=lambda d: order.index(d.name))
+
+    def linear_dim(self, name: str) -> tuple[dict[str, Fraction], Fraction] | None:
+        """The dim ``name`` as a linear combination of undefined dims plus a constant
+        (``U = T - K + 1`` as ({T: 1, K: -1}, 1)); None where a formula is not linear
+        (``//``, a product of dims)."""
+        formula = self.dim_formulas.get(name)
+        if formula is None:
+            return {name: Fraction(1)}, Fraction(0)
+
+        def value(node):
+            if node[0] == "num":
+                return {}, Fraction(node[1])
+            if node[0] == "dim":
+                return self.linear_dim(node[1])
+            a, b = value(node[1]), value(node[2])
+            if a is None or b is None or node[0] == "//":
+                return None
+            if node[0] == "*":
+                if a[0] and b[0]:
+                    return None
+                (k, c), (lin, off) = (a, b) if not a[0] else (b, a)
+                return {d: c * v for d, v in lin.items()}, c * off
+            sign = 1 if node[0] == "+" else -1
+            lin = dict(a[0])
+            for d, v in b[0].items():
+                lin[d] = lin.get(d, 0) + sign * v
+            return {d: v for d, v in lin.items() if v}, a[1] + sign * b[1]
+        return value(formula.tree)
 
     def reaches(self, name: str) -> frozenset[str]:
         """Every tensor ``name`` depends on, through any chain of definitions."""

@@ -32,6 +32,90 @@ class Index:
         return self.name
 
 
+@dataclass(frozen=True)
+class Affine:
+    """An affine expression of indices at a tensor position: ``u+k``, ``t-1``, ``2*u+k``,
+    or a constant index ``0``.  ``terms`` are (coefficient, index) pairs in the order
+    written; ``dim`` is the dim of the position it stands at (a read outside 0..dim-1 is 0,
+    which is zero padding), or "" for an index value outside a position (a bracket's side).
+    """
+
+    terms: tuple[tuple[int, Index], ...]
+    offset: int = 0
+    dim: str = ""
+
+    @property
+    def free(self) -> frozenset[Index]:
+        return frozenset(i for _, i in self.terms)
+
+    @property
+    def name(self) -> str:
+        """The expression as written in the file language and in LaTeX subscripts."""
+        out = ""
+        for c, i in sorted(self.terms, key=lambda t: t[0] < 0):  # l-k, not -k+l
+            sign = "-" if c < 0 else ("+" if out else "")
+            mag = "" if abs(c) == 1 else f"{abs(c)}"
+            out += f"{sign}{mag}{i.name}"
+        if self.offset or not out:
+            out += f"{self.offset:+d}" if out else f"{self.offset}"
+        return out
+
+    def __str__(self) -> str:
+        return self.name
+
+    def linear(self) -> tuple[dict[Index, int], int]:
+        return linear(self)
+
+
+def linear(p) -> tuple[dict[Index, int], int]:
+    """An index or affine expression as {index: coefficient} and an offset."""
+    if isinstance(p, Index):
+        return {p: 1}, 0
+    coeffs: dict[Index, int] = {}
+    for c, i in p.terms:
+        coeffs[i] = coeffs.get(i, 0) + c
+    return {i: c for i, c in coeffs.items() if c}, p.offset
+
+
+def position(coeffs: dict[Index, int], offset: int, dim: str):
+    """The position with this linear form at a position of ``dim``: a plain index where the
+    form is one index of that dim, else an ``Affine``."""
+    terms = tuple((c, i) for i, c in coeffs.items() if c)
+    if len(terms) == 1 and terms[0][0] == 1 and offset == 0 and terms[0][1].dim == dim:
+        return terms[0][1]
+    return Affine(terms, offset, dim)
+
+
+def _free_of(positions) -> frozenset[Index]:
+    out: set[Index] = set()
+    for p in positions:
+        if isinstance(p, Index):
+            out.add(p)
+        else:
+            out |= p.free
+    return frozenset(out)
+
+
+def _substitute_position(p, mapping):
+    """``p`` with each index in ``mapping`` replaced (by an index or an affine value)."""
+    if isinstance(p, Index):
+        new = mapping.get(p, p)
+        if isinstance(new, Index) or new is p:
+            return new
+        return position(*linear(new), p.dim)
+    if not (p.free & mapping.keys()):
+        return p
+    coeffs: dict[Index, int] = {}
+    offset = p.offset
+    for c, i in p.terms:
+        new = mapping.get(i, i)
+        sub, off = linear(new)
+        offset += c * off
+        for j, d in sub.items():
+            coeffs[j] = coeffs.get(j, 0) + c * d
+    return position(coeffs, offset, p.dim)
+
+
 class Term:
     """Base class of all terms.  Subclasses are frozen dataclasses."""
 
@@ -96,10 +180,8 @@ class Term:
     def all_index_names(self) -> set[str]:
         names: set[str] = set()
         for node in self.walk():
-            if isinstance(node, (Tensor, Grad)):
-                names.update(i.name for i in node.indices)
-            elif isinstance(node, Delta):
-                names.update((node.a.name, node.b.name))
+            if isinstance(node, (Tensor, Grad, Delta, IndexValue)):
+                names.update(i.name for i in node.free)
             elif isinstance(node, Sum):
                 names.update(i.name for i in node.indices)
         return names
@@ -153,7 +235,7 @@ class Tensor(Term):
 
     @cached_property
     def free(self):
-        return frozenset(self.indices)
+        return _free_of(self.indices)
 
 
 @_term
@@ -172,7 +254,7 @@ class Grad(Term):
 
     @cached_property
     def free(self):
-        return frozenset(self.indices)
+        return _free_of(self.indices)
 
     @property
     def array_name(self) -> str:
@@ -181,17 +263,37 @@ class Grad(Term):
 
 @_term
 class Delta(Term):
-    """The Kronecker delta ``delta_ab``."""
+    """The Kronecker delta ``delta_ab``: 1 where a = b, else 0.  A side may be an affine
+    index expression (``delta(u+k, l)``, from differentiating a shifted read)."""
 
-    a: Index
-    b: Index
+    a: Index | Affine
+    b: Index | Affine
 
     def _key(self):
         return (self.a, self.b)
 
     @cached_property
     def free(self):
-        return frozenset((self.a, self.b))
+        return _free_of((self.a, self.b))
+
+    @property
+    def plain(self) -> bool:
+        return isinstance(self.a, Index) and isinstance(self.b, Index)
+
+
+@_term
+class IndexValue(Term):
+    """The value of an index expression as a number, as a side of a bracket:
+    ``[u <= t]`` compares ``IndexValue(u)`` with ``IndexValue(t)``."""
+
+    value: Affine
+
+    def _key(self):
+        return (self.value,)
+
+    @cached_property
+    def free(self):
+        return self.value.free
 
 
 @_term
@@ -264,6 +366,9 @@ class Func(Term):
 
 #: The comparisons of an Iverson bracket, and the one that holds where each does not.
 COMPARISONS = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
+#: ``Bracket(IN_RANGE, IndexValue(e), DimSize(D))`` is ``[0 <= e < D]``: where a contracted
+#: delta clips the range of the index it replaced.
+IN_RANGE = "in"
 
 
 @_term
@@ -286,6 +391,11 @@ class Bracket(Term):
 
     def negated(self) -> "Bracket":
         return Bracket(COMPARISONS[self.op], self.a, self.b)
+
+
+def in_range(value: Affine, dim: str) -> Term:
+    """``[0 <= value < dim]``."""
+    return Bracket(IN_RANGE, IndexValue(Affine(value.terms, value.offset)), DimSize(dim))
 
 
 @_term
@@ -476,7 +586,8 @@ def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
 
 
 def rename_indices(term: Term, mapping: Mapping[Index, Index]) -> Term:
-    """Replace free indices by ``mapping``, renaming bound indices that would be captured."""
+    """Replace free indices by ``mapping``, renaming bound indices that would be captured.
+    A value may be an ``Affine`` (``l`` by ``u+k``): positions become affine expressions."""
     if not mapping:
         return term
     mapping = {k: v for k, v in mapping.items() if k != v and k in term.free}
@@ -489,17 +600,19 @@ def _rename(term: Term, mapping: Mapping[Index, Index]) -> Term:
     if not (term.free & mapping.keys()):
         return term
     if isinstance(term, Tensor):
-        return Tensor(term.name, tuple(mapping.get(i, i) for i in term.indices))
+        return Tensor(term.name, tuple(_substitute_position(i, mapping) for i in term.indices))
     if isinstance(term, Grad):
-        return Grad(term.of, term.wrt, tuple(mapping.get(i, i) for i in term.indices))
+        return Grad(term.of, term.wrt, tuple(_substitute_position(i, mapping) for i in term.indices))
     if isinstance(term, Delta):
-        return Delta(mapping.get(term.a, term.a), mapping.get(term.b, term.b))
+        return Delta(_substitute_position(term.a, mapping), _substitute_position(term.b, mapping))
+    if isinstance(term, IndexValue):
+        return IndexValue(_substitute_position(term.value, mapping))
     if isinstance(term, Deriv):
         wrt = _rename(term.wrt, mapping)
         return Deriv(_rename(term.expr, mapping), wrt)
     if isinstance(term, Sum):
         inner_map = {k: v for k, v in mapping.items() if k not in term.indices}
-        targets = {v.name for v in inner_map.values()}
+        targets = {i.name for v in inner_map.values() for i in _free_of((v,))}
         indices, body = rename_bound(term, targets, targets | {k.name for k in inner_map})
         return Sum(indices, _rename(body, inner_map))
     return map_children(term, lambda c: _rename(c, mapping))
@@ -584,6 +697,8 @@ def _shape_key(term: Term, bound: frozenset = frozenset()) -> str:
         return head + "[" + ",".join(_index_key(i, bound) for i in term.indices) + "]"
     if isinstance(term, Delta):
         return "delta(" + _index_key(term.a, bound) + "," + _index_key(term.b, bound) + ")"
+    if isinstance(term, IndexValue):
+        return "value(" + _index_key(term.value, bound) + ")"
     if isinstance(term, Sum):
         inner = bound | frozenset(term.indices)
         return "Sum(" + ",".join(i.dim for i in term.indices) + ";" + _shape_key(term.body, inner) + ")"
@@ -597,7 +712,10 @@ def _shape_key(term: Term, bound: frozenset = frozenset()) -> str:
     return repr(term)
 
 
-def _index_key(i: Index, bound: frozenset) -> str:
+def _index_key(i, bound: frozenset) -> str:
+    if isinstance(i, Affine):
+        return ("(" + "".join(f"{c:+d}*{_index_key(j, bound)}" for c, j in i.terms)
+                + f"{i.offset:+d}:{i.dim})")
     return "_" + i.dim if i in bound else i.name
 
 
@@ -624,14 +742,13 @@ def _binding_order(s: Sum) -> list[Index]:
     bound = set(s.indices)
 
     def visit(t: Term):
-        if isinstance(t, (Tensor, Grad)):
-            for i in t.indices:
-                if i in bound and i not in seen:
-                    seen.append(i)
-        elif isinstance(t, Delta):
-            for i in (t.a, t.b):
-                if i in bound and i not in seen:
-                    seen.append(i)
+        if isinstance(t, (Tensor, Grad, Delta, IndexValue)):
+            positions = (t.indices if isinstance(t, (Tensor, Grad))
+                         else (t.a, t.b) if isinstance(t, Delta) else (t.value,))
+            for p in positions:
+                for i in ((p,) if isinstance(p, Index) else (j for _, j in p.terms)):
+                    if i in bound and i not in seen:
+                        seen.append(i)
         elif isinstance(t, (Add, Mul)):
             for c in sorted(t.children(), key=_shape_key):
                 visit(c)

@@ -20,9 +20,10 @@ from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
 from ..problem import Problem
 from ..terms import (
-    ONE, ZERO, Add, Bracket, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
+    IN_RANGE, ONE, ZERO, Add, Affine, Bracket, IndexValue, in_range, linear, position, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
     rename_indices, same, split_coeff, sub, canonical, freshen_bound, contains, replace,
+    fresh_name,
 )
 
 
@@ -227,7 +228,9 @@ def instantiate(problem: Problem, entry: Tensor, avoid=frozenset()) -> Term:
 # --- simplification ----------------------------------------------------------------------
 
 def contract_delta(term: Term, ctx: Context) -> Term | None:
-    """sum_m a_m delta_mj = a_j  (a delta against the sum that binds one of its indices)."""
+    """sum_m a_m delta_mj = a_j  (a delta against the sum that binds one of its indices);
+    sum_u a_u delta(u+k, l) = [0 <= l-k < U] a_{l-k}: a shifted delta puts the solved index
+    in, and the bracket keeps the range of the index it replaced where that can clip."""
     if not isinstance(term, Sum):
         return None
     bound = list(term.indices)
@@ -236,22 +239,177 @@ def contract_delta(term: Term, ctx: Context) -> Term | None:
     while True:
         factors = list(factors_of(body))
         for k, f in enumerate(factors):
-            if isinstance(f, Delta) and f.a != f.b and (f.a in bound or f.b in bound):
-                gone, keep = (f.a, f.b) if f.a in bound else (f.b, f.a)
-                rest = mul(*(factors[:k] + factors[k + 1:]))
-                body = rename_indices(rest, {gone: keep})
-                bound.remove(gone)
-                changed = True
-                break
+            solved = _solve(f, bound) if isinstance(f, Delta) else None
+            if solved is None:
+                continue
+            gone, value = solved
+            rest = mul(*(factors[:k] + factors[k + 1:]))
+            body = rename_indices(rest, {gone: value})
+            if isinstance(value, Affine) and not within(ctx.problem, value, gone.dim):
+                body = mul(in_range(value, gone.dim), body)
+            bound.remove(gone)
+            changed = True
+            break
         else:
             break
     return make_sum(bound, body) if changed else None
 
 
+def _solve(delta: Delta, bound: list[Index]) -> tuple[Index, Index | Affine] | None:
+    """A bound index of ``delta`` and its value where the delta holds: ``(m, j)`` for
+    delta(m, j); ``(u, l-k)`` for delta(u+k, l) (the first bound index with coefficient
+    +-1, in the order written)."""
+    if delta.a == delta.b:
+        return None
+    if delta.plain and delta.a.dim == delta.b.dim:
+        if delta.a in bound:
+            return delta.a, delta.b
+        if delta.b in bound:
+            return delta.b, delta.a
+        return None
+    a, a_off = linear(delta.a)
+    b, b_off = linear(delta.b)
+    diff = dict(a)
+    for i, c in b.items():
+        diff[i] = diff.get(i, 0) - c
+    order = list(a) + [i for i in b if i not in a]
+    for v in order:
+        c = diff.get(v, 0)
+        if v in bound and c in (1, -1):
+            # c v + rest + (a_off - b_off) = 0  gives  v = -(rest + offset) / c
+            rest = {i: -d * c for i, d in diff.items() if i != v and d}
+            value = position(rest, -(a_off - b_off) * c, "")
+            if isinstance(value, Affine) and len(value.terms) == 1 and value.terms[0][0] == 1 \
+                    and value.offset == 0 and value.terms[0][1].dim == v.dim:
+                value = value.terms[0][1]
+            return v, value
+    return None
+
+
+def within(problem: Problem, value: Affine, dim: str) -> bool:
+    """Is 0 <= value < dim for every value of its indices?  Decided on the dims as linear
+    expressions (``u + k < T`` for u < U = T - K + 1 and k < K); False where unknown."""
+    coeffs, offset = linear(value)
+    low = {}, Fraction(offset)
+    high = {}, Fraction(offset)
+    for i, c in coeffs.items():
+        span = problem.linear_dim(i.dim)  # the index's largest value is span - 1
+        if span is None:
+            return False
+        target = high if c > 0 else low
+        lin, const = target
+        for d, v in span[0].items():
+            lin[d] = lin.get(d, 0) + c * v
+        target = (lin, const + c * (span[1] - 1))
+        if c > 0:
+            high = target
+        else:
+            low = target
+    size = problem.linear_dim(dim)
+    if size is None:
+        return False
+    top = dict(high[0])
+    for d, v in size[0].items():
+        top[d] = top.get(d, 0) - v
+    # max(value) - (dim - 1) <= 0, and min(value) >= 0, for every size of the dims
+    return (not any(low[0].values()) and low[1] >= 0
+            and not any(top.values()) and high[1] - size[1] + 1 <= 0)
+
+
+def change_summation_index(term: Term, ctx: Context) -> Term | None:
+    """sum_u a_u b_{l-u} = sum_k [0 <= l-k < U] a_{l-k} b_k  (k = l - u): a sum over the
+    positions of a long axis becomes one over a short one (a kernel's), which is the order
+    of the work a convolution's code should take."""
+    if not isinstance(term, Sum) or contains(term, Deriv):
+        return None
+    for u in term.indices:
+        for f in factors_of(term.body):
+            if not isinstance(f, (Tensor, Grad)):
+                continue
+            for p in f.indices:
+                if not isinstance(p, Affine):
+                    continue
+                coeffs, offset = linear(p)
+                c = coeffs.get(u, 0)
+                if c not in (1, -1) or not _shorter(ctx.problem, p.dim, u.dim):
+                    continue
+                taken = term.all_index_names() | {i.name for i in term.free}
+                letter = _letter_of(p.dim)
+                k = Index(letter if letter not in taken else fresh_name(letter, taken), p.dim)
+                # p = c u + rest = k  gives  u = c (k - rest)
+                rest = {i: -d * c for i, d in coeffs.items() if i != u}
+                rest[k] = c
+                value = position(rest, -offset * c, "")
+                body = rename_indices(term.body, {u: value})
+                if not within(ctx.problem, value, u.dim):
+                    body = mul(in_range(value, u.dim), body)
+                others = tuple(i for i in term.indices if i != u)
+                return make_sum(others + (k,), body)
+    return None
+
+
+def _letter_of(dim: str) -> str:
+    """The index a dim's name suggests: ``k`` for ``K``."""
+    letter = dim[:1].lower()
+    return letter if letter.isalpha() else "i"
+
+
+def _shorter(problem: Problem, dim: str, than: str) -> bool:
+    """Is ``dim`` certainly or likely the shorter axis: by the sizes given, else a declared
+    dim is taken to be shorter than one defined by a formula (a kernel beside the positions
+    of a sliding window)."""
+    if dim == than:
+        return False
+    a, b = problem.dims.get(dim), problem.dims.get(than)
+    if a is not None and b is not None:
+        return a < b
+    return dim not in problem.dim_formulas and than in problem.dim_formulas
+
+
+def zero_padding(term: Term, ctx: Context) -> Term | None:
+    """[0 <= e < D] x_e = x_e: a read outside a tensor's range is 0 (zero padding), so the
+    bracket beside a read of x at e (an axis of size D) says nothing more."""
+    if not isinstance(term, Mul):
+        return None
+    reads = set()
+    for f in term.factors:
+        if isinstance(f, (Tensor, Grad)):
+            reads.update(_read_key(p) for p in f.indices if isinstance(p, Affine))
+    if not reads:
+        return None
+    kept = [f for f in term.factors if not (_range_bracket(f) in reads)]
+    return mul(*kept) if len(kept) < len(term.factors) else None
+
+
+def index_in_range(term: Term, ctx: Context) -> Term | None:
+    """[0 <= e < D] = 1 where the ranges of e's indices keep it there (u + k < T for
+    u < T - K + 1 and k < K)."""
+    if isinstance(term, Bracket) and term.op == IN_RANGE and isinstance(term.a, IndexValue):
+        if within(ctx.problem, term.a.value, term.b.name):
+            return ONE
+    return None
+
+
+def _read_key(p: Affine):
+    coeffs, offset = linear(p)
+    return frozenset(coeffs.items()), offset, p.dim
+
+
+def _range_bracket(f: Term):
+    if isinstance(f, Bracket) and f.op == IN_RANGE and isinstance(f.a, IndexValue):
+        coeffs, offset = linear(f.a.value)
+        return frozenset(coeffs.items()), offset, f.b.name
+    return None
+
+
 def delta_identities(term: Term, ctx: Context) -> Term | None:
-    """delta_ii = 1  and  delta_ab delta_ab = delta_ab."""
+    """delta_ii = 1  and  delta_ab delta_ab = delta_ab;  delta(t+1, t) = 0."""
     if isinstance(term, Delta) and term.a == term.b:
         return ONE
+    if isinstance(term, Delta) and not term.plain:
+        (a, a_off), (b, b_off) = linear(term.a), linear(term.b)
+        if a == b:
+            return ONE if a_off == b_off else ZERO
     if isinstance(term, Pow) and isinstance(term.base, Delta):
         base, exp = base_exp(term)
         if exp > 0 and exp.denominator == 1:
@@ -566,6 +724,9 @@ RULES: tuple[Rule, ...] = (
     Rule("derivative of an entry", entry_rule, phase="differentiate"),
     Rule("contract deltas", contract_delta),
     Rule("delta identities", delta_identities),
+    Rule("zero padding", zero_padding),
+    Rule("change of summation index", change_summation_index),
+    Rule("index in range", index_in_range),
     Rule("cancel", cancel),
     Rule("fold definition", fold_definitions),
     Rule("sigmoid", sigmoid_identity),

@@ -50,7 +50,7 @@ import numpy as np
 from .. import limits, naming
 from ..functions import CONSTANTS, FUNCTIONS, POSITIVE, REAL, builtin
 from ..emit.plan import (
-    Call, Compare, ConstantValue, DimValue, Eye, Number, Plan, Product, Raise, Read, Select,
+    Arange, Call, Compare, ConstantValue, DimValue, Eye, Gather, Number, Plan, Product, Raise, Read, Select,
     Total, plan as make_plan,
 )
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
@@ -340,6 +340,32 @@ class Evaluator:
         plan = make_plan(term)
         return self.execute(plan), plan.axes
 
+    def _arange(self, p: Arange) -> np.ndarray:
+        """The values of ``p``, each index's arange on its own axis (broadcast together)."""
+        n = len(p.axes)
+        value = np.array(p.offset)
+        for m, (i, c) in enumerate(zip(p.axes, p.coefficients)):
+            if c:
+                shape = (1,) * m + (-1,) + (1,) * (n - m - 1)
+                value = value + c * np.arange(self.world.sizes[i.dim]).reshape(shape)
+        return value
+
+    def _gather(self, p: Gather) -> np.ndarray:
+        """Entries at shifted positions, 0 outside the range (zero padding)."""
+        value = self.world.upstream[p.name] if p.grad else self.tensor(p.name)
+        if p.order != tuple(range(value.ndim)):
+            value = np.transpose(value, p.order)
+        where = [self._arange(a) for _, a, _ in p.shifted]
+        sizes = [self.world.sizes[dim] for _, _, dim in p.shifted]
+        picked = tuple(np.clip(w, 0, n - 1) for w, n in zip(where, sizes))
+        inside = np.ones((), dtype=bool)
+        for w, n in zip(where, sizes):
+            inside = inside & (w >= 0) & (w < n)
+        value = value[(slice(None),) * len(p.plain) + picked] * inside
+        if len(p.raw) != len(p.axes):
+            value = np.einsum(_spec(p.raw) + "->" + _spec(p.axes, p.raw), value)
+        return value
+
     def _holds(self, test: Compare, axes) -> np.ndarray:
         """Where ``test`` holds, over ``axes``; on the real parts, so a complex step does
         not move it."""
@@ -362,6 +388,10 @@ class Evaluator:
             return value
         if isinstance(p, Eye):
             return np.eye(self.world.sizes[p.dim])
+        if isinstance(p, Arange):
+            return self._arange(p)
+        if isinstance(p, Gather):
+            return self._gather(p)
         if isinstance(p, Call):
             value = self.execute(p.arg)
             known = builtin(p.fn)

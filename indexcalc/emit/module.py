@@ -219,7 +219,7 @@ _MATH = {"exp", "log", "sqrt", "tanh", "sin", "cos"}
 #: NumPy functions whose framework spelling is the same name in its namespace.
 _SAME = {"einsum", "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "sign", "outer", "diag",
          "broadcast_to", "zeros", "ones", "eye", "maximum", "heaviside", "where", "cosh", "sinh",
-         "log1p", "expm1", "logaddexp"}
+         "log1p", "expm1", "logaddexp", "arange", "clip", "transpose"}
 
 
 #: The attributes of ``np`` that spell the language's constants (``pi``).
@@ -311,6 +311,10 @@ class _Translate(ast.NodeTransformer):
             node.func = self._attr(name)
             return ast.Call(ast.Attribute(node, "to", ast.Load()),
                             [self._dtype()[0].value], [])
+        elif name == "clip" and self.framework == "torch":
+            return ast.Call(self._attr("clamp"), node.args, node.keywords)
+        elif name == "transpose" and self.framework == "torch":
+            return ast.Call(self._attr("permute"), node.args, node.keywords)
         elif name == "heaviside" and self.framework == "torch":
             x = node.args[0]
             zeros = ast.Call(self._attr("zeros_like"), [x], [])
@@ -443,8 +447,7 @@ def _jax_apply(inputs, functions, grads, calls, opaque) -> str:
     if functions:
         numbers = ", ".join(str(n + k) for k in range(len(functions)))
         decorator = f"@functools.partial(jax.custom_vjp, nondiff_argnums=({numbers},))"
-    upstream = "(" + ", ".join(grads) + ",)" if opaque and len(grads) > 1 else \
-        (grads[0] if opaque else "grad")
+    upstream = "upstream" if opaque and len(grads) > 1 else (grads[0] if opaque else "grad")
     lines = [
         decorator,
         f"def apply({arguments}):",
@@ -459,6 +462,8 @@ def _jax_apply(inputs, functions, grads, calls, opaque) -> str:
         f"def _apply_backward({''.join(f + ', ' for f in functions)}saved, {upstream}):",
         f"    {', '.join(inputs)}, = saved",
     ]
+    if upstream == "upstream":  # a loss of several tensors: one upstream gradient each
+        lines.append(f"    {', '.join(grads)} = upstream")
     returned = []
     for name in inputs:
         if name in calls:
@@ -550,7 +555,16 @@ def _expression(node: ast.expr, indent: str, head: str, tail: str,
         index = ast.unparse(node.slice)
         if isinstance(node.slice, ast.Tuple):
             index = index[1:-1] if index.startswith("(") else index
+            if len(inner) + len(index) + 1 > WIDTH or len(ast.unparse(node.value)) < len(index):
+                # a read at long positions (x[:, :, np.clip(...)]): one position a line
+                lines = [indent + head + ast.unparse(node.value) + "["]
+                for part in node.slice.elts:
+                    lines += _expression(part, inner, "", ",")
+                lines.append(indent + "]" + tail)
+                return lines
         return _bracketed(node.value, indent, head, f"[{index}]{tail}")
+    if isinstance(node, ast.Attribute):  # (...).T
+        return _bracketed(node.value, indent, head, f".{node.attr}{tail}")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
         if isinstance(node.operand, ast.BinOp):
             return _expression(node.operand, indent, head + "-", tail, split=True)
@@ -598,8 +612,10 @@ def _bracketed(node: ast.expr, indent: str, head: str, tail: str) -> list[str]:
 
 
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@",
-              ast.Pow: "**"}
-_PRECEDENCE = {ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.MatMult: 2, ast.Pow: 3}
+              ast.Pow: "**", ast.BitAnd: "&"}
+#: Python's precedence (``&`` of two masks binds more loosely than arithmetic).
+_PRECEDENCE = {ast.BitAnd: 0, ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.MatMult: 2,
+               ast.Pow: 3}
 
 
 def _chain(node: ast.BinOp) -> tuple[list[ast.expr], list[ast.operator]]:

@@ -24,7 +24,7 @@ from .. import naming
 from ..functions import CONSTANTS, builtin
 from ..matrix import ir
 from .plan import (
-    Call, Compare, ConstantValue, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Arange, Call, Compare, ConstantValue, Gather, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..problem import Problem
 from ..terms import (
@@ -518,6 +518,10 @@ def _code(p: Plan, names: Names, letters) -> str:
         return f"np.einsum('{src}->{dst}', {name})"
     if isinstance(p, Eye):
         return f"np.eye({names.dim(p.dim)})"
+    if isinstance(p, Arange):
+        return _shared(p, names, lambda: _arange(p, names))
+    if isinstance(p, Gather):
+        return _gather(p, names, letters)
     if isinstance(p, Call):
         return _shared(p, names, lambda: apply_function(p.fn, p.order,
                                                         _code(p.arg, names, letters), names))
@@ -545,6 +549,50 @@ def _code(p: Plan, names: Names, letters) -> str:
         return _shared(p, names, lambda: _product(p, names, letters)) \
             if p.bound or elementwise else _product(p, names, letters)
     raise TypeError(f"no NumPy for {type(p).__name__}")  # pragma: no cover
+
+
+def _arange(p: Arange, names: Names) -> str:
+    """``np.arange(U)[:, None] + np.arange(K) - 1``: each index on its own axis."""
+    n = len(p.axes)
+    parts = []
+    for m, (i, c) in enumerate(zip(p.axes, p.coefficients)):
+        if not c:
+            continue
+        code = f"np.arange({names.dim(i.dim)})"
+        if m < n - 1:
+            code += "[:" + ", None" * (n - m - 1) + "]"
+        scale = "" if abs(c) == 1 else f"{abs(c)} * "
+        parts.append((c < 0, scale + code))
+    text = ""
+    for negative, code in parts:
+        text += (" - " if negative else " + ") + code if text else ("-" if negative else "") + code
+    if p.offset or not text:
+        text += (f" + {p.offset}" if p.offset > 0 else f" - {-p.offset}") if text else str(p.offset)
+    return f"({text})" if len(parts) > 1 or p.offset else text
+
+
+def _gather(p: Gather, names: Names, letters) -> str:
+    """``x[:, :, np.clip(u + k, 0, T - 1)] * ((u + k) < T)``: the entries at shifted
+    positions, 0 outside the tensor's range (zero padding), with whole arrays."""
+    name = names.grad(p.name) if p.grad else names.tensor(p.name)
+    if p.order != tuple(range(len(p.order))):
+        name = f"np.transpose({name}, {p.order})"
+    picks, tests = [], []
+    for _, values, dim in p.shifted:
+        size = names.dim(dim)
+        low = values.offset >= 0 and all(c >= 0 for c in values.coefficients)
+        picks.append(f"np.clip({_code(values, names, letters)}"
+                     f", 0, {size} - 1)")
+        where = _code(values, names, letters)
+        tests.append(f"({where} < {size})" if low else f"({where} >= 0) & ({where} < {size})")
+    code = f"{name}[{', '.join([':'] * len(p.plain) + picks)}]"
+    inside = " & ".join(f"({t})" if "&" in t and len(tests) > 1 else t for t in tests)
+    code = f"{code} * ({inside})" if len(tests) > 1 or "&" in inside else f"{code} * {inside}"
+    if len(p.raw) != len(p.axes):
+        src = "".join(_letter(i, letters) for i in p.raw)
+        dst = "".join(_letter(i, letters) for i in p.axes)
+        code = f"np.einsum('{src}->{dst}', {code})"
+    return code
 
 
 def _test(p: Compare, axes, names: Names, letters) -> str:

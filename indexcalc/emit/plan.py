@@ -15,6 +15,7 @@ from fractions import Fraction
 from itertools import permutations
 
 from ..terms import (
+    Affine, IndexValue, linear,
     Add, Bracket, Constant, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
 )
 
@@ -38,6 +39,34 @@ class Read(Plan):
     @property
     def diagonal(self) -> bool:
         return len(self.axes) != len(self.indices)
+
+
+@dataclass(frozen=True)
+class Arange(Plan):
+    """The integer values of an index expression ``sum_m c_m i_m + offset`` over ``axes``
+    (the i_m, coefficients in ``coefficients``): ``u+k`` is arange(U)[:, None] + arange(K)."""
+
+    coefficients: tuple[int, ...]
+    offset: int
+
+
+@dataclass(frozen=True)
+class Gather(Plan):
+    """A tensor read where some positions are index expressions (``x[n, c, u+k]``): the
+    entries there, 0 outside the tensor's range (zero padding).  The array's positions are
+    read in the order ``plain`` then ``shifted``; a plain position's axis is its index, the
+    shifted ones together give the axes of their ``Arange`` (one shared set, so they
+    broadcast).  ``raw`` are the axes before repeated indices are read on their diagonal."""
+
+    name: str
+    grad: bool
+    plain: tuple[int, ...]
+    shifted: tuple[tuple[int, Arange, str], ...]  # (position, its values, the position's dim)
+    raw: tuple[Index, ...]
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        return self.plain + tuple(k for k, _, _ in self.shifted)
 
 
 @dataclass(frozen=True)
@@ -368,6 +397,21 @@ def _widest_first(parts) -> tuple[Index, ...]:
     return tuple(order)
 
 
+def _arange(form, axes: tuple[Index, ...] | None = None) -> Arange:
+    coeffs, offset = form
+    axes = tuple(coeffs) if axes is None else axes
+    return Arange(axes, tuple(coeffs.get(i, 0) for i in axes), offset)
+
+
+def _gather(name: str, grad: bool, positions) -> Gather:
+    plain = tuple(k for k, p in enumerate(positions) if isinstance(p, Index))
+    forms = {k: linear(p) for k, p in enumerate(positions) if isinstance(p, Affine)}
+    union = tuple(dict.fromkeys(i for k in forms for i in forms[k][0]))
+    shifted = tuple((k, _arange(forms[k], union), positions[k].dim) for k in forms)
+    raw = tuple(positions[k] for k in plain) + union
+    return Gather(tuple(dict.fromkeys(raw)), name, grad, plain, shifted, raw)
+
+
 def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Num):
         return Number((), term.value)
@@ -377,11 +421,18 @@ def _plan(term: Term, fast: bool) -> Plan:
         return ConstantValue((), term.name)
     if isinstance(term, (Tensor, Grad)):
         name = term.name if isinstance(term, Tensor) else term.array_name
+        if any(isinstance(p, Affine) for p in term.indices):
+            return _gather(name, isinstance(term, Grad), term.indices)
         return Read(tuple(dict.fromkeys(term.indices)), name, term.indices, isinstance(term, Grad))
     if isinstance(term, Delta):
         if term.a == term.b:
             return Number((), Fraction(1))
-        return Eye((term.a, term.b), term.a.dim)
+        if term.plain and term.a.dim == term.b.dim:
+            return Eye((term.a, term.b), term.a.dim)
+        a, b = _arange(linear(term.a)), _arange(linear(term.b))
+        return Compare(_widest_first([a, b]), "==", a, b)
+    if isinstance(term, IndexValue):
+        return _arange(linear(term.value))
     if isinstance(term, Func):
         arg = plan(term.arg, fast)
         return Call(arg.axes, term.name, term.order, arg)

@@ -40,6 +40,8 @@ from typing import Callable, NamedTuple
 from ..functions import CONSTANTS, builtin
 from ..terms import (
     Add,
+    IN_RANGE,
+    IndexValue,
     Delta,
     Deriv,
     Bracket,
@@ -258,7 +260,15 @@ def _(term: Func) -> Rendered:
 
 @_text.register
 def _(term: Bracket) -> Rendered:
+    if term.op == IN_RANGE:
+        return Rendered(f"[0 <= {_text(term.a).text} < {_text(term.b).text}]", ATOM)
     return Rendered(f"[{_text(term.a).text} {term.op} {_text(term.b).text}]", ATOM)
+
+
+@_text.register
+def _(term: IndexValue) -> Rendered:
+    return Rendered(term.value.name, ATOM if len(term.value.terms) <= 1 and not
+                    (term.value.terms and term.value.offset) else ADD)
 
 
 @_text.register
@@ -442,8 +452,17 @@ _COMPARISON_LATEX = {"<": "<", "<=": "\\le", ">": ">", ">=": "\\ge", "==": "=", 
 
 @_latex.register
 def _(term: Bracket) -> Rendered:
-    inner = f"{_latex(term.a).text} {_COMPARISON_LATEX[term.op]} {_latex(term.b).text}"
+    if term.op == IN_RANGE:
+        inner = f"0 \\le {_latex(term.a).text} < {_latex(term.b).text}"
+    else:
+        inner = f"{_latex(term.a).text} {_COMPARISON_LATEX[term.op]} {_latex(term.b).text}"
     return Rendered(f"\\left[{inner}\\right]", ATOM)
+
+
+@_latex.register
+def _(term: IndexValue) -> Rendered:
+    return Rendered(term.value.name, ATOM if len(term.value.terms) <= 1 and not
+                    (term.value.terms and term.value.offset) else ADD)
 
 
 @_latex.register

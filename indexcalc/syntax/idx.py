@@ -69,8 +69,11 @@ from ..terms import (
     COMPARISONS,
     MINUS_ONE,
     ZERO,
+    Add,
+    Affine,
     Bracket,
     Delta,
+    IndexValue,
     Constant,
     DimSize,
     Func,
@@ -332,23 +335,51 @@ class RName(RNode):
 
 
 @dataclass(frozen=True, eq=False)
+class RAffine:
+    """An index expression at a position: ``u+k``, ``2*u-1``, or a constant index ``0``."""
+
+    terms: tuple[tuple[int, RIndex], ...]
+    offset: int
+    column: int
+
+
+def _indices_at(positions) -> tuple[RIndex, ...]:
+    out: list[RIndex] = []
+    for p in positions:
+        out.extend((p,) if isinstance(p, RIndex) else (i for _, i in p.terms))
+    return tuple(out)
+
+
+@dataclass(frozen=True, eq=False)
 class RTensor(RNode):
     name: str
-    indices: tuple[RIndex, ...]
+    indices: tuple[RIndex | RAffine, ...]
     column: int
 
     def index_uses(self):
-        return self.indices
+        return _indices_at(self.indices)
 
 
 @dataclass(frozen=True, eq=False)
 class RDelta(RNode):
-    a: RIndex
-    b: RIndex
+    a: RIndex | RAffine
+    b: RIndex | RAffine
     column: int
 
     def index_uses(self):
-        return (self.a, self.b)
+        return _indices_at((self.a, self.b))
+
+
+@dataclass(frozen=True, eq=False)
+class RIndexValue(RNode):
+    """An index (or index expression) used as a number, on a side of a comparison:
+    the ``u`` and ``t`` of ``[u <= t]``."""
+
+    index: RIndex
+    column: int
+
+    def index_uses(self):
+        return (self.index,)
 
 
 @dataclass(frozen=True, eq=False)
@@ -422,14 +453,16 @@ class RAdd(RNode):
 
 @dataclass(frozen=True, eq=False)
 class RSum(RNode):
-    """An explicit ``sum_m body`` or ``sum_{s,c} body``."""
+    """An explicit ``sum_m body`` or ``sum_{s,c} body``; a bounded one ``sum_{u <= t}``
+    keeps each bound as (op, index, right side)."""
 
     indices: tuple[RIndex, ...]
     body: RNode
     column: int
+    bounds: tuple[tuple[str, RIndex, RNode], ...] = ()
 
     def children(self):
-        return (self.body,)
+        return (self.body,) + tuple(rhs for _, _, rhs in self.bounds)
 
 
 def _walk(node: RNode) -> Iterator[RNode]:
@@ -454,6 +487,45 @@ def _parse_index(cursor: _Cursor) -> RIndex:
     if not _INDEX_NAME.match(token.text):
         raise cursor.error(f"{token.text} is not an index name", token, hint=_INDEX_HINT)
     return RIndex(token.text, token.column)
+
+
+_POSITION_HINT = ("a position holds an index, an index expression with whole-number "
+                  "coefficients (u+k, t-1, 2*u+k) or a constant index (0)")
+
+
+def _parse_position(cursor: _Cursor) -> RIndex | RAffine:
+    """An index, or an affine expression of indices: ``u+k``, ``t-1``, ``2*u+k``, ``0``."""
+    start = cursor.peek().column
+    terms: list[tuple[int, RIndex]] = []
+    offset = 0
+    sign = -1 if cursor.accept("-") else 1
+    while True:
+        token = cursor.peek()
+        if token.kind == "NUM":
+            cursor.next()
+            if not token.text.isdigit():
+                raise cursor.error("an index expression takes whole numbers", token,
+                                   hint=_POSITION_HINT)
+            if cursor.accept("*"):
+                terms.append((sign * int(token.text), _parse_index(cursor)))
+            else:
+                offset += sign * int(token.text)
+        elif token.kind == "NAME":
+            terms.append((sign, _parse_index(cursor)))
+        else:
+            raise cursor.unexpected("an index", hint=_POSITION_HINT)
+        if cursor.accept("+"):
+            sign = 1
+        elif cursor.accept("-"):
+            sign = -1
+        else:
+            break
+    if len(terms) == 1 and terms[0][0] == 1 and offset == 0:
+        return terms[0][1]
+    if not terms and offset < 0:
+        raise cursor.line.error("a constant index counts from 0 and cannot be negative",
+                                start, hint=_POSITION_HINT)
+    return RAffine(tuple(terms), offset, start)
 
 
 class _ExprParser:
@@ -518,14 +590,24 @@ class _ExprParser:
 
     def explicit_sum(self) -> RSum:
         start = self.cursor.next()
+        bounds: list[tuple[str, RIndex, RNode]] = []
         if self.cursor.accept("{"):
-            indices = _comma_separated(self.cursor, lambda: _parse_index(self.cursor))
+            indices = _comma_separated(self.cursor, lambda: self._summed_index(bounds))
             self.cursor.expect("}", "',' or '}' to close the list of summed indices")
         else:
             indices = [_parse_index(self.cursor)]
         if self.cursor.peek().kind not in self._STARTS_FACTOR + ("-",):
             raise self.cursor.unexpected("the term to sum after the sum's indices")
-        return RSum(tuple(indices), self.term(), start.column)
+        return RSum(tuple(indices), self.term(), start.column, tuple(bounds))
+
+    def _summed_index(self, bounds: list) -> RIndex:
+        """An index of ``sum_{...}``, with a bound where one follows (``u <= t``)."""
+        index = _parse_index(self.cursor)
+        token = self.cursor.peek()
+        if token.kind in COMPARISONS:
+            self.cursor.next()
+            bounds.append((token.kind, index, self._index_values(self.expression())))
+        return index
 
     def power(self) -> RNode:
         base = self.atom()
@@ -559,7 +641,22 @@ class _ExprParser:
             raise self.cursor.unexpected("a comparison (< <= > >= == !=)",
                                          hint="write  [x[n] > 0]  or  where(x[n] > 0, p, q)")
         self.cursor.next()
-        return token.kind, a, self.expression()
+        return token.kind, self._index_values(a), self._index_values(self.expression())
+
+    def _index_values(self, node: RNode) -> RNode:
+        """A side of a comparison with its bare index names as index values: in
+        ``[u <= t]`` the names ``u`` and ``t`` that are no tensor, dim or constant."""
+        if isinstance(node, RName):
+            if not self.is_value_name(node.name) and _INDEX_NAME.match(node.name):
+                return RIndexValue(RIndex(node.name, node.column), node.column)
+            return node
+        if isinstance(node, RAdd):
+            return RAdd(tuple(map(self._index_values, node.terms)), node.signs, node.column)
+        if isinstance(node, RMul):
+            return RMul(tuple(map(self._index_values, node.factors)), node.ops, node.column)
+        if isinstance(node, RNeg):
+            return RNeg(self._index_values(node.arg), node.column)
+        return node
 
     def where(self) -> RBracket:
         start = self.cursor.next()
@@ -598,8 +695,8 @@ class _ExprParser:
     def tensor(self) -> RTensor:
         name = self.cursor.next()
         self.cursor.next()  # '['
-        indices = _comma_separated(self.cursor, lambda: _parse_index(self.cursor))
-        self.cursor.expect("]", "',' or ']' after an index")
+        indices = _comma_separated(self.cursor, lambda: _parse_position(self.cursor))
+        self.cursor.expect("]", "',' or ']' after an index", hint=_POSITION_HINT)
         return RTensor(name.text, tuple(indices), name.column)
 
     def call(self) -> RFunc:
@@ -617,9 +714,9 @@ class _ExprParser:
     def delta(self) -> RDelta:
         start = self.cursor.next()
         self.cursor.expect("(", "'(' after delta", hint="write delta(i,j)")
-        a = _parse_index(self.cursor)
+        a = _parse_position(self.cursor)
         self.cursor.expect(",", "',' between the two indices of delta", hint="write delta(i,j)")
-        b = _parse_index(self.cursor)
+        b = _parse_position(self.cursor)
         self.cursor.expect(")", "')' after the two indices of delta", hint="write delta(i,j)")
         return RDelta(a, b, start.column)
 
@@ -754,8 +851,18 @@ class _IndexAnalysis:
                 f"{name} has {len(dims)} indices ({_shape(name, dims)}) but {len(node.indices)} "
                 f"{'is' if len(node.indices) == 1 else 'are'} given", node.column,
             )
-        for index, dim in zip(node.indices, dims):
-            self._assign_dim(index, dim)
+        for position, dim in zip(node.indices, dims):
+            if isinstance(position, RIndex):
+                self._assign_dim(position, dim, at_position=True)
+            else:
+                self._check_constant_index(node, position, dim)
+
+    def _check_constant_index(self, node: RTensor, position: RAffine, dim: str) -> None:
+        size = self.problem.dims.get(dim)
+        if not position.terms and size is not None and position.offset >= size:
+            raise self.line.error(
+                f"{node.name}[...] has {size} entries along {dim} (0 to {size - 1}); "
+                f"{position.offset} is outside", position.column)
 
     def _resolve_func(self, node: RFunc) -> None:
         name = node.name
@@ -772,17 +879,28 @@ class _IndexAnalysis:
 
     _RESOLVERS = {RName: _resolve_name, RTensor: _resolve_tensor, RFunc: _resolve_func}
 
-    def _assign_dim(self, index: RIndex, dim: str) -> None:
+    def _assign_dim(self, index: RIndex, dim: str, at_position: bool = False) -> None:
         known = self.dims.get(index.name)
         if known is None:
             self.dims[index.name] = dim
             self.first_use[index.name] = index
+        elif known != dim and at_position and self._defined_from(dim, known):
+            self.dims[index.name] = dim  # u over U = T - 1 may index a T position
+            self.first_use[index.name] = index
+        elif known != dim and at_position and self._defined_from(known, dim):
+            pass
         elif known != dim:
             first = self.first_use[index.name]
             raise self.line.error(
                 f"index {index.name} ranges over {dim} here but over {known} at column {first.column}",
                 index.column, hint="use a different index name for each dim",
             )
+
+    def _defined_from(self, dim: str, other: str) -> bool:
+        """Is ``dim`` defined by a formula that mentions ``other`` (or a dim defined so)?"""
+        formula = self.problem.dim_formulas.get(dim)
+        return formula is not None and any(
+            d == other or self._defined_from(d, other) for d in formula.dims)
 
     # -- explicit sums and occurrences --
 
@@ -858,7 +976,7 @@ class _IndexAnalysis:
                 by_term.setdefault(use.chain[depth], []).append(use)
             for group in by_term.values():
                 self._place_implicit_sum(name, group)
-        elif isinstance(ancestor, (RMul, RTensor, RDelta)):
+        elif isinstance(ancestor, (RMul, RTensor, RDelta, RIndexValue, RSum)):
             self.implicit.setdefault(ancestor, []).append(name)
             self._warn_wide_implicit_sum(name, uses, depth)
         elif isinstance(ancestor, RPow):
@@ -905,6 +1023,8 @@ class _IndexAnalysis:
         while changed:
             changed = False
             for delta in deltas:
+                if not (isinstance(delta.a, RIndex) and isinstance(delta.b, RIndex)):
+                    continue
                 dim_a, dim_b = self.dims.get(delta.a.name), self.dims.get(delta.b.name)
                 if dim_a and dim_b and dim_a != dim_b:
                     raise self.line.error(
@@ -924,11 +1044,21 @@ class _IndexAnalysis:
             self._require_dim(index)
 
     def _require_dim(self, index: RIndex) -> None:
-        if index.name not in self.dims:
-            raise self.line.error(
-                f"cannot tell which dim index {index.name} ranges over", index.column,
-                hint="use the index on an axis of a tensor as well",
-            )
+        """An index no tensor axis gives a dim ranges over the dim of its letter in upper
+        case (``u`` of ``x[u+k]`` over ``U``), where there is one."""
+        if index.name in self.dims:
+            return
+        letter = index.name.upper()
+        if letter in self.problem.dims:
+            self.dims[index.name] = letter
+            self.first_use[index.name] = index
+            return
+        raise self.line.error(
+            f"cannot tell which dim index {index.name} ranges over", index.column,
+            hint=f"use the index on an axis of a tensor as well, or declare  dims {letter} = ..."
+                 f" (an index only inside index arithmetic ranges over the dim of its letter "
+                 f"in upper case)",
+        )
 
     # -- terms --
 
@@ -959,10 +1089,21 @@ class _IndexAnalysis:
         return Tensor(node.name, ())
 
     def _build_tensor(self, node: RTensor) -> Term:
-        return Tensor(node.name, tuple(self._index(index) for index in node.indices))
+        dims = self.problem.tensor_dims(node.name)
+        return Tensor(node.name, tuple(self._position(p, dim) for p, dim in zip(node.indices, dims)))
+
+    def _position(self, p: RIndex | RAffine, dim: str):
+        """A plain index where it ranges over the position's dim, else an ``Affine``."""
+        if isinstance(p, RIndex):
+            index = self._index(p)
+            return index if index.dim == dim or not dim else Affine(((1, index),), 0, dim)
+        return Affine(tuple((c, self._index(i)) for c, i in p.terms), p.offset, dim)
 
     def _build_delta(self, node: RDelta) -> Term:
-        return Delta(self._index(node.a), self._index(node.b))
+        return Delta(self._position(node.a, ""), self._position(node.b, ""))
+
+    def _build_index_value(self, node: RIndexValue) -> Term:
+        return IndexValue(Affine(((1, self._index(node.index)),)))
 
     def _build_func(self, node: RFunc) -> Term:
         term = Func(node.name, self._build(node.arg), node.order)
@@ -1014,14 +1155,20 @@ class _IndexAnalysis:
                      for sign, term in zip(node.signs, node.terms)))
 
     def _build_bracket(self, node: RBracket) -> Term:
-        bracket = Bracket(node.op, self._build(node.a), self._build(node.b))
+        bracket = Bracket(node.op, _as_index_value(self._build(node.a)),
+                          _as_index_value(self._build(node.b)))
         if node.then is None:
             return bracket
         return add(mul(bracket, self._build(node.then)),
                    mul(bracket.negated(), self._build(node.otherwise)))
 
     def _build_sum(self, node: RSum) -> Term:
-        return self._visible_sum([index.name for index in node.indices], self._build(node.body))
+        body = self._build(node.body)
+        if node.bounds:
+            body = mul(*(Bracket(op, IndexValue(Affine(((1, self._index(index)),))),
+                                 _as_index_value(self._build(rhs)))
+                         for op, index, rhs in node.bounds), body)
+        return self._visible_sum([index.name for index in node.indices], body)
 
     _BUILDERS = {
         RNum: _build_num,
@@ -1035,7 +1182,34 @@ class _IndexAnalysis:
         RAdd: _build_add,
         RSum: _build_sum,
         RBracket: _build_bracket,
+        RIndexValue: _build_index_value,
     }
+
+
+def _as_index_value(term: Term) -> Term:
+    """A side of a comparison that is an affine expression of indices as one index value
+    (``u + 1`` as ``IndexValue(u+1)``); other sides as they are."""
+    coeffs: dict[Index, int] = {}
+
+    def visit(t: Term, scale: Fraction) -> int | None:
+        if isinstance(t, IndexValue):
+            for c, i in t.value.terms:
+                coeffs[i] = coeffs.get(i, 0) + c * scale
+            return t.value.offset * scale
+        if isinstance(t, Num):
+            return t.value * scale
+        if isinstance(t, Add):
+            parts = [visit(u, scale) for u in t.terms]
+            return None if any(p is None for p in parts) else sum(parts)
+        if isinstance(t, Mul) and len(t.factors) == 2 and isinstance(t.factors[0], Num):
+            return visit(t.factors[1], scale * t.factors[0].value)
+        return None
+
+    offset = visit(term, Fraction(1))
+    if (offset is None or not coeffs or Fraction(offset).denominator != 1
+            or any(Fraction(c).denominator != 1 for c in coeffs.values())):
+        return term
+    return IndexValue(Affine(tuple((int(c), i) for i, c in coeffs.items() if c), int(offset)))
 
 
 def _collect_powers(term: Term) -> Term:
