@@ -14,10 +14,12 @@ import pytest
 from conftest import problem
 from indexcalc.render.printing import to_text
 from indexcalc.problem import InputError
-from indexcalc.calculus.rules import RULES, Context
+from indexcalc.calculus.rules import RULES, Context, within
 from indexcalc.functions import FUNCTIONS as FUNCTION_DERIVATIVES
 from indexcalc.terms import (
     ONE,
+    Affine,
+    in_range,
     ZERO,
     Add,
     Delta,
@@ -654,6 +656,54 @@ def test_symmetric_needs_a_square_input(declaration):
         parse_text(f"dims N, M\ninput {declaration}\n", "f.idx")
     assert "symmetric needs a square input" in str(caught.value)
     assert caught.value.location.column == declaration.index("symmetric") + 7
+
+
+# --- index arithmetic (CONTRACT section 3) ---------------------------------------------
+
+SHIFTS = Context(problem("""
+    dims T, K
+    dims U = T - K + 1
+    input x[T], w[K], g[U]
+"""))
+tt, kk, uu, ll = Index("t", "T"), Index("k", "K"), Index("u", "U"), Index("l", "T")
+
+
+def shifted(*terms, offset=0, dim=""):
+    return Affine(tuple(terms), offset, dim)
+
+
+@covers("contract deltas")
+def test_contract_a_shifted_delta_keeps_the_range_where_it_can_clip():
+    """sum_u g_u delta(u+k, l) = [0 <= l-k < U] g_{l-k} (u = l - k)."""
+    term = Sum((uu,), mul(t("g", uu), Delta(shifted((1, uu), (1, kk), dim="T"), ll)))
+    assert to_text(fire("contract deltas", term, SHIFTS)) == "[0 <= l-k < U] * g[l-k]"
+
+
+@covers("zero padding")
+def test_zero_padding_absorbs_the_bracket_beside_a_read_at_the_same_position():
+    """[0 <= l-k < U] g_{l-k} = g_{l-k}: g reads 0 outside 0..U-1."""
+    at = shifted((1, ll), (-1, kk), dim="U")
+    assert fire("zero padding", mul(in_range(at, "U"), t("g", at)), SHIFTS) == t("g", at)
+    no_fire("zero padding", mul(in_range(at, "T"), t("g", at)), SHIFTS)  # another range
+
+
+@covers("index in range")
+def test_index_in_range_uses_the_dim_formulas():
+    """u + k < T for u < U = T - K + 1 and k < K; t + 1 < T is not always so."""
+    assert within(SHIFTS.problem, shifted((1, uu), (1, kk)), "T")
+    assert not within(SHIFTS.problem, shifted((1, tt), offset=1), "T")
+    assert not within(SHIFTS.problem, shifted((1, ll), (-1, kk)), "U")
+    assert fire("index in range", in_range(shifted((1, uu), (1, kk)), "T"), SHIFTS) == ONE
+    no_fire("index in range", in_range(shifted((1, ll), (-1, kk)), "U"), SHIFTS)
+
+
+@covers("change of summation index")
+def test_change_of_summation_index_moves_a_sum_to_the_shorter_axis():
+    """sum_u g_u w_{l-u} = sum_k [0 <= l-k < U] g_{l-k} w_k (k = l - u)."""
+    term = Sum((uu,), mul(t("g", uu), t("w", shifted((1, ll), (-1, uu), dim="K"))))
+    out = fire("change of summation index", term, SHIFTS)
+    assert to_text(out) == "sum_k [0 <= l-k < U] * g[l-k] * w[k]"
+    no_fire("change of summation index", out, SHIFTS)  # over the kernel already
 
 
 def test_every_rule_is_tested():

@@ -447,8 +447,7 @@ def cancel(term: Term, ctx: Context) -> Term | None:
 
 
 def _delta_with(term: Term, indices) -> bool:
-    return any(isinstance(f, Delta) and (f.a in indices or f.b in indices)
-               for f in factors_of(term))
+    return any(isinstance(f, Delta) and f.free & frozenset(indices) for f in factors_of(term))
 
 
 def pull_out_constant(term: Term, ctx: Context) -> Term | None:

@@ -1037,6 +1037,11 @@ class _IndexAnalysis:
                 elif dim_b and not dim_a:
                     self._assign_dim(delta.a, dim_b)
                     changed = True
+        for name, dim in list(self.dims.items()):
+            # d[u] = x[u+1] - x[u] with dims U = T - 1: u ranges over U, not x's T
+            letter = name.upper()
+            if letter != dim and letter in self.problem.dims and self._defined_from(letter, dim):
+                self.dims[name] = letter
         for root in roots:
             for index in _all_indices(root):
                 self._require_dim(index)
