@@ -199,6 +199,7 @@ NUMPY_FUNCTIONS = frozenset({
     "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "maximum", "heaviside", "sign",
     "where", "reciprocal", "square", "trace", "diagonal", "expand_dims", "newaxis", "copyto",
     "float64",  # the dtype of a scalar result: no builtin that a user's name could shadow
+    "arange", "clip", "transpose",  # shifted reads x[u+k]: a clipped gather and a mask
 })
 #: Attributes of arrays (and of ``np.multiply``) the generated code may use.
 ARRAY_ATTRIBUTES = frozenset({"shape", "sum", "T", "copy", "outer", "reshape", "dot",
@@ -212,6 +213,8 @@ ALLOWED_NODES = (
     ast.MatMult, ast.USub, ast.UAdd,
     # Iverson brackets and where: np.where(a <= b, p, q)
     ast.Compare, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
+    # the mask of a shifted read that can leave the range at both ends: (i >= 0) & (i < T)
+    ast.BitAnd,
 )
 EINSUM_SPEC = re.compile(r"[A-Za-z,]*(->[A-Za-z]*)?\Z")
 
