@@ -324,6 +324,35 @@ def rbf_dell(dL_dK, X, Z, ell):
 
 RNN = {"B": 256, "I": 512, "H": 512}
 
+#: A valid 1-D convolution layer (issue 11's sizes: N=32, C=16, T=256, K=5; O=16 filters).
+CONV1D = """
+dims N, C, O, T, K
+dims U = T - K + 1
+input x[N,C,T], W[O,C,K]
+y[n,o,u] = sum_{c,k} W[o,c,k] x[n,c,u+k]
+L = loss(y)
+grad L wrt x, W
+"""
+CONV_SIZES = {"N": 32, "C": 16, "O": 16, "T": 256, "K": 5}
+
+
+def conv_dx(dL_dy, W):
+    """The full correlation: pad the upstream gradient by K-1 at both ends and correlate
+    its windows with the flipped kernel."""
+    K = W.shape[2]
+    padded = np.pad(dL_dy, ((0, 0), (0, 0), (K - 1, K - 1)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, K, axis=2)
+    return np.einsum("notj,ocj->nct", windows, np.flip(W, axis=2), optimize=True)
+
+
+def conv_dw(dL_dy, x, W):
+    windows = np.lib.stride_tricks.sliding_window_view(x, W.shape[2], axis=2)
+    return np.einsum("nou,ncuk->ock", dL_dy, windows, optimize=True)
+
+
+def t_conv1d(t):
+    return _upstream(_torch().nn.functional.conv1d(t["x"], t["W"]), t["dL_dy"])
+
 
 # --- the cases -----------------------------------------------------------------------------
 
@@ -421,6 +450,11 @@ CASES: tuple[Case, ...] = (
          "exp(u + A + v) * beta / Z, beta = exp(B + w) 1", crf_da),
     Case("CRF log-partition dZ/du", CRF, "Z", "u", {"S": 1024}, "alpha / Z, alpha = exp(u + A + v) beta",
          crf_du),
+    # Issue 11: index arithmetic.
+    Case("1-D convolution dL/dx", CONV1D, "L", "x", CONV_SIZES,
+         "full correlation of G with W (padded sliding windows)", conv_dx, t_conv1d),
+    Case("1-D convolution dL/dW", CONV1D, "L", "W", CONV_SIZES,
+         "einsum of G with x's sliding windows", conv_dw, t_conv1d),
     Case("RBF kernel dL/dX", RBF, "L", "X", {"N": 1024, "M": 1024, "D": 64},
          "((G K) Z - rowsum(G K) X) / ell^2", rbf_dx, draw={"ell": "one"}),
     Case("RBF kernel dL/dell", RBF, "L", "ell", {"N": 1024, "M": 1024, "D": 64},

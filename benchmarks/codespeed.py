@@ -119,6 +119,8 @@ def prepare(case: Case, settings: Settings):
     derivation = run(problem)
     result = generated_result(derivation, case)
     sizes = scaled(case.sizes, settings.size_scale)
+    for name, formula in problem.dim_formulas.items():  # dims U = T - K + 1
+        sizes[name] = formula.evaluate(sizes)
     arrays = draw_arrays(problem, sizes, case.draw, np.random.default_rng(0))
     values = {**arrays, **sizes}  # a dim no argument carries is an argument (CONTRACT 2)
     return derivation, result, arrays, values

@@ -44,6 +44,22 @@ class _TorchAsNumpy:
     def asarray(self, x):
         return self._torch.as_tensor(x, dtype=self._torch.float64)
 
+    def einsum(self, spec, *operands, optimize=None):
+        return self._torch.einsum(spec, *operands)
+
+    def pad(self, x, widths):
+        flat = [w for pair in reversed(widths) for w in pair]  # last axis first
+        return self._torch.nn.functional.pad(x, flat)
+
+    def flip(self, x, axis):
+        return self._torch.flip(x, dims=(axis,))
+
+    @property
+    def lib(self):
+        """``np.lib.stride_tricks.sliding_window_view(x, K, axis)`` as ``x.unfold``."""
+        window = types.SimpleNamespace(sliding_window_view=lambda x, k, axis: x.unfold(axis, k, 1))
+        return types.SimpleNamespace(stride_tricks=window)
+
 
 def textbook_in_torch(fn: Callable, torch) -> Callable:
     """``fn`` (a formula of ``cases``) with ``np`` meaning torch, in it and in every helper

@@ -197,3 +197,32 @@ grad f wrt w
     assert r.check.passed
     w = np.arange(1.0, 5.0)
     np.testing.assert_allclose(_call(r, {"w": w, "K": 4}), [3.0, 0.0, 1.0, 0.0])
+
+
+def test_a_range_the_contraction_clips_stays_as_a_bracket_in_the_code():
+    """u ranges over U = T - 1 (its letter's dim) and indexes a's T positions: the gradient
+    keeps [0 <= l < U] for the column no u reaches."""
+    d = derive_text("""
+dims T=7
+dims U = T - 1
+input a[T,T]
+c[t] = sum_{u <= t} a[t,u]
+g = sum_t c[t]^2
+grad g wrt a
+""")
+    (r,) = d.results
+    assert r.check.passed
+    assert "[0 <= l < U]" in to_text(r.index) or "[0 <= j < U]" in to_text(r.index)
+    a = np.random.default_rng(5).normal(size=(7, 7))
+    keep = np.tril(np.ones((7, 7)))
+    keep[:, 6] = 0  # u < U = 6
+    c = (a * keep).sum(axis=1)
+    np.testing.assert_allclose(_call(r, {"a": a, "c": c, "T": 7}), 2 * c[:, None] * keep,
+                               atol=1e-12)
+
+
+def test_the_shorter_axis_is_read_off_the_dim_formulas():
+    from indexcalc.calculus.rules import _shorter
+    p = parse_text("dims T, K\ndims U = T - K + 1\n")
+    assert _shorter(p, "K", "U") and not _shorter(p, "U", "K")
+    assert not _shorter(p, "T", "U")  # U = T - K + 1 is never longer than T

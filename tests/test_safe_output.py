@@ -199,7 +199,7 @@ NUMPY_FUNCTIONS = frozenset({
     "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "maximum", "heaviside", "sign",
     "where", "reciprocal", "square", "trace", "diagonal", "expand_dims", "newaxis", "copyto",
     "float64",  # the dtype of a scalar result: no builtin that a user's name could shadow
-    "arange", "clip", "transpose",  # shifted reads x[u+k]: a clipped gather and a mask
+    "arange", "clip", "transpose", "take",  # shifted reads x[u+k]: a clipped gather, a mask
 })
 #: Attributes of arrays (and of ``np.multiply``) the generated code may use.
 ARRAY_ATTRIBUTES = frozenset({"shape", "sum", "T", "copy", "outer", "reshape", "dot",

@@ -355,15 +355,29 @@ def _letter_of(dim: str) -> str:
 
 
 def _shorter(problem: Problem, dim: str, than: str) -> bool:
-    """Is ``dim`` certainly or likely the shorter axis: by the sizes given, else a declared
-    dim is taken to be shorter than one defined by a formula (a kernel beside the positions
-    of a sliding window)."""
+    """Is ``dim`` the shorter axis?  By the sizes given; else by the dims as linear
+    expressions (T is not shorter than U = T - K + 1, as U - T = 1 - K <= 0); else a dim
+    that ``than``'s formula subtracts is the shorter (K, the kernel, beside the
+    T - K + 1 positions of a sliding window)."""
     if dim == than:
         return False
     a, b = problem.dims.get(dim), problem.dims.get(than)
     if a is not None and b is not None:
         return a < b
-    return dim not in problem.dim_formulas and than in problem.dim_formulas
+    lin_a, lin_b = problem.linear_dim(dim), problem.linear_dim(than)
+    if lin_a is None or lin_b is None:
+        return False
+    diff = dict(lin_b[0])
+    for d, v in lin_a[0].items():
+        diff[d] = diff.get(d, 0) - v
+    diff = {d: v for d, v in diff.items() if v}
+    const = lin_b[1] - lin_a[1]
+    # every dim is at least 1: the sign of ``than - dim`` where the coefficients agree
+    if all(v >= 0 for v in diff.values()) and sum(diff.values()) + const > 0:
+        return True
+    if all(v <= 0 for v in diff.values()) and sum(diff.values()) + const <= 0:
+        return False
+    return lin_b[0].get(dim, 0) < 0
 
 
 def zero_padding(term: Term, ctx: Context) -> Term | None:

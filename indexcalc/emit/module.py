@@ -219,7 +219,7 @@ _MATH = {"exp", "log", "sqrt", "tanh", "sin", "cos"}
 #: NumPy functions whose framework spelling is the same name in its namespace.
 _SAME = {"einsum", "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "sign", "outer", "diag",
          "broadcast_to", "zeros", "ones", "eye", "maximum", "heaviside", "where", "cosh", "sinh",
-         "log1p", "expm1", "logaddexp", "arange", "clip", "transpose"}
+         "log1p", "expm1", "logaddexp", "arange", "clip", "transpose", "take"}
 
 
 #: The attributes of ``np`` that spell the language's constants (``pi``).
@@ -311,6 +311,12 @@ class _Translate(ast.NodeTransformer):
             node.func = self._attr(name)
             return ast.Call(ast.Attribute(node, "to", ast.Load()),
                             [self._dtype()[0].value], [])
+        elif name == "take" and self.framework == "torch":
+            # np.take(x, i, axis=k) is x[:, ..., i] with k slices (torch.take is flat)
+            (axis,) = [k.value.value for k in node.keywords if k.arg == "axis"]
+            x, where = node.args
+            slices = [ast.Slice() for _ in range(axis)] + [where]
+            return ast.Subscript(x, ast.Tuple(slices, ast.Load()) if axis else where, ast.Load())
         elif name == "clip" and self.framework == "torch":
             return ast.Call(self._attr("clamp"), node.args, node.keywords)
         elif name == "transpose" and self.framework == "torch":
@@ -593,6 +599,8 @@ def _expression(node: ast.expr, indent: str, head: str, tail: str,
                 lines += _expression(operand, inner, prefix, "")
             elif len(inner) + len(prefix) + len(ast.unparse(operand)) + 2 <= WIDTH:
                 lines.append(f"{inner}{prefix}({ast.unparse(operand)})")
+            elif not isinstance(operand, ast.BinOp):  # a long comparison: in brackets
+                lines += _expression(operand, inner, prefix + "(", ")")
             else:  # a long operation of lower precedence: it brackets itself
                 lines += _expression(operand, inner, prefix, "", split=True)
         lines.append(indent + ")" + tail)
@@ -630,6 +638,8 @@ def _chain(node: ast.BinOp) -> tuple[list[ast.expr], list[ast.operator]]:
 
 
 def _needs_no_brackets(operand: ast.expr, parent: ast.BinOp) -> bool:
+    if isinstance(operand, (ast.Compare, ast.BoolOp, ast.NamedExpr, ast.IfExp, ast.Lambda)):
+        return False  # binds more loosely than any arithmetic: x * (i < T)
     if not isinstance(operand, ast.BinOp):
         return True
     return _PRECEDENCE[type(operand.op)] > _PRECEDENCE[type(parent.op)]

@@ -572,22 +572,39 @@ def _arange(p: Arange, names: Names) -> str:
 
 
 def _gather(p: Gather, names: Names, letters) -> str:
-    """``x[:, :, np.clip(u + k, 0, T - 1)] * ((u + k) < T)``: the entries at shifted
-    positions, 0 outside the tensor's range (zero padding), with whole arrays."""
-    name = names.grad(p.name) if p.grad else names.tensor(p.name)
+    """``np.take(x, np.clip(t - k, 0, U - 1), axis=2) * ((t - k >= 0) & (t - k < U))``:
+    the entries at shifted positions, 0 outside the tensor's range (zero padding), with
+    whole arrays.  ``np.take`` along one axis at a time keeps the result in C order (an
+    index array in a subscript puts its axes first in memory, which slows the contraction
+    that follows it several times over)."""
+    code = names.grad(p.name) if p.grad else names.tensor(p.name)
     if p.order != tuple(range(len(p.order))):
-        name = f"np.transpose({name}, {p.order})"
-    picks, tests = [], []
-    for _, values, dim in p.shifted:
+        code = f"np.transpose({code}, {p.order})"
+    union = p.union
+    if p.separate:
+        values = [a for _, a, _ in p.shifted]
+    else:  # positions sharing an index: one subscript, index arrays broadcast together
+        values = [Arange(union, tuple(dict(zip(a.axes, a.coefficients)).get(i, 0)
+                                      for i in union), a.offset) for _, a, _ in p.shifted]
+    tests, axis = [], len(p.plain)
+    picks = []
+    for values_j, (_, _, dim) in zip(values, p.shifted):
         size = names.dim(dim)
-        low = values.offset >= 0 and all(c >= 0 for c in values.coefficients)
-        picks.append(f"np.clip({_code(values, names, letters)}"
-                     f", 0, {size} - 1)")
-        where = _code(values, names, letters)
-        tests.append(f"({where} < {size})" if low else f"({where} >= 0) & ({where} < {size})")
-    code = f"{name}[{', '.join([':'] * len(p.plain) + picks)}]"
-    inside = " & ".join(f"({t})" if "&" in t and len(tests) > 1 else t for t in tests)
-    code = f"{code} * ({inside})" if len(tests) > 1 or "&" in inside else f"{code} * {inside}"
+        where = _code(values_j, names, letters)
+        clipped = f"np.clip({where}, 0, {size} - 1)"
+        if p.separate:
+            code = f"np.take({code}, {clipped}, axis={axis})"
+            axis += len(values_j.axes)
+        else:
+            picks.append(clipped)
+        low = values_j.offset >= 0 and all(c >= 0 for c in values_j.coefficients)
+        test = f"({where} < {size})" if low else f"(({where} >= 0) & ({where} < {size}))"
+        after = sum(len(a.axes) for a in values[values.index(values_j) + 1:]) \
+            if p.separate else 0
+        tests.append(test + (f"[..., {', '.join(['None'] * after)}]" if after else ""))
+    if picks:
+        code = f"{code}[{', '.join([':'] * len(p.plain) + picks)}]"
+    code = f"{code} * " + (tests[0] if len(tests) == 1 else "(" + " & ".join(tests) + ")")
     if len(p.raw) != len(p.axes):
         src = "".join(_letter(i, letters) for i in p.raw)
         dst = "".join(_letter(i, letters) for i in p.axes)

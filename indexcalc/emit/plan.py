@@ -15,7 +15,7 @@ from fractions import Fraction
 from itertools import permutations
 
 from ..terms import (
-    Affine, IndexValue, linear,
+    IN_RANGE, Affine, IndexValue, linear,
     Add, Bracket, Constant, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
 )
 
@@ -55,14 +55,24 @@ class Gather(Plan):
     """A tensor read where some positions are index expressions (``x[n, c, u+k]``): the
     entries there, 0 outside the tensor's range (zero padding).  The array's positions are
     read in the order ``plain`` then ``shifted``; a plain position's axis is its index, the
-    shifted ones together give the axes of their ``Arange`` (one shared set, so they
-    broadcast).  ``raw`` are the axes before repeated indices are read on their diagonal."""
+    shifted ones together give the axes of their indices (``union``, in order of first
+    appearance); each ``Arange`` is over its own position's indices.  ``raw`` are the axes before repeated indices are read on their diagonal."""
 
     name: str
     grad: bool
     plain: tuple[int, ...]
     shifted: tuple[tuple[int, Arange, str], ...]  # (position, its values, the position's dim)
     raw: tuple[Index, ...]
+
+    @property
+    def union(self) -> tuple[Index, ...]:
+        return self.raw[len(self.plain):]
+
+    @property
+    def separate(self) -> bool:
+        """Do the shifted positions use disjoint indices (x[n, c, i+a, j+b]), so that each
+        can be read along its own axis in turn?"""
+        return sum(len(a.axes) for _, a, _ in self.shifted) == len(self.union)
 
     @property
     def order(self) -> tuple[int, ...]:
@@ -384,7 +394,7 @@ def _bracketed(term: Term) -> tuple[Bracket | None, Term | None]:
     """A bracket factor of ``term`` and the product of its other factors."""
     factors = term.factors if isinstance(term, Mul) else (term,)
     for k, f in enumerate(factors):
-        if isinstance(f, Bracket):
+        if isinstance(f, Bracket) and f.op != IN_RANGE:
             return f, mul(*factors[:k], *factors[k + 1:])
     return None, None
 
@@ -407,7 +417,9 @@ def _gather(name: str, grad: bool, positions) -> Gather:
     plain = tuple(k for k, p in enumerate(positions) if isinstance(p, Index))
     forms = {k: linear(p) for k, p in enumerate(positions) if isinstance(p, Affine)}
     union = tuple(dict.fromkeys(i for k in forms for i in forms[k][0]))
-    shifted = tuple((k, _arange(forms[k], union), positions[k].dim) for k in forms)
+    # each position's values over its own indices, in the order of ``union``
+    shifted = tuple((k, _arange(forms[k], tuple(i for i in union if i in forms[k][0])),
+                     positions[k].dim) for k in forms)
     raw = tuple(positions[k] for k in plain) + union
     return Gather(tuple(dict.fromkeys(raw)), name, grad, plain, shifted, raw)
 
@@ -439,6 +451,13 @@ def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Pow):
         base = plan(term.base, fast)
         return Raise(base.axes, base, plan(term.exponent, fast))
+    if isinstance(term, Bracket) and term.op == IN_RANGE:  # [0 <= a < b]
+        a, b = plan(term.a, fast), plan(term.b, fast)
+        upper = Compare(_widest_first([a, b]), "<", a, b)
+        if isinstance(a, Arange) and a.offset >= 0 and min(a.coefficients, default=0) >= 0:
+            return upper
+        zero = Number((), Fraction(0))
+        return Product(upper.axes, (Compare(a.axes, ">=", a, zero), upper), ())
     if isinstance(term, Bracket):
         a, b = plan(term.a, fast), plan(term.b, fast)
         return Compare(_widest_first([a, b]), term.op, a, b)
