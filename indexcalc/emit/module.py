@@ -563,12 +563,16 @@ def _expression(node: ast.expr, indent: str, head: str, tail: str,
             index = index[1:-1] if index.startswith("(") else index
             if len(inner) + len(index) + 1 > WIDTH or len(ast.unparse(node.value)) < len(index):
                 # a read at long positions (x[:, :, np.clip(...)]): one position a line
-                lines = [indent + head + ast.unparse(node.value) + "["]
+                lines = _expression(node.value, indent, head, "[")
                 for part in node.slice.elts:
                     lines += _expression(part, inner, "", ",")
                 lines.append(indent + "]" + tail)
                 return lines
         return _bracketed(node.value, indent, head, f"[{index}]{tail}")
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:  # a < b: b on its own line
+        op = _COMPARE_OPERATORS[type(node.ops[0])]
+        lines = _expression(node.left, indent, head, "")
+        return lines + _expression(node.comparators[0], inner, f"{op} ", tail)
     if isinstance(node, ast.Attribute):  # (...).T
         return _bracketed(node.value, indent, head, f".{node.attr}{tail}")
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -621,6 +625,8 @@ def _bracketed(node: ast.expr, indent: str, head: str, tail: str) -> list[str]:
 
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@",
               ast.Pow: "**", ast.BitAnd: "&"}
+_COMPARE_OPERATORS = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
+                      ast.NotEq: "!="}
 #: Python's precedence (``&`` of two masks binds more loosely than arithmetic).
 _PRECEDENCE = {ast.BitAnd: 0, ast.Add: 1, ast.Sub: 1, ast.Mult: 2, ast.Div: 2, ast.MatMult: 2,
                ast.Pow: 3}

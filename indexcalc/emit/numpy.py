@@ -601,7 +601,8 @@ def _gather(p: Gather, names: Names, letters) -> str:
         test = f"({where} < {size})" if low else f"(({where} >= 0) & ({where} < {size}))"
         after = sum(len(a.axes) for a in values[values.index(values_j) + 1:]) \
             if p.separate else 0
-        tests.append(test + (f"[..., {', '.join(['None'] * after)}]" if after else ""))
+        slots = [":"] * len(values_j.axes) + ["None"] * after
+        tests.append(f"{test}[{', '.join(slots)}]" if after else test)
     if picks:
         code = f"{code}[{', '.join([':'] * len(p.plain) + picks)}]"
     code = f"{code} * " + (tests[0] if len(tests) == 1 else "(" + " & ".join(tests) + ")")
