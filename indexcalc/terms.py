@@ -182,6 +182,8 @@ class Term:
         for node in self.walk():
             if isinstance(node, (Tensor, Grad, Delta, IndexValue)):
                 names.update(i.name for i in node.free)
+            elif isinstance(node, Arg):
+                names.update(i.name for i in _free_of((node.at, node.over)))
             elif isinstance(node, Sum):
                 names.update(i.name for i in node.indices)
         return names
@@ -399,6 +401,60 @@ def in_range(value: Affine, dim: str) -> Term:
 
 
 @_term
+class Arg(Term):
+    """``[at == argmax_over body]``: 1 where ``at`` is the first ``over`` at which ``body``
+    is largest (``kind`` "max") or smallest ("min"), else 0.  ``over`` is bound here.
+
+    ``max_d e(d)`` is ``sum_d Arg("max", d, d2, e(d2)) e(d)``: the extreme is the entry at
+    the maximiser, and its derivative goes through that entry alone (the bracket is
+    constant wherever the maximiser is unique)."""
+
+    kind: str  # "max" | "min"
+    at: Index | Affine
+    over: Index
+    body: Term
+
+    def _key(self):
+        return (self.kind, self.at, self.over, self.body)
+
+    def children(self):
+        return (self.body,)
+
+    def rebuild(self, children):
+        return Arg(self.kind, self.at, self.over, children[0])
+
+    @property
+    def indices(self) -> tuple[Index, ...]:
+        """The bound index, as a sum's (so renaming treats both alike)."""
+        return (self.over,)
+
+    @cached_property
+    def free(self):
+        return (self.body.free - {self.over}) | _free_of((self.at,))
+
+
+def as_extreme(term: Term) -> tuple[str, Index, Term] | None:
+    """``(kind, d, e)`` where ``term`` is ``sum_d [d == argmax_d' e(d')] e(d)``, which is
+    ``max_d e`` (the parser's spelling of it), else None."""
+    if not (isinstance(term, Sum) and len(term.indices) == 1 and isinstance(term.body, Mul)
+            and len(term.body.factors) == 2):
+        return None
+    (d,) = term.indices
+    for choice, value in (term.body.factors, term.body.factors[::-1]):
+        if (isinstance(choice, Arg) and choice.at == d
+                and rename_indices(choice.body, {choice.over: d}) == value):
+            return choice.kind, d, value
+    return None
+
+
+def _rebind(term: Term, indices: tuple[Index, ...], body: Term) -> Term:
+    """``term`` (a Sum or an Arg) with its bound indices and body replaced."""
+    if isinstance(term, Arg):
+        return Arg(term.kind, term.at, indices[0], body)
+    return Sum(indices, body)
+
+
+@_term
 class Sum(Term):
     """``sum_{indices} body``."""
 
@@ -610,11 +666,14 @@ def _rename(term: Term, mapping: Mapping[Index, Index]) -> Term:
     if isinstance(term, Deriv):
         wrt = _rename(term.wrt, mapping)
         return Deriv(_rename(term.expr, mapping), wrt)
-    if isinstance(term, Sum):
+    if isinstance(term, (Sum, Arg)):
         inner_map = {k: v for k, v in mapping.items() if k not in term.indices}
         targets = {i.name for v in inner_map.values() for i in _free_of((v,))}
         indices, body = rename_bound(term, targets, targets | {k.name for k in inner_map})
-        return Sum(indices, _rename(body, inner_map))
+        out = _rebind(term, indices, _rename(body, inner_map))
+        if isinstance(term, Arg):
+            out = Arg(term.kind, _substitute_position(term.at, mapping), out.over, out.body)
+        return out
     return map_children(term, lambda c: _rename(c, mapping))
 
 
@@ -634,9 +693,9 @@ def rename_bound(s: Sum, clashing: set[str] | frozenset[str], avoid=frozenset())
 
 def freshen_bound(term: Term, avoid: set[str]) -> Term:
     """Rename every index bound inside ``term`` whose name is in ``avoid``."""
-    if isinstance(term, Sum):
+    if isinstance(term, (Sum, Arg)):
         indices, body = rename_bound(term, avoid)
-        return Sum(indices, freshen_bound(body, avoid))
+        return _rebind(term, indices, freshen_bound(body, avoid))
     return map_children(term, lambda c: freshen_bound(c, avoid))
 
 
@@ -644,12 +703,12 @@ def unshadow(term: Term, bound: frozenset[str] = frozenset()) -> Term:
     """Rename a sum's index where it repeats the index of an enclosing sum
     (``sum_m (a_m - sum_m b_m)`` becomes ``... sum_m2 b_m2``): the same value, and text that
     the parser accepts."""
-    if isinstance(term, Sum):
+    if isinstance(term, (Sum, Arg)):
         indices, body = rename_bound(term, bound)
         new_body = unshadow(body, bound | {i.name for i in indices})
         if indices == term.indices and new_body is term.body:
             return term
-        return Sum(indices, new_body)
+        return _rebind(term, indices, new_body)
     if not any(isinstance(t, Sum) for t in term.children()) and not term.children():
         return term
     return map_children(term, lambda c: unshadow(c, bound))

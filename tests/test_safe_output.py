@@ -200,6 +200,7 @@ NUMPY_FUNCTIONS = frozenset({
     "where", "reciprocal", "square", "trace", "diagonal", "expand_dims", "newaxis", "copyto",
     "float64",  # the dtype of a scalar result: no builtin that a user's name could shadow
     "arange", "clip", "transpose", "take",  # shifted reads x[u+k]: a clipped gather, a mask
+    "max", "min", "argmax", "argmin",  # max_d, and the maximising entry of its derivative
 })
 #: Attributes of arrays (and of ``np.multiply``) the generated code may use.
 ARRAY_ATTRIBUTES = frozenset({"shape", "sum", "T", "copy", "outer", "reshape", "dot",

@@ -20,7 +20,7 @@ from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
 from ..problem import Problem
 from ..terms import (
-    IN_RANGE, ONE, ZERO, Add, Affine, Bracket, IndexValue, in_range, linear, position, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
+    IN_RANGE, ONE, ZERO, Add, Affine, Arg, Bracket, IndexValue, in_range, linear, position, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
     rename_indices, same, split_coeff, sub, canonical, freshen_bound, contains, replace,
     fresh_name,
@@ -171,9 +171,10 @@ def function_rule(name: str) -> Callable[[Term, Context], Term | None]:
 
 def bracket_rule(term: Term, ctx: Context) -> Term | None:
     """d [a < b] = 0: an Iverson bracket is constant wherever it is differentiable (all but
-    a = b), so where(c, p, q) = [c] p + [not c] q differentiates branch by branch."""
+    a = b), so where(c, p, q) = [c] p + [not c] q differentiates branch by branch, and
+    max_d e = sum_d [d = argmax e] e differentiates through the maximising entry."""
     expr, _ = _deriv_parts(term)
-    return ZERO if isinstance(expr, Bracket) else None
+    return ZERO if isinstance(expr, (Bracket, Arg)) else None
 
 
 def declared_function_rule(term: Term, ctx: Context) -> Term | None:
@@ -382,13 +383,16 @@ def _shorter(problem: Problem, dim: str, than: str) -> bool:
 
 def zero_padding(term: Term, ctx: Context) -> Term | None:
     """[0 <= e < D] x_e = x_e: a read outside a tensor's range is 0 (zero padding), so the
-    bracket beside a read of x at e (an axis of size D) says nothing more."""
+    bracket beside a read of x at e (an axis of size D) says nothing more; nor beside
+    [e == argmax_d ...] with d over D."""
     if not isinstance(term, Mul):
         return None
     reads = set()
     for f in term.factors:
         if isinstance(f, (Tensor, Grad)):
             reads.update(_read_key(p) for p in f.indices if isinstance(p, Affine))
+        elif isinstance(f, Arg) and isinstance(f.at, Affine):  # [e == argmax_k ...]: e < K
+            reads.add(_read_key(Affine(f.at.terms, f.at.offset, f.over.dim)))
     if not reads:
         return None
     kept = [f for f in term.factors if not (_range_bracket(f) in reads)]

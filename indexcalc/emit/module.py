@@ -317,6 +317,14 @@ class _Translate(ast.NodeTransformer):
             x, where = node.args
             slices = [ast.Slice() for _ in range(axis)] + [where]
             return ast.Subscript(x, ast.Tuple(slices, ast.Load()) if axis else where, ast.Load())
+        elif name in {"max", "min", "argmax", "argmin"}:
+            # np.max(x, axis=k): torch.amax(x, dim=k) (torch.max(x, dim) is a pair)
+            if self.framework == "torch":
+                for k in node.keywords:
+                    k.arg = "dim" if k.arg == "axis" else k.arg
+                name = {"max": "amax", "min": "amin"}.get(name, name)
+            node.func = self._attr(name)
+            return node
         elif name == "clip" and self.framework == "torch":
             return ast.Call(self._attr("clamp"), node.args, node.keywords)
         elif name == "transpose" and self.framework == "torch":

@@ -24,7 +24,7 @@ from .. import naming
 from ..functions import CONSTANTS, builtin
 from ..matrix import ir
 from .plan import (
-    Arange, Call, Compare, ConstantValue, Gather, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Arange, ArgIndex, Call, Compare, Reduce, ConstantValue, Gather, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..problem import Problem
 from ..terms import (
@@ -522,6 +522,10 @@ def _code(p: Plan, names: Names, letters) -> str:
         return _shared(p, names, lambda: _arange(p, names))
     if isinstance(p, Gather):
         return _gather(p, names, letters)
+    if isinstance(p, (ArgIndex, Reduce)):
+        fn = ("arg" if isinstance(p, ArgIndex) else "") + p.kind
+        body = _code(p.body, names, letters)
+        return f"np.{fn}({body}, axis={p.body.axes.index(p.over)})"
     if isinstance(p, Call):
         return _shared(p, names, lambda: apply_function(p.fn, p.order,
                                                         _code(p.arg, names, letters), names))

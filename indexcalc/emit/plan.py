@@ -15,7 +15,7 @@ from fractions import Fraction
 from itertools import permutations
 
 from ..terms import (
-    IN_RANGE, Affine, IndexValue, linear,
+    IN_RANGE, Affine, Arg, IndexValue, as_extreme, linear,
     Add, Bracket, Constant, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
 )
 
@@ -77,6 +77,25 @@ class Gather(Plan):
     @property
     def order(self) -> tuple[int, ...]:
         return self.plain + tuple(k for k, _, _ in self.shifted)
+
+
+@dataclass(frozen=True)
+class ArgIndex(Plan):
+    """The first index along ``over`` where ``body`` is largest (``kind`` "max") or
+    smallest: ``np.argmax(body, axis=...)``, over the body's other axes."""
+
+    kind: str
+    over: Index
+    body: Plan
+
+
+@dataclass(frozen=True)
+class Reduce(Plan):
+    """``max_d body`` / ``min_d body``: ``np.max(body, axis=...)``."""
+
+    kind: str
+    over: Index
+    body: Plan
 
 
 @dataclass(frozen=True)
@@ -413,6 +432,16 @@ def _arange(form, axes: tuple[Index, ...] | None = None) -> Arange:
     return Arange(axes, tuple(coeffs.get(i, 0) for i in axes), offset)
 
 
+def _extreme(term: Sum) -> Reduce | None:
+    """``sum_d [d == argmax_d' e(d')] e(d)`` is ``max_d e``: one reduction in the code."""
+    parts = as_extreme(term)
+    if parts is None:
+        return None
+    kind, d, value = parts
+    body = plan(value, True)
+    return Reduce(tuple(i for i in body.axes if i != d), kind, d, body)
+
+
 def _gather(name: str, grad: bool, positions) -> Gather:
     plain = tuple(k for k, p in enumerate(positions) if isinstance(p, Index))
     forms = {k: linear(p) for k, p in enumerate(positions) if isinstance(p, Affine)}
@@ -445,6 +474,15 @@ def _plan(term: Term, fast: bool) -> Plan:
         return Compare(_widest_first([a, b]), "==", a, b)
     if isinstance(term, IndexValue):
         return _arange(linear(term.value))
+    if isinstance(term, Arg):  # [at == argmax_over body]
+        body = plan(term.body, fast)
+        choice = ArgIndex(tuple(i for i in body.axes if i != term.over), term.kind, term.over, body)
+        at = _arange(linear(term.at))
+        return Compare(_widest_first([choice, at]), "==", choice, at)
+    if fast and isinstance(term, Sum):
+        extreme = _extreme(term)
+        if extreme is not None:
+            return extreme
     if isinstance(term, Func):
         arg = plan(term.arg, fast)
         return Call(arg.axes, term.name, term.order, arg)

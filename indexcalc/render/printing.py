@@ -40,7 +40,9 @@ from typing import Callable, NamedTuple
 from ..functions import CONSTANTS, builtin
 from ..terms import (
     Add,
+    Arg,
     IN_RANGE,
+    as_extreme,
     IndexValue,
     Delta,
     Deriv,
@@ -272,7 +274,17 @@ def _(term: IndexValue) -> Rendered:
 
 
 @_text.register
+def _(term: Arg) -> Rendered:
+    body = _text(term.body).text
+    return Rendered(f"[{term.at.name} == arg{term.kind}_{term.over.name} {body}]", ATOM)
+
+
+@_text.register
 def _(term: Sum) -> Rendered:
+    extreme = as_extreme(term)
+    if extreme is not None:  # max_d e, as the file writes it
+        kind, d, value = extreme
+        return Rendered(f"{kind}_{d.name} {_wrap(_text(value), MUL, _tparen)}", MUL)
     names = [i.name for i in term.indices]
     head = f"sum_{names[0]}" if len(names) == 1 else "sum_{" + ",".join(names) + "}"
     return Rendered(f"{head} {_wrap(_text(term.body), MUL, _tparen)}", MUL)
@@ -466,7 +478,18 @@ def _(term: IndexValue) -> Rendered:
 
 
 @_latex.register
+def _(term: Arg) -> Rendered:
+    body = _wrap(_latex(term.body), MUL, _lparen)
+    head = f"\\operatorname*{{arg\\,{term.kind}}}_{{{term.over.name}}}"
+    return Rendered(f"\\left[{term.at.name} = {head} {body}\\right]", ATOM)
+
+
+@_latex.register
 def _(term: Sum) -> Rendered:
+    extreme = as_extreme(term)
+    if extreme is not None:
+        kind, d, value = extreme
+        return Rendered(f"\\{kind}_{{{d.name}}} {_wrap(_latex(value), MUL, _lparen)}", MUL)
     head = "\\sum_{" + ",".join(i.name for i in term.indices) + "}"
     return Rendered(f"{head} {_wrap(_latex(term.body), MUL, _lparen)}", MUL)
 

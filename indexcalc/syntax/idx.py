@@ -71,6 +71,7 @@ from ..terms import (
     ZERO,
     Add,
     Affine,
+    Arg,
     Bracket,
     Delta,
     IndexValue,
@@ -90,6 +91,7 @@ from ..terms import (
     mul,
     neg,
     power,
+    rename_indices,
     replace,
     unshadow,
 )
@@ -208,7 +210,7 @@ def _tokenize(line: _Line) -> list[Token]:
             raise line.error(f"a name has at most {MAX_NAME_LENGTH} characters "
                              f"(this one has {len(text.removeprefix('sum_'))})", column,
                              hint="names reach LaTeX and code: use a short one (W1, gamma)")
-        if kind == "NAME" and text.startswith("sum_"):
+        if kind == "NAME" and text.startswith(_REDUCTIONS):
             tokens.extend(_sum_tokens(line, text, column))
         elif kind == "NUM":
             if code[match.end():match.end() + 1] == ".":  # 1.0.5, 2..3: not two numbers
@@ -227,16 +229,23 @@ def _tokenize(line: _Line) -> list[Token]:
     return tokens
 
 
+#: Prefixes of the reductions over an index: ``sum_m``, ``max_d``, ``min_d``.
+_REDUCTIONS = ("sum_", "max_", "min_")
+
+
 def _sum_tokens(line: _Line, text: str, column: int) -> list[Token]:
-    """``sum_m`` becomes SUM and NAME ``m``; ``sum_`` must be followed right away by ``{``."""
-    rest = text[len("sum_"):]
+    """``sum_m`` becomes SUM and NAME ``m`` (``max_d``: SUM with text ``max_``); ``sum_``
+    must be followed right away by ``{``."""
+    prefix = text[:4]
+    rest = text[len(prefix):]
     after = column - 1 + len(text)  # 0-based position just after the name
     if not rest and not line.code.startswith("{", after):
         raise line.error(
-            "expected an index or '{' right after sum_", column + len("sum_"),
-            hint="write sum_m ... or sum_{s,c} ...",
+            f"expected an index or '{{' right after {prefix}", column + len(prefix),
+            hint="write sum_m ... or sum_{s,c} ..." if prefix == "sum_" else
+            f"write {prefix}d ...",
         )
-    tokens = [Token("SUM", "sum_", column)]
+    tokens = [Token("SUM", prefix, column)]
     if rest:
         tokens.append(Token("NAME", rest, column + len("sum_")))
     return tokens
@@ -460,6 +469,7 @@ class RSum(RNode):
     body: RNode
     column: int
     bounds: tuple[tuple[str, RIndex, RNode], ...] = ()
+    reduce: str = "sum"  # or "max" / "min": max_d e
 
     def children(self):
         return (self.body,) + tuple(rhs for _, _, rhs in self.bounds)
@@ -598,7 +608,11 @@ class _ExprParser:
             indices = [_parse_index(self.cursor)]
         if self.cursor.peek().kind not in self._STARTS_FACTOR + ("-",):
             raise self.cursor.unexpected("the term to sum after the sum's indices")
-        return RSum(tuple(indices), self.term(), start.column, tuple(bounds))
+        reduce = start.text[:3]
+        if reduce != "sum" and (len(indices) != 1 or bounds):
+            raise self.cursor.line.error(f"{reduce}_ reduces over one index, without a bound",
+                                         start.column, hint=f"write {reduce}_d X[n,d]")
+        return RSum(tuple(indices), self.term(), start.column, tuple(bounds), reduce)
 
     def _summed_index(self, bounds: list) -> RIndex:
         """An index of ``sum_{...}``, with a bound where one follows (``u <= t``)."""
@@ -1169,6 +1183,12 @@ class _IndexAnalysis:
 
     def _build_sum(self, node: RSum) -> Term:
         body = self._build(node.body)
+        if node.reduce != "sum":  # max_d e = sum_d [d == argmax_d' e(d')] e(d)
+            (d,) = (self._index(i) for i in node.indices)
+            taken = body.all_index_names() | {i.name for i in body.free}
+            other = Index(naming.fresh_variant(d.name, taken), d.dim)
+            choice = Arg(node.reduce, d, other, rename_indices(body, {d: other}))
+            return Sum((d,), mul(choice, body))
         if node.bounds:
             body = mul(*(Bracket(op, IndexValue(Affine(((1, self._index(index)),))),
                                  _as_index_value(self._build(rhs)))
