@@ -43,6 +43,8 @@ class _Function:
     args: tuple[str, ...]
     doc: str
     body: tuple[ast.stmt, ...]
+    #: default values of trailing arguments: the file's size of a dim no input carries
+    defaults: tuple[tuple[str, str], ...] = ()
 
 
 def module_source(derivation: Derivation, framework: str) -> str:
@@ -122,7 +124,15 @@ def _forward(problem: Problem, framework: str,
     args += tuple(missing)  # a dim that no input carries
     what = " and ".join(outputs)
     doc = f"The forward pass: {what} from the inputs."
-    return _Function("forward", args, doc, _body(problem, code.source, args, framework))
+    # a dim with a size in the file (a pooling window) defaults to it, so the autograd
+    # apply, which passes the inputs only, can call forward
+    sizes = [(a, problem.dims.get(a)) for a in missing]
+    defaults = tuple((a, str(n)) for a, n in sizes if n is not None and a not in
+                     problem.dim_formulas)
+    if len(defaults) != len(missing):
+        defaults = ()  # only trailing arguments take defaults: all or none
+    return _Function("forward", args, doc, _body(problem, code.source, args, framework),
+                     defaults)
 
 
 def _result_function(problem: Problem, result: Result, framework: str) -> _Function:
@@ -397,13 +407,15 @@ def _autograd(derivation: Derivation, framework: str) -> str:
 
 def _dim_of_inputs(problem: Problem, dim: str) -> str | None:
     """``dim`` read off an input's shape (``X.shape[0]``), or computed from its formula in
-    such dims; None when no input carries it."""
+    such dims, or else the size the file gives it (a pooling window ``dims K=3`` that no
+    input carries is a hyperparameter of the layer); None when none of these is known."""
     for name, tensor in problem.inputs.items():
         if dim in tensor.dims:
             return f"{naming.code_name(name)}.shape[{tensor.dims.index(dim)}]"
     formula = problem.dim_formulas.get(dim)
     if formula is None:
-        return None
+        size = problem.dims.get(dim)
+        return None if size is None else str(size)
     parts = {d: _dim_of_inputs(problem, d) for d in formula.dims}
     if None in parts.values():
         return None
@@ -497,7 +509,9 @@ def _grad_var(name: str) -> str:
 # --- printing ------------------------------------------------------------------------------
 
 def _print_function(fn: _Function) -> str:
-    lines = [_wrap_line(f"def {fn.name}({', '.join(fn.args)}):")]
+    given = dict(fn.defaults)
+    args = [f"{a}={given[a]}" if a in given else a for a in fn.args]
+    lines = [_wrap_line(f"def {fn.name}({', '.join(args)}):")]
     lines.append(_docstring(fn.doc, "    "))
     for statement in fn.body:
         printed = _format(statement, "    ")
