@@ -140,6 +140,8 @@ class Term:
         """Names of the tensors (inputs and defined) this term mentions."""
         if isinstance(self, Tensor):
             return frozenset((self.name,))
+        if isinstance(self, MatrixFunc):
+            return frozenset((self.matrix,))
         out: frozenset[str] = frozenset()
         for child in self.children():
             out |= child.tensor_names
@@ -180,7 +182,7 @@ class Term:
     def all_index_names(self) -> set[str]:
         names: set[str] = set()
         for node in self.walk():
-            if isinstance(node, (Tensor, Grad, Delta, IndexValue)):
+            if isinstance(node, (Tensor, Grad, Delta, IndexValue, MatrixFunc)):
                 names.update(i.name for i in node.free)
             elif isinstance(node, Arg):
                 names.update(i.name for i in _free_of((node.at, node.over)))
@@ -234,6 +236,27 @@ class Tensor(Term):
 
     def _key(self):
         return (self.name, self.indices)
+
+    @cached_property
+    def free(self):
+        return _free_of(self.indices)
+
+
+#: The matrix functions of the language and the number of indices each takes.
+MATRIX_FUNCTIONS = {"inv": 2, "det": 0, "logdet": 0}
+
+
+@_term
+class MatrixFunc(Term):
+    """``inv(A)[i,j]``, ``det(A)`` or ``logdet(A)`` (the log of |det A|) of the square
+    two-index tensor named ``matrix``, an input or a definition."""
+
+    name: str
+    matrix: str
+    indices: tuple[Index, ...] = ()
+
+    def _key(self):
+        return (self.name, self.matrix, self.indices)
 
     @cached_property
     def free(self):
@@ -659,6 +682,9 @@ def _rename(term: Term, mapping: Mapping[Index, Index]) -> Term:
         return Tensor(term.name, tuple(_substitute_position(i, mapping) for i in term.indices))
     if isinstance(term, Grad):
         return Grad(term.of, term.wrt, tuple(_substitute_position(i, mapping) for i in term.indices))
+    if isinstance(term, MatrixFunc):
+        return MatrixFunc(term.name, term.matrix,
+                          tuple(_substitute_position(i, mapping) for i in term.indices))
     if isinstance(term, Delta):
         return Delta(_substitute_position(term.a, mapping), _substitute_position(term.b, mapping))
     if isinstance(term, IndexValue):
@@ -751,8 +777,9 @@ def canonical(term: Term) -> Term:
 @functools.lru_cache(maxsize=1 << 16)
 def _shape_key(term: Term, bound: frozenset = frozenset()) -> str:
     """A sort key that ignores the names of indices bound inside the term (``bound``)."""
-    if isinstance(term, (Tensor, Grad)):
-        head = term.name if isinstance(term, Tensor) else f"d{term.of}/d{term.wrt}"
+    if isinstance(term, (Tensor, Grad, MatrixFunc)):
+        head = (term.name if isinstance(term, Tensor) else f"d{term.of}/d{term.wrt}"
+                if isinstance(term, Grad) else f"{term.name}({term.matrix})")
         return head + "[" + ",".join(_index_key(i, bound) for i in term.indices) + "]"
     if isinstance(term, Delta):
         return "delta(" + _index_key(term.a, bound) + "," + _index_key(term.b, bound) + ")"
@@ -801,8 +828,8 @@ def _binding_order(s: Sum) -> list[Index]:
     bound = set(s.indices)
 
     def visit(t: Term):
-        if isinstance(t, (Tensor, Grad, Delta, IndexValue)):
-            positions = (t.indices if isinstance(t, (Tensor, Grad))
+        if isinstance(t, (Tensor, Grad, Delta, IndexValue, MatrixFunc)):
+            positions = (t.indices if isinstance(t, (Tensor, Grad, MatrixFunc))
                          else (t.a, t.b) if isinstance(t, Delta) else (t.value,))
             for p in positions:
                 for i in ((p,) if isinstance(p, Index) else (j for _, j in p.terms)):

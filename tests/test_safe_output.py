@@ -201,7 +201,10 @@ NUMPY_FUNCTIONS = frozenset({
     "float64",  # the dtype of a scalar result: no builtin that a user's name could shadow
     "arange", "clip", "transpose", "take",  # shifted reads x[u+k]: a clipped gather, a mask
     "max", "min", "argmax", "argmin",  # max_d, and the maximising entry of its derivative
+    "linalg",
 })
+#: Functions of ``np.linalg`` it may call: inv, det, logdet and products with an inverse.
+NUMPY_LINALG = frozenset({"inv", "det", "slogdet", "solve"})
 #: Attributes of arrays (and of ``np.multiply``) the generated code may use.
 ARRAY_ATTRIBUTES = frozenset({"shape", "sum", "T", "copy", "outer", "reshape", "dot",
                               "diagonal", "trace", "ndim", "size", "prod"})
@@ -249,6 +252,9 @@ def assert_only_tool_constructs(source: str, args: tuple[str, ...], problem) -> 
             assert not node.attr.startswith("_"), (node.attr, source)
             if isinstance(node.value, ast.Name) and node.value.id == "np":
                 assert node.attr in NUMPY_FUNCTIONS, (node.attr, source)
+            elif (isinstance(node.value, ast.Attribute) and node.value.attr == "linalg"
+                  and isinstance(node.value.value, ast.Name) and node.value.value.id == "np"):
+                assert node.attr in NUMPY_LINALG, (node.attr, source)
             else:
                 assert node.attr in ARRAY_ATTRIBUTES, (node.attr, source)
         if isinstance(node, ast.Call):

@@ -20,7 +20,7 @@ from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
 from ..problem import Problem
 from ..terms import (
-    IN_RANGE, ONE, ZERO, Add, Affine, Arg, Bracket, IndexValue, in_range, linear, position, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
+    IN_RANGE, ONE, ZERO, Add, Affine, Arg, Bracket, MatrixFunc, IndexValue, in_range, linear, position, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
     rename_indices, same, split_coeff, sub, canonical, freshen_bound, contains, replace,
     fresh_name,
@@ -175,6 +175,45 @@ def bracket_rule(term: Term, ctx: Context) -> Term | None:
     max_d e = sum_d [d = argmax e] e differentiates through the maximising entry."""
     expr, _ = _deriv_parts(term)
     return ZERO if isinstance(expr, (Bracket, Arg)) else None
+
+
+#: The Matrix Cookbook's derivatives (Petersen & Pedersen, 2012) with respect to an entry
+#: A_kl of the matrix, as (identity, local derivative of the entry ``f`` at k, l).
+_MATRIX_RULES = {
+    "inv": ("d inv(A)_ij / dA_kl = -inv(A)_ik inv(A)_lj (Matrix Cookbook eq. 59)",
+            lambda f, inv, k, l: neg(mul(inv(f.indices[0], k), inv(l, f.indices[1])))),
+    "det": ("d det(A) / dA_kl = det(A) inv(A)_lk (Matrix Cookbook eq. 49)",
+            lambda f, inv, k, l: mul(f, inv(l, k))),
+    "logdet": ("d log|det A| / dA_kl = inv(A)_lk (Matrix Cookbook eq. 57)",
+               lambda f, inv, k, l: inv(l, k)),
+}
+
+
+def matrix_function_rule(name: str) -> Callable[[Term, Context], Term | None]:
+    """The rule d f(A) = sum_kl df/dA_kl dA_kl for the matrix function ``name``: the
+    Cookbook's entry derivative, then the chain rule through the entries of A (which gives
+    the deltas of dA_kl / dA_ij when A is the variable, and A's definition when it is not)."""
+    identity, local = _MATRIX_RULES[name]
+
+    def rule(term: Term, ctx: Context) -> Term | None:
+        expr, wrt = _deriv_parts(term)
+        if not (isinstance(expr, MatrixFunc) and expr.name == name) or not _dep(expr, wrt, ctx):
+            return None
+        rows, cols = ctx.problem.tensor_dims(expr.matrix)
+        taken = {i.name for i in expr.free | wrt.free}
+        k = Index(fresh_name("k", taken) if "k" in taken else "k", rows)
+        taken.add(k.name)
+        l = Index(fresh_name("l", taken) if "l" in taken else "l", cols)
+
+        def inv(a, b):
+            return MatrixFunc("inv", expr.matrix, (a, b))
+
+        return make_sum((k, l), mul(local(expr, inv, k, l),
+                                    Deriv(Tensor(expr.matrix, (k, l)), wrt)))
+
+    rule.__name__ = f"derivative_of_{name}"
+    rule.__doc__ = identity
+    return rule
 
 
 def declared_function_rule(term: Term, ctx: Context) -> Term | None:
@@ -553,7 +592,8 @@ def _one_plus_exp(term: Term) -> Term | None:
 
 
 def symmetric_input(term: Term, ctx: Context) -> Term | None:
-    """S_ki = S_ik  for an input declared symmetric: the summed index written second.
+    """S_ki = S_ik  for an input declared symmetric (and inv(S)_ki = inv(S)_ik): the summed
+    index written second.
 
     So ``sum_k S_ki x_k`` reads ``sum_k S_ik x_k`` (``S x``, not ``S^T x``) and collects with
     a term that has it so (``(S + S^T) x`` is ``2 S x``).  Never inside a derivative still
@@ -571,6 +611,10 @@ def symmetric_input(term: Term, ctx: Context) -> Term | None:
             a, b = t.indices
             if a in bound and b in free:
                 return Tensor(t.name, (b, a))
+        if isinstance(t, MatrixFunc) and t.name == "inv" and t.matrix in symmetric:
+            a, b = t.indices  # the inverse of a symmetric matrix is symmetric
+            if a in bound and b in free:
+                return MatrixFunc("inv", t.matrix, (b, a))
         return None
 
     body = replace(term.body, swapped)
@@ -738,6 +782,10 @@ RULES: tuple[Rule, ...] = (
       for name in FUNCTIONS),
     Rule("derivative of a declared function", declared_function_rule, phase="differentiate"),
     Rule("derivative of a bracket", bracket_rule, phase="differentiate"),
+    Rule("derivative of an inverse", matrix_function_rule("inv"), phase="differentiate"),
+    Rule("derivative of a determinant", matrix_function_rule("det"), phase="differentiate"),
+    Rule("derivative of a log-determinant", matrix_function_rule("logdet"),
+         phase="differentiate"),
     Rule("derivative of an entry", entry_rule, phase="differentiate"),
     Rule("contract deltas", contract_delta),
     Rule("delta identities", delta_identities),

@@ -50,13 +50,13 @@ import numpy as np
 from .. import limits, naming
 from ..functions import CONSTANTS, FUNCTIONS, POSITIVE, REAL, builtin
 from ..emit.plan import (
-    Arange, ArgIndex, Call, Compare, ConstantValue, DimValue, Eye, Gather, Number, Plan,
-    Product, Raise, Read, Reduce, Select, Total, plan as make_plan,
+    Arange, ArgIndex, Call, Compare, ConstantValue, DimValue, Eye, Gather, MatrixValue, Number,
+    Plan, Product, Raise, Read, Reduce, Select, Total, plan as make_plan,
 )
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, InputError, Problem
 from ..terms import (
-    Func, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
+    Func, Index, MatrixFunc, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
 )
 
 #: Sizes given to dims without ``=n``: small and distinct, so a transposition shows.
@@ -154,6 +154,16 @@ def make_world(problem: Problem, seed: int = 0) -> World:
         values[name] = rng.uniform(low, high, size=shape)
         if decl.symmetric:
             values[name] = (values[name] + values[name].T) / 2
+    conditioned = _inverted_inputs(problem)
+    for name in conditioned:  # inv, det, logdet: well away from singular
+        n = values[name].shape[0]
+        noise = values[name] / np.sqrt(n)
+        values[name] = (np.eye(n) + noise @ noise.T if problem.inputs[name].symmetric
+                        else np.eye(n) + 0.5 * noise)
+    if conditioned:
+        drawn = (f"{', '.join(sorted(conditioned))} drawn well-conditioned (identity plus "
+                 f"a small random part) for inv/det/logdet")
+        note = "; ".join(part for part in (note, drawn) if part)
     for assumption in problem.assumptions:
         _enforce(assumption, values, rng)
     upstream = {}
@@ -253,6 +263,12 @@ def _plan_children(p: Plan) -> tuple[Plan, ...]:
     return ()
 
 
+def _inverted_inputs(problem: Problem) -> set[str]:
+    """Inputs that inv, det or logdet take: the check draws them well-conditioned."""
+    return {t.matrix for d in problem.definitions.values() if d.body is not None
+            for t in d.body.walk() if isinstance(t, MatrixFunc) and t.matrix in problem.inputs}
+
+
 def _positive_inputs(problem: Problem) -> set[str]:
     """Inputs that appear inside log/sqrt, in a denominator or under a fractional power."""
     out: set[str] = set()
@@ -340,6 +356,20 @@ class Evaluator:
         plan = make_plan(term)
         return self.execute(plan), plan.axes
 
+    def _matrix_value(self, p: MatrixValue) -> np.ndarray:
+        """inv(A), det(A), log|det A|, analytic in A so that a complex step goes through
+        (log of det times the sign of its real part, not slogdet, which drops the step)."""
+        a = self.tensor(p.matrix)
+        if p.fn == "det":
+            return np.linalg.det(a)
+        if p.fn == "logdet":
+            d = np.linalg.det(a)
+            return np.log(d * np.sign(np.real(d)))
+        value = np.linalg.inv(a)
+        if len(p.axes) != len(p.indices):
+            value = np.einsum(_spec(p.indices) + "->" + _spec(p.axes, p.indices), value)
+        return value
+
     def _arange(self, p: Arange) -> np.ndarray:
         """The values of ``p``, each index's arange on its own axis (broadcast together)."""
         n = len(p.axes)
@@ -392,6 +422,8 @@ class Evaluator:
             return np.eye(self.world.sizes[p.dim])
         if isinstance(p, Arange):
             return self._arange(p)
+        if isinstance(p, MatrixValue):
+            return self._matrix_value(p)
         if isinstance(p, ArgIndex):  # the first extreme, on the real parts
             pick = np.argmax if p.kind == "max" else np.argmin
             return pick(np.real(self.execute(p.body)), axis=p.body.axes.index(p.over))

@@ -24,7 +24,7 @@ from .. import naming
 from ..functions import CONSTANTS, builtin
 from ..matrix import ir
 from .plan import (
-    Arange, ArgIndex, Call, Compare, Reduce, ConstantValue, Gather, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Arange, ArgIndex, Call, Compare, MatrixValue, Reduce, ConstantValue, Gather, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
 )
 from ..problem import Problem
 from ..terms import (
@@ -193,6 +193,9 @@ class NumpyPrinter:
     def _ones(self, m: ir.Ones):
         return f"np.ones({self.names.dim(m.dim)})", ATOM
 
+    def _inverse(self, m: ir.Inverse):
+        return f"np.linalg.inv({self.names.tensor(m.name)})", ATOM
+
     def _identity(self, m: ir.Identity):
         return f"np.eye({self.names.dim(m.dim)})", ATOM
 
@@ -210,7 +213,30 @@ class NumpyPrinter:
             return f"{c(m.a.v, ATOM)}[:, None] * {c(m.b, MATMUL + 1)}", ELEMENTWISE
         if isinstance(m.b, ir.Diag) and m.a.shape.ndim == 2:  # M diag(v) scales the columns
             return f"{c(m.a, ELEMENTWISE)} * {c(m.b.v, ATOM)}[None, :]", ELEMENTWISE
+        solved = self._solve(m)
+        if solved is not None:
+            return solved, ATOM
         return f"{c(m.a, MATMUL)} @ {c(m.b, MATMUL + 1)}", MATMUL
+
+    def _solve(self, m: ir.MatMul) -> str | None:
+        """S^-1 B as ``np.linalg.solve(S, B)`` and a^T S^-1 as ``solve(S.T, a)``: a
+        factorisation instead of an explicit inverse, where the inverse is not shared."""
+        def inverse(x):
+            if isinstance(x, ir.Inverse) and x not in self.shared:
+                return self.names.tensor(x.name), False
+            if (isinstance(x, ir.Transpose) and isinstance(x.x, ir.Inverse)
+                    and x not in self.shared and x.x not in self.shared):
+                return self.names.tensor(x.x.name), True
+            return None
+        left = inverse(m.a)
+        if left is not None:
+            name, transposed = left
+            return f"np.linalg.solve({name}{'.T' if transposed else ''}, {self.code(m.b, 0)})"
+        right = inverse(m.b)
+        if right is not None and m.a.shape.ndim == 1:
+            name, transposed = right
+            return f"np.linalg.solve({name}{'' if transposed else '.T'}, {self.code(m.a, 0)})"
+        return None
 
     def _outer(self, m: ir.Outer):
         fn = "np.outer" if self.display else "np.multiply.outer"
@@ -461,7 +487,20 @@ def _matmul(operands: list[tuple[str, tuple[Index, ...]]], p: Product,
         (a, a_idx, a_free), (b, b_idx, b_free) = (b, b_idx, b_free), (a, a_idx, a_free)
     left = _arrange(a, a_idx, (*a_free, k), letters)
     right = _arrange(b, b_idx, (k, *b_free), letters)
+    # a product with an inverse is a solve: S^-1 b = solve(S, b), a^T S^-1 = solve(S^T, a)
+    inverse = _INVERSE.fullmatch(left)
+    if inverse:
+        matrix = inverse[1] + (".T" if inverse[2] else "")
+        return f"np.linalg.solve({matrix}, {right})"
+    inverse = _INVERSE.fullmatch(right)
+    if inverse and len(a_idx) == 1:
+        matrix = inverse[1] + ("" if inverse[2] else ".T")
+        return f"np.linalg.solve({matrix}, {left})"
     return f"({_operand(left)} @ {_operand(right)})"
+
+
+#: ``np.linalg.inv(S)`` or its transpose, as the plan prints an inverse used once.
+_INVERSE = re.compile(r"np\.linalg\.inv\(([A-Za-z_][A-Za-z0-9_]*)\)(\.T)?")
 
 
 def _letter(i: Index, letters: dict[Index, str]) -> str:
@@ -522,6 +561,8 @@ def _code(p: Plan, names: Names, letters) -> str:
         return _shared(p, names, lambda: _arange(p, names))
     if isinstance(p, Gather):
         return _gather(p, names, letters)
+    if isinstance(p, MatrixValue):
+        return _shared(p, names, lambda: _matrix_value(p, names, letters))
     if isinstance(p, (ArgIndex, Reduce)):
         fn = ("arg" if isinstance(p, ArgIndex) else "") + p.kind
         body = _code(p.body, names, letters)
@@ -553,6 +594,20 @@ def _code(p: Plan, names: Names, letters) -> str:
         return _shared(p, names, lambda: _product(p, names, letters)) \
             if p.bound or elementwise else _product(p, names, letters)
     raise TypeError(f"no NumPy for {type(p).__name__}")  # pragma: no cover
+
+
+def _matrix_value(p: MatrixValue, names: Names, letters) -> str:
+    a = names.tensor(p.matrix)
+    if p.fn == "det":
+        return f"np.linalg.det({a})"
+    if p.fn == "logdet":
+        return f"np.linalg.slogdet({a})[1]"
+    code = f"np.linalg.inv({a})"
+    if len(p.axes) != len(p.indices):
+        src = "".join(_letter(i, letters) for i in p.indices)
+        dst = "".join(_letter(i, letters) for i in p.axes)
+        code = f"np.einsum('{src}->{dst}', {code})"
+    return code
 
 
 def _arange(p: Arange, names: Names) -> str:

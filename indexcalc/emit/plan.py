@@ -15,7 +15,7 @@ from fractions import Fraction
 from itertools import permutations
 
 from ..terms import (
-    IN_RANGE, Affine, Arg, IndexValue, as_extreme, linear,
+    IN_RANGE, Affine, Arg, IndexValue, MatrixFunc, as_extreme, linear,
     Add, Bracket, Constant, Delta, DimSize, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, add, make_sum, mul,
 )
 
@@ -96,6 +96,16 @@ class Reduce(Plan):
     kind: str
     over: Index
     body: Plan
+
+
+@dataclass(frozen=True)
+class MatrixValue(Plan):
+    """``inv(A)`` read at ``indices`` (a repeated index reads its diagonal), or the number
+    ``det(A)`` / ``logdet(A)``."""
+
+    fn: str
+    matrix: str
+    indices: tuple[Index, ...]
 
 
 @dataclass(frozen=True)
@@ -474,6 +484,11 @@ def _plan(term: Term, fast: bool) -> Plan:
         return Compare(_widest_first([a, b]), "==", a, b)
     if isinstance(term, IndexValue):
         return _arange(linear(term.value))
+    if isinstance(term, MatrixFunc):
+        if not all(isinstance(i, Index) for i in term.indices):
+            raise TypeError("no plan for inv(A) at shifted positions")
+        return MatrixValue(tuple(dict.fromkeys(term.indices)), term.name, term.matrix,
+                           term.indices)
     if isinstance(term, Arg):  # [at == argmax_over body]
         body = plan(term.body, fast)
         choice = ArgIndex(tuple(i for i in body.axes if i != term.over), term.kind, term.over, body)

@@ -120,6 +120,18 @@ class Ones(Node):
 
 
 @dataclass(frozen=True)
+class Inverse(Node):
+    """The inverse ``A^{-1}`` of the square tensor ``name`` (an input or a definition)."""
+
+    name: str
+    dim: str
+
+    @cached_property
+    def shape(self):
+        return Shape(self.dim, self.dim)
+
+
+@dataclass(frozen=True)
 class Identity(Node):
     dim: str
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from ..terms import (
-    Add, Delta, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
+    Add, Delta, Func, Grad, Index, MatrixFunc, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
     make_sum, mul, add as add_terms, split_coeff,
 )
 from .ir import (
-    Apply, Broadcast, Diag, Hadamard, HadamardDiv, Identity, MatMul, Node, Ones, Outer,
+    Apply, Broadcast, Diag, Hadamard, HadamardDiv, Identity, Inverse, MatMul, Node, Ones, Outer,
     Power, Ref, Scalar, Scale, Shape, ShapeMismatch, SumAxis, Transpose,
 )
 from .ir import Sum as MSum
@@ -63,6 +63,8 @@ def _scalar_only(term: Term) -> bool:
 def _conv(term: Term) -> Shaped:
     if _scalar_only(term):
         return Shaped(Scalar(term), ())
+    if isinstance(term, (Tensor, Grad)) and not all(isinstance(i, Index) for i in term.indices):
+        raise NoMatrixForm  # a shifted read x[u+k]: no matrix reading
     if isinstance(term, Tensor):
         if len(term.indices) > 2 or len(set(term.indices)) != len(term.indices):
             raise NoMatrixForm
@@ -71,7 +73,13 @@ def _conv(term: Term) -> Shaped:
         if len(term.indices) > 2 or len(set(term.indices)) != len(term.indices):
             raise NoMatrixForm
         return Shaped(Ref(term.array_name, _dims(term.indices), (term.of, term.wrt)), term.indices)
+    if isinstance(term, MatrixFunc) and term.name == "inv":
+        if len(set(term.indices)) != 2 or not all(isinstance(i, Index) for i in term.indices):
+            raise NoMatrixForm
+        return Shaped(Inverse(term.matrix, term.indices[0].dim), term.indices)
     if isinstance(term, Delta):
+        if not term.plain or term.a.dim != term.b.dim:
+            raise NoMatrixForm
         if term.a == term.b:
             raise NoMatrixForm
         return Shaped(Identity(term.a.dim), (term.a, term.b))

@@ -74,6 +74,10 @@ def _ones(m: ir.Ones):
     return "\\mathbf{1}", ATOM
 
 
+def _inverse(m: ir.Inverse):
+    return f"{bold(m.name)}^{{-1}}", TRANSPOSED  # bracketed before a further superscript
+
+
 def _identity(m: ir.Identity):
     return "\\mathbf{I}", ATOM
 
@@ -81,6 +85,8 @@ def _identity(m: ir.Identity):
 # --- structure -------------------------------------------------------------------------------
 
 def _transpose(m: ir.Transpose):
+    if isinstance(m.x, ir.Inverse):  # (S^-1)^T = S^-T
+        return f"{bold(m.x.name)}^{{-T}}", TRANSPOSED
     return f"{_wrap(m.x, ATOM)}^{{T}}", TRANSPOSED
 
 

@@ -41,6 +41,7 @@ from ..functions import CONSTANTS, builtin
 from ..terms import (
     Add,
     Arg,
+    MatrixFunc,
     IN_RANGE,
     as_extreme,
     IndexValue,
@@ -274,6 +275,11 @@ def _(term: IndexValue) -> Rendered:
 
 
 @_text.register
+def _(term: MatrixFunc) -> Rendered:
+    return Rendered(f"{term.name}({term.matrix})" + _index_list(term.indices), ATOM)
+
+
+@_text.register
 def _(term: Arg) -> Rendered:
     body = _text(term.body).text
     return Rendered(f"[{term.at.name} == arg{term.kind}_{term.over.name} {body}]", ATOM)
@@ -475,6 +481,16 @@ def _(term: Bracket) -> Rendered:
 def _(term: IndexValue) -> Rendered:
     return Rendered(term.value.name, ATOM if len(term.value.terms) <= 1 and not
                     (term.value.terms and term.value.offset) else ADD)
+
+
+@_latex.register
+def _(term: MatrixFunc) -> Rendered:
+    matrix = "\\mathbf{" + name_latex(term.matrix) + "}"
+    if term.name == "det":
+        return Rendered(f"\\det {matrix}", ATOM)
+    if term.name == "logdet":
+        return Rendered(f"\\log\\lvert {matrix}\\rvert", ATOM)
+    return Rendered(f"({matrix}^{{-1}})" + _latex_indices(term.indices), ATOM)
 
 
 @_latex.register

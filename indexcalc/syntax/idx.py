@@ -75,6 +75,8 @@ from ..terms import (
     Bracket,
     Delta,
     IndexValue,
+    MATRIX_FUNCTIONS,
+    MatrixFunc,
     Constant,
     DimSize,
     Func,
@@ -103,7 +105,8 @@ KEYWORDS = (
     "sum", "delta", "loss", "wrt", "grad", "jacobian", "hessian",
     "input", "dims", "function", "assume", "title", "where",
 )
-RESERVED_NAMES = frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS) | frozenset(CONSTANTS)
+RESERVED_NAMES = (frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS) | frozenset(CONSTANTS)
+                  | frozenset(MATRIX_FUNCTIONS))
 GOAL_KINDS = ("grad", "jacobian", "hessian")
 
 #: Deepest nesting of parentheses, unary minus, powers and sums in one expression.
@@ -377,6 +380,20 @@ class RDelta(RNode):
 
     def index_uses(self):
         return _indices_at((self.a, self.b))
+
+
+@dataclass(frozen=True, eq=False)
+class RMatrixFunc(RNode):
+    """``inv(A)[i,j]``, ``det(A)``, ``logdet(A)``: ``matrix`` is the name inside."""
+
+    name: str
+    matrix: str
+    indices: tuple[RIndex, ...]
+    column: int
+    matrix_column: int
+
+    def index_uses(self):
+        return self.indices
 
 
 @dataclass(frozen=True, eq=False)
@@ -690,6 +707,8 @@ class _ExprParser:
             return self.delta()
         if name == "where" and following == "(":
             return self.where()
+        if name in MATRIX_FUNCTIONS and following == "(":
+            return self.matrix_function()
         if name == "loss":
             raise self.cursor.error(
                 "loss(...) must be the whole right side of a scalar definition", token,
@@ -705,6 +724,26 @@ class _ExprParser:
             return self.call()
         self.cursor.next()
         return RName(name, token.column)
+
+    def matrix_function(self) -> RMatrixFunc:
+        """``inv(A)[i,j]``, ``det(A)``, ``logdet(A)``: of a tensor's name."""
+        start = self.cursor.next()
+        hint = "write  inv(A)[i,j], det(A) or logdet(A)  with A a square tensor's name"
+        self.cursor.expect("(", f"'(' after {start.text}", hint=hint)
+        matrix = self.cursor.expect("NAME", f"the name of a square tensor in {start.text}(",
+                                    hint=hint)
+        self.cursor.expect(")", f"')' after the name of {start.text}'s matrix", hint=hint)
+        indices: list[RIndex] = []
+        if MATRIX_FUNCTIONS[start.text]:
+            self.cursor.expect("[", f"'[' and two indices after {start.text}({matrix.text})",
+                               hint=hint)
+            indices = _comma_separated(self.cursor, lambda: _parse_index(self.cursor))
+            self.cursor.expect("]", "',' or ']' after an index")
+            if len(indices) != 2:
+                raise self.cursor.line.error(f"{start.text}({matrix.text}) takes two indices",
+                                             indices[0].column, hint=hint)
+        return RMatrixFunc(start.text, matrix.text, tuple(indices), start.column,
+                           matrix.column)
 
     def tensor(self) -> RTensor:
         name = self.cursor.next()
@@ -891,7 +930,21 @@ class _IndexAnalysis:
         if name not in self.problem.functions:
             raise self.file.missing_name_error(self.line, name, node.column, "function")
 
-    _RESOLVERS = {RName: _resolve_name, RTensor: _resolve_tensor, RFunc: _resolve_func}
+    def _resolve_matrix_func(self, node: RMatrixFunc) -> None:
+        name = node.matrix
+        self._check_not_self(name, node.matrix_column)
+        if not self.file.is_tensor(name):
+            raise self.file.missing_name_error(self.line, name, node.matrix_column, "tensor")
+        dims = self.problem.tensor_dims(name)
+        if len(dims) != 2 or dims[0] != dims[1]:
+            raise self.line.error(
+                f"{node.name} needs a square matrix; {name} is {_shape(name, dims)}",
+                node.matrix_column, hint="a square two-index tensor, as  input S[N,N]")
+        for index in node.indices:
+            self._assign_dim(index, dims[0])
+
+    _RESOLVERS = {RName: _resolve_name, RTensor: _resolve_tensor, RFunc: _resolve_func,
+                  RMatrixFunc: _resolve_matrix_func}
 
     def _assign_dim(self, index: RIndex, dim: str, at_position: bool = False) -> None:
         known = self.dims.get(index.name)
@@ -990,7 +1043,7 @@ class _IndexAnalysis:
                 by_term.setdefault(use.chain[depth], []).append(use)
             for group in by_term.values():
                 self._place_implicit_sum(name, group)
-        elif isinstance(ancestor, (RMul, RTensor, RDelta, RIndexValue, RSum)):
+        elif isinstance(ancestor, (RMul, RTensor, RDelta, RIndexValue, RSum, RMatrixFunc)):
             self.implicit.setdefault(ancestor, []).append(name)
             self._warn_wide_implicit_sum(name, uses, depth)
         elif isinstance(ancestor, RPow):
@@ -1121,6 +1174,9 @@ class _IndexAnalysis:
     def _build_delta(self, node: RDelta) -> Term:
         return Delta(self._position(node.a, ""), self._position(node.b, ""))
 
+    def _build_matrix_func(self, node: RMatrixFunc) -> Term:
+        return MatrixFunc(node.name, node.matrix, tuple(self._index(i) for i in node.indices))
+
     def _build_index_value(self, node: RIndexValue) -> Term:
         return IndexValue(Affine(((1, self._index(node.index)),)))
 
@@ -1208,6 +1264,7 @@ class _IndexAnalysis:
         RSum: _build_sum,
         RBracket: _build_bracket,
         RIndexValue: _build_index_value,
+        RMatrixFunc: _build_matrix_func,
     }
 
 
