@@ -19,6 +19,8 @@ from indexcalc.functions import FUNCTIONS as FUNCTION_DERIVATIVES
 from indexcalc.terms import (
     ONE,
     Affine,
+    Arg,
+    MatrixFunc,
     in_range,
     ZERO,
     Add,
@@ -704,6 +706,52 @@ def test_change_of_summation_index_moves_a_sum_to_the_shorter_axis():
     out = fire("change of summation index", term, SHIFTS)
     assert to_text(out) == "sum_k [0 <= l-k < U] * g[l-k] * w[k]"
     no_fire("change of summation index", out, SHIFTS)  # over the kernel already
+
+
+# --- matrix functions (CONTRACT section 3; Matrix Cookbook, Petersen & Pedersen 2012) -----
+
+MATRICES = Context(problem("""
+    dims N
+    input S[N,N], v[N]
+"""))
+ni, nj, nk, nl = (Index(x, "N") for x in "ijkl")
+
+
+@covers("derivative of an inverse")
+def test_derivative_of_an_inverse_is_the_cookbooks_eq_59_through_the_entries():
+    out = fire("derivative of an inverse",
+               Deriv(MatrixFunc("inv", "S", (ni, nj)), t("S", Index("p", "N"), Index("q", "N"))),
+               MATRICES)
+    assert to_text(out) == "sum_{k,l} -inv(S)[i,k] * inv(S)[l,j] * d(S[k,l])/d(S[p,q])"
+    no_fire("derivative of an inverse", Deriv(MatrixFunc("inv", "S", (ni, nj)), t("v", nk)),
+            MATRICES)
+
+
+@covers("derivative of a determinant")
+def test_derivative_of_a_determinant_is_eq_49():
+    p, q = Index("p", "N"), Index("q", "N")
+    out = fire("derivative of a determinant", Deriv(MatrixFunc("det", "S"), t("S", p, q)),
+               MATRICES)
+    assert to_text(out) == "sum_{k,l} det(S) * inv(S)[l,k] * d(S[k,l])/d(S[p,q])"
+    no_fire("derivative of a determinant", Deriv(MatrixFunc("logdet", "S"), t("S", p, q)),
+            MATRICES)
+
+
+@covers("derivative of a log-determinant")
+def test_derivative_of_a_log_determinant_is_eq_57():
+    p, q = Index("p", "N"), Index("q", "N")
+    out = fire("derivative of a log-determinant", Deriv(MatrixFunc("logdet", "S"), t("S", p, q)),
+               MATRICES)
+    assert to_text(out) == "sum_{k,l} inv(S)[l,k] * d(S[k,l])/d(S[p,q])"
+    no_fire("derivative of a log-determinant", Deriv(MatrixFunc("logdet", "S"), t("v", nk)),
+            MATRICES)
+
+
+@covers("derivative of a bracket")
+def test_the_argmax_bracket_of_a_maximum_differentiates_to_zero():
+    """d [d == argmax_d2 x_d2] = 0: constant wherever the maximiser is unique."""
+    choice = Arg("max", nk, Index("k2", "N"), t("v", Index("k2", "N")))
+    assert fire("derivative of a bracket", Deriv(choice, t("v", ni)), MATRICES) == ZERO
 
 
 def test_every_rule_is_tested():

@@ -707,7 +707,7 @@ class _ExprParser:
             return self.delta()
         if name == "where" and following == "(":
             return self.where()
-        if name in MATRIX_FUNCTIONS and following == "(":
+        if name in MATRIX_FUNCTIONS:
             return self.matrix_function()
         if name == "loss":
             raise self.cursor.error(
