@@ -188,6 +188,18 @@ class DimFormula:
         return text(self.tree, 0)
 
 
+def linear_combination(parts) -> tuple[dict[str, Fraction], Fraction]:
+    """``sum_k c_k f_k`` for (c_k, f_k) pairs, each f a linear form in dims: ({dim: coefficient},
+    constant), zero coefficients dropped."""
+    lin: dict[str, Fraction] = {}
+    const = Fraction(0)
+    for c, (form, offset) in parts:
+        for d, v in form.items():
+            lin[d] = lin.get(d, 0) + c * v
+        const += c * offset
+    return {d: v for d, v in lin.items() if v}, const
+
+
 @dataclass(frozen=True)
 class Goal:
     """``grad L wrt W``, ``jacobian Y wrt X`` or ``hessian f wrt x`` (one goal per wrt)."""
@@ -270,13 +282,9 @@ class Problem:
             if node[0] == "*":
                 if a[0] and b[0]:
                     return None
-                (k, c), (lin, off) = (a, b) if not a[0] else (b, a)
-                return {d: c * v for d, v in lin.items()}, c * off
-            sign = 1 if node[0] == "+" else -1
-            lin = dict(a[0])
-            for d, v in b[0].items():
-                lin[d] = lin.get(d, 0) + sign * v
-            return {d: v for d, v in lin.items() if v}, a[1] + sign * b[1]
+                number, form = (a, b) if not a[0] else (b, a)
+                return linear_combination([(number[1], form)])
+            return linear_combination([(1, a), (1 if node[0] == "+" else -1, b)])
         return value(formula.tree)
 
     def reaches(self, name: str) -> frozenset[str]:

@@ -63,9 +63,6 @@ class Affine:
     def __str__(self) -> str:
         return self.name
 
-    def linear(self) -> tuple[dict[Index, int], int]:
-        return linear(self)
-
 
 def linear(p) -> tuple[dict[Index, int], int]:
     """An index or affine expression as {index: coefficient} and an offset."""

@@ -18,9 +18,10 @@ from typing import Callable
 
 from ..functions import FUNCTIONS
 from .matching import fold_in_product, match
-from ..problem import Problem
+from ..problem import Problem, linear_combination
 from ..terms import (
-    IN_RANGE, ONE, ZERO, Add, Affine, Arg, Bracket, MatrixFunc, IndexValue, in_range, linear, position, Constant, Delta, DimSize, Deriv, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term,
+    IN_RANGE, ONE, ZERO, Add, Affine, Arg, Bracket, Constant, Delta, DimSize, Deriv, Func, Grad,
+    Index, IndexValue, MatrixFunc, Mul, Num, Pow, Sum, Tensor, Term, in_range, linear, position,
     add, base_exp, depends_on, div, factors_of, make_sum, mul, neg, num, power,
     rename_indices, same, split_coeff, sub, canonical, freshen_bound, contains, replace,
     fresh_name,
@@ -201,9 +202,8 @@ def matrix_function_rule(name: str) -> Callable[[Term, Context], Term | None]:
             return None
         rows, cols = ctx.problem.tensor_dims(expr.matrix)
         taken = {i.name for i in expr.free | wrt.free}
-        k = Index(fresh_name("k", taken) if "k" in taken else "k", rows)
-        taken.add(k.name)
-        l = Index(fresh_name("l", taken) if "l" in taken else "l", cols)
+        k = Index(_unused("k", taken), rows)
+        l = Index(_unused("l", taken | {k.name}), cols)
 
         def inv(a, b):
             return MatrixFunc("inv", expr.matrix, (a, b))
@@ -318,11 +318,7 @@ def _solve(delta: Delta, bound: list[Index]) -> tuple[Index, Index | Affine] | N
         if v in bound and c in (1, -1):
             # c v + rest + (a_off - b_off) = 0  gives  v = -(rest + offset) / c
             rest = {i: -d * c for i, d in diff.items() if i != v and d}
-            value = position(rest, -(a_off - b_off) * c, "")
-            if isinstance(value, Affine) and len(value.terms) == 1 and value.terms[0][0] == 1 \
-                    and value.offset == 0 and value.terms[0][1].dim == v.dim:
-                value = value.terms[0][1]
-            return v, value
+            return v, position(rest, -(a_off - b_off) * c, v.dim)
     return None
 
 
@@ -330,30 +326,19 @@ def within(problem: Problem, value: Affine, dim: str) -> bool:
     """Is 0 <= value < dim for every value of its indices?  Decided on the dims as linear
     expressions (``u + k < T`` for u < U = T - K + 1 and k < K); False where unknown."""
     coeffs, offset = linear(value)
-    low = {}, Fraction(offset)
-    high = {}, Fraction(offset)
-    for i, c in coeffs.items():
-        span = problem.linear_dim(i.dim)  # the index's largest value is span - 1
-        if span is None:
-            return False
-        target = high if c > 0 else low
-        lin, const = target
-        for d, v in span[0].items():
-            lin[d] = lin.get(d, 0) + c * v
-        target = (lin, const + c * (span[1] - 1))
-        if c > 0:
-            high = target
-        else:
-            low = target
+    spans = {i: problem.linear_dim(i.dim) for i in coeffs}  # i's largest value: span - 1
     size = problem.linear_dim(dim)
-    if size is None:
+    if size is None or None in spans.values():
         return False
-    top = dict(high[0])
-    for d, v in size[0].items():
-        top[d] = top.get(d, 0) - v
-    # max(value) - (dim - 1) <= 0, and min(value) >= 0, for every size of the dims
-    return (not any(low[0].values()) and low[1] >= 0
-            and not any(top.values()) and high[1] - size[1] + 1 <= 0)
+    one = ({}, Fraction(1))
+    start = ({}, Fraction(offset))
+    # min(value) >= 0 and max(value) - (dim - 1) <= 0, for every size of the dims
+    low = linear_combination([(1, start)] + [(c, spans[i]) for i, c in coeffs.items() if c < 0]
+                             + [(-c, one) for c in coeffs.values() if c < 0])
+    top = linear_combination([(1, start), (-1, size), (1, one)]
+                             + [(c, spans[i]) for i, c in coeffs.items() if c > 0]
+                             + [(-c, one) for c in coeffs.values() if c > 0])
+    return not low[0] and low[1] >= 0 and not top[0] and top[1] <= 0
 
 
 def change_summation_index(term: Term, ctx: Context) -> Term | None:
@@ -374,18 +359,22 @@ def change_summation_index(term: Term, ctx: Context) -> Term | None:
                 if c not in (1, -1) or not _shorter(ctx.problem, p.dim, u.dim):
                     continue
                 taken = term.all_index_names() | {i.name for i in term.free}
-                letter = _letter_of(p.dim)
-                k = Index(letter if letter not in taken else fresh_name(letter, taken), p.dim)
+                k = Index(_unused(_letter_of(p.dim), taken), p.dim)
                 # p = c u + rest = k  gives  u = c (k - rest)
                 rest = {i: -d * c for i, d in coeffs.items() if i != u}
                 rest[k] = c
-                value = position(rest, -offset * c, "")
+                value = position(rest, -offset * c, u.dim)
                 body = rename_indices(term.body, {u: value})
                 if not within(ctx.problem, value, u.dim):
                     body = mul(in_range(value, u.dim), body)
                 others = tuple(i for i in term.indices if i != u)
                 return make_sum(others + (k,), body)
     return None
+
+
+def _unused(name: str, taken: set[str]) -> str:
+    """``name``, or a fresh variant of it (``k2``) where it is taken."""
+    return name if name not in taken else fresh_name(name, taken)
 
 
 def _letter_of(dim: str) -> str:
@@ -407,11 +396,7 @@ def _shorter(problem: Problem, dim: str, than: str) -> bool:
     lin_a, lin_b = problem.linear_dim(dim), problem.linear_dim(than)
     if lin_a is None or lin_b is None:
         return False
-    diff = dict(lin_b[0])
-    for d, v in lin_a[0].items():
-        diff[d] = diff.get(d, 0) - v
-    diff = {d: v for d, v in diff.items() if v}
-    const = lin_b[1] - lin_a[1]
+    diff, const = linear_combination([(1, lin_b), (-1, lin_a)])
     # every dim is at least 1: the sign of ``than - dim`` where the coefficients agree
     if all(v >= 0 for v in diff.values()) and sum(diff.values()) + const > 0:
         return True
@@ -453,9 +438,9 @@ def _read_key(p: Affine):
 
 
 def _range_bracket(f: Term):
+    """The read key a bracket [0 <= e < D] is absorbed by (a read of an axis of D at e)."""
     if isinstance(f, Bracket) and f.op == IN_RANGE and isinstance(f.a, IndexValue):
-        coeffs, offset = linear(f.a.value)
-        return frozenset(coeffs.items()), offset, f.b.name
+        return _read_key(Affine(f.a.value.terms, f.a.value.offset, f.b.name))
     return None
 
 

@@ -385,9 +385,8 @@ class Evaluator:
         value = self.world.upstream[p.name] if p.grad else self.tensor(p.name)
         if p.order != tuple(range(value.ndim)):
             value = np.transpose(value, p.order)
-        where = [self._arange(Arange(p.union, tuple(dict(zip(a.axes, a.coefficients)).get(i, 0)
-                                                    for i in p.union), a.offset))
-                 for _, a, _ in p.shifted]  # broadcast together over all their indices
+        # broadcast together over all their indices
+        where = [self._arange(a.widened(p.union)) for _, a, _ in p.shifted]
         sizes = [self.world.sizes[dim] for _, _, dim in p.shifted]
         picked = tuple(np.clip(w, 0, n - 1) for w, n in zip(where, sizes))
         inside = np.ones((), dtype=bool)

@@ -24,7 +24,8 @@ from .. import naming
 from ..functions import CONSTANTS, builtin
 from ..matrix import ir
 from .plan import (
-    Arange, ArgIndex, Call, Compare, MatrixValue, Reduce, ConstantValue, Gather, Select, DimValue, Eye, Number, Plan, Product, Raise, Read, Total, plan as make_plan,
+    Arange, ArgIndex, Call, Compare, ConstantValue, DimValue, Eye, Gather, MatrixValue, Number,
+    Plan, Product, Raise, Read, Reduce, Select, Total, plan as make_plan,
 )
 from ..problem import Problem
 from ..terms import (
@@ -639,15 +640,12 @@ def _gather(p: Gather, names: Names, letters) -> str:
     code = names.grad(p.name) if p.grad else names.tensor(p.name)
     if p.order != tuple(range(len(p.order))):
         code = f"np.transpose({code}, {p.order})"
-    union = p.union
     if p.separate:
         values = [a for _, a, _ in p.shifted]
     else:  # positions sharing an index: one subscript, index arrays broadcast together
-        values = [Arange(union, tuple(dict(zip(a.axes, a.coefficients)).get(i, 0)
-                                      for i in union), a.offset) for _, a, _ in p.shifted]
-    tests, axis = [], len(p.plain)
-    picks = []
-    for values_j, (_, _, dim) in zip(values, p.shifted):
+        values = [a.widened(p.union) for _, a, _ in p.shifted]
+    tests, picks, axis = [], [], len(p.plain)
+    for j, (values_j, (_, _, dim)) in enumerate(zip(values, p.shifted)):
         size = names.dim(dim)
         where = _code(values_j, names, letters)
         clipped = f"np.clip({where}, 0, {size} - 1)"
@@ -656,10 +654,9 @@ def _gather(p: Gather, names: Names, letters) -> str:
             axis += len(values_j.axes)
         else:
             picks.append(clipped)
-        low = values_j.offset >= 0 and all(c >= 0 for c in values_j.coefficients)
-        test = f"({where} < {size})" if low else f"(({where} >= 0) & ({where} < {size}))"
-        after = sum(len(a.axes) for a in values[values.index(values_j) + 1:]) \
-            if p.separate else 0
+        test = (f"({where} < {size})" if values_j.nonnegative
+                else f"(({where} >= 0) & ({where} < {size}))")
+        after = sum(len(a.axes) for a in values[j + 1:]) if p.separate else 0
         slots = [":"] * len(values_j.axes) + ["None"] * after
         tests.append(f"{test}[{', '.join(slots)}]" if after else test)
     if picks:

@@ -49,6 +49,16 @@ class Arange(Plan):
     coefficients: tuple[int, ...]
     offset: int
 
+    @property
+    def nonnegative(self) -> bool:
+        """Never below 0 (no negative coefficient or offset): only the upper end can clip."""
+        return self.offset >= 0 and all(c >= 0 for c in self.coefficients)
+
+    def widened(self, axes: tuple[Index, ...]) -> "Arange":
+        """The same values over ``axes`` (a superset of its own), to broadcast with others."""
+        own = dict(zip(self.axes, self.coefficients))
+        return Arange(axes, tuple(own.get(i, 0) for i in axes), self.offset)
+
 
 @dataclass(frozen=True)
 class Gather(Plan):
@@ -507,7 +517,7 @@ def _plan(term: Term, fast: bool) -> Plan:
     if isinstance(term, Bracket) and term.op == IN_RANGE:  # [0 <= a < b]
         a, b = plan(term.a, fast), plan(term.b, fast)
         upper = Compare(_widest_first([a, b]), "<", a, b)
-        if isinstance(a, Arange) and a.offset >= 0 and min(a.coefficients, default=0) >= 0:
+        if isinstance(a, Arange) and a.nonnegative:
             return upper
         zero = Number((), Fraction(0))
         return Product(upper.axes, (Compare(a.axes, ">=", a, zero), upper), ())

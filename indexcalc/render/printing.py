@@ -268,10 +268,14 @@ def _(term: Bracket) -> Rendered:
     return Rendered(f"[{_text(term.a).text} {term.op} {_text(term.b).text}]", ATOM)
 
 
-@_text.register
-def _(term: IndexValue) -> Rendered:
-    return Rendered(term.value.name, ATOM if len(term.value.terms) <= 1 and not
-                    (term.value.terms and term.value.offset) else ADD)
+def _index_value(term: IndexValue) -> Rendered:
+    """``u``, ``0`` or ``l-k``, the same in text and LaTeX (a sum binds as an addition)."""
+    value = term.value
+    single = len(value.terms) <= 1 and not (value.terms and value.offset)
+    return Rendered(value.name, ATOM if single else ADD)
+
+
+_text.register(IndexValue, _index_value)
 
 
 @_text.register
@@ -477,10 +481,7 @@ def _(term: Bracket) -> Rendered:
     return Rendered(f"\\left[{inner}\\right]", ATOM)
 
 
-@_latex.register
-def _(term: IndexValue) -> Rendered:
-    return Rendered(term.value.name, ATOM if len(term.value.terms) <= 1 and not
-                    (term.value.terms and term.value.offset) else ADD)
+_latex.register(IndexValue, _index_value)
 
 
 @_latex.register
