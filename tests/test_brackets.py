@@ -100,3 +100,62 @@ def test_brackets_print_as_iverson_brackets_in_latex():
     latex = indexcalc.derive(HUBER).latex()
     assert "\\left[\\left|r_{n}\\right| \\le d\\right]" in latex
     assert "\\left[\\left|r_{n}\\right| > d\\right]" in latex
+
+
+# --- conjunctions: comparisons joined with `and` (CONTRACT section 3) ----------------------
+
+CONJUNCTIONS = """
+dims T, W=3
+input x[T], a[T,T]
+y[t] = [t >= 1 and t < T - 1] * (x[t+1] - x[t-1]) / 2
+c[t] = sum_{u <= t and u > t - W} a[t,u] x[u]
+r[t] = where(x[t] > -0.5 and x[t] < 0.5, x[t]^2, x[t])
+L = sum_t y[t]^2 + sum_t c[t]^2 + sum_t r[t]^2
+grad L wrt x, a
+"""
+
+
+def test_a_conjunction_is_the_product_of_its_brackets():
+    problem = parse_text(CONJUNCTIONS)
+    y = problem.definitions["y"].body
+    brackets = [f for f in y.walk() if isinstance(f, Bracket)]
+    assert [b.op for b in brackets] == [">=", "<"]
+    c = problem.definitions["c"].body  # sum_u [u <= t] [u > t - W] a[t,u] x[u]
+    assert [b.op for b in c.walk() if isinstance(b, Bracket)] == ["<=", ">"]
+
+
+def test_where_on_a_conjunction_takes_the_second_branch_where_any_comparison_fails():
+    problem = parse_text(CONJUNCTIONS)
+    r = problem.definitions["r"].body
+    from indexcalc.terms import Add
+    assert isinstance(r, Add) and len(r.terms) == 2
+    d = derive_text(CONJUNCTIONS)
+    assert all(r.check.passed for r in d.results)
+    dx = d.results[0]
+    x = np.array([-0.9, -0.2, 0.3, 0.8, 0.1, -0.6])
+    a = np.random.default_rng(1).uniform(-1, 1, (6, 6))
+    # an independent forward pass and its central differences
+    def loss(x):
+        T = len(x)
+        y = np.zeros(T)
+        y[1:T - 1] = (x[2:] - x[:-2]) / 2
+        c = np.array([sum(a[t, u] * x[u] for u in range(T) if t - 3 < u <= t) for t in range(T)])
+        r = np.where((x > -0.5) & (x < 0.5), x ** 2, x)
+        return (y ** 2).sum() + (c ** 2).sum() + (r ** 2).sum()
+    h = 1e-6
+    numeric = [(loss(x + h * e) - loss(x - h * e)) / (2 * h) for e in np.eye(6)]
+    fn = eval(dx.numpy.source, {"np": np})  # noqa: S307 - the tool's own generated lambda
+    assert tuple(dx.numpy.args) == ("x", "a", "W")
+    assert np.allclose(fn(x, a, 3), numeric, rtol=1e-6)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("f = sum_t [t >= 1 and] x[t]", "expected a number, a name"),
+    ("f = sum_t [t >= 1 and t] x[t]", "expected a comparison"),
+    ("f = sum_t [t >= 1 t < 2] x[t]", "']' to close the bracket"),
+    ("f = sum_t and x[t]", "reserved word"),
+])
+def test_a_malformed_conjunction_is_bad_input_at_its_place(line, message):
+    with pytest.raises(InputError) as caught:
+        parse_text(f"dims T\ninput x[T]\n{line}\ngrad f wrt x\n", "f.idx")
+    assert message in str(caught.value) and caught.value.location.line == 3

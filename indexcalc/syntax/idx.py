@@ -68,6 +68,7 @@ from ..problem import (
 from ..terms import (
     COMPARISONS,
     MINUS_ONE,
+    ONE,
     ZERO,
     Add,
     Affine,
@@ -95,6 +96,7 @@ from ..terms import (
     power,
     rename_indices,
     replace,
+    sub,
     unshadow,
 )
 
@@ -103,7 +105,7 @@ __all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES"]
 #: Words of the language; none of them can name a dim, tensor or function.
 KEYWORDS = (
     "sum", "delta", "loss", "wrt", "grad", "jacobian", "hessian",
-    "input", "dims", "function", "assume", "title", "where",
+    "input", "dims", "function", "assume", "title", "where", "and",
 )
 RESERVED_NAMES = (frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS) | frozenset(CONSTANTS)
                   | frozenset(MATRIX_FUNCTIONS))
@@ -421,7 +423,8 @@ class RFunc(RNode):
 
 @dataclass(frozen=True, eq=False)
 class RBracket(RNode):
-    """``[a op b]``, or ``where(a op b, then, otherwise)`` (``then`` set)."""
+    """``[a op b]``, or ``where(a op b, then, otherwise)`` (``then`` set); ``also`` holds
+    the further comparisons of a conjunction (``[t >= 1 and t < T - 1]``)."""
 
     op: str
     a: RNode
@@ -429,9 +432,11 @@ class RBracket(RNode):
     column: int
     then: RNode | None = None
     otherwise: RNode | None = None
+    also: tuple["RBracket", ...] = ()
 
     def children(self):
-        return (self.a, self.b) + ((self.then, self.otherwise) if self.then else ())
+        return ((self.a, self.b) + self.also
+                + ((self.then, self.otherwise) if self.then else ()))
 
 
 @dataclass(frozen=True, eq=False)
@@ -487,9 +492,11 @@ class RSum(RNode):
     column: int
     bounds: tuple[tuple[str, RIndex, RNode], ...] = ()
     reduce: str = "sum"  # or "max" / "min": max_d e
+    #: Comparisons joined to a bound with ``and`` (``sum_{u <= t and u > t - W}``).
+    conditions: tuple["RBracket", ...] = ()
 
     def children(self):
-        return (self.body,) + tuple(rhs for _, _, rhs in self.bounds)
+        return (self.body,) + tuple(rhs for _, _, rhs in self.bounds) + self.conditions
 
 
 def _walk(node: RNode) -> Iterator[RNode]:
@@ -590,7 +597,7 @@ class _ExprParser:
         while True:
             if self.cursor.at("*") or self.cursor.at("/"):
                 ops.append(self.cursor.next().text)
-            elif self.cursor.peek().kind in self._STARTS_FACTOR:
+            elif self.cursor.peek().kind in self._STARTS_FACTOR and not self.cursor.at("NAME", "and"):
                 ops.append("*")  # juxtaposition: X[s,m] W[n,m]
             else:
                 break
@@ -618,8 +625,10 @@ class _ExprParser:
     def explicit_sum(self) -> RSum:
         start = self.cursor.next()
         bounds: list[tuple[str, RIndex, RNode]] = []
+        conditions: list[RBracket] = []
         if self.cursor.accept("{"):
-            indices = _comma_separated(self.cursor, lambda: self._summed_index(bounds))
+            indices = _comma_separated(self.cursor,
+                                       lambda: self._summed_index(bounds, conditions))
             self.cursor.expect("}", "',' or '}' to close the list of summed indices")
         else:
             indices = [_parse_index(self.cursor)]
@@ -629,15 +638,18 @@ class _ExprParser:
         if reduce != "sum" and (len(indices) != 1 or bounds):
             raise self.cursor.line.error(f"{reduce}_ reduces over one index, without a bound",
                                          start.column, hint=f"write {reduce}_d X[n,d]")
-        return RSum(tuple(indices), self.term(), start.column, tuple(bounds), reduce)
+        return RSum(tuple(indices), self.term(), start.column, tuple(bounds), reduce,
+                    tuple(conditions))
 
-    def _summed_index(self, bounds: list) -> RIndex:
-        """An index of ``sum_{...}``, with a bound where one follows (``u <= t``)."""
+    def _summed_index(self, bounds: list, conditions: list) -> RIndex:
+        """An index of ``sum_{...}``, with a bound where one follows (``u <= t``), and
+        further comparisons joined to it with ``and`` (``u <= t and u > t - W``)."""
         index = _parse_index(self.cursor)
         token = self.cursor.peek()
         if token.kind in COMPARISONS:
             self.cursor.next()
             bounds.append((token.kind, index, self._index_values(self.expression())))
+            conditions.extend(self.conjoined())
         return index
 
     def power(self) -> RNode:
@@ -659,10 +671,19 @@ class _ExprParser:
             return self.named_atom()
         if token.kind == "[":
             self.cursor.next()
-            op, a, b = self.comparison()
-            self.cursor.expect("]", f"']' to close the bracket at column {token.column}")
-            return RBracket(op, a, b, token.column)
+            (op, a, b), also = self.comparison(), self.conjoined()
+            self.cursor.expect("]", f"']' to close the bracket at column {token.column}",
+                               hint="comparisons combine with 'and': [t >= 1 and t < T - 1]")
+            return RBracket(op, a, b, token.column, also=also)
         raise self.cursor.unexpected("a number, a name, '(' or a sum")
+
+    def conjoined(self) -> tuple[RBracket, ...]:
+        """The comparisons after ``and`` that extend a first one, as brackets."""
+        also = []
+        while self.cursor.at("NAME", "and"):
+            column = self.cursor.next().column
+            also.append(RBracket(*self.comparison(), column))
+        return tuple(also)
 
     def comparison(self) -> tuple[str, RNode, RNode]:
         """``a op b`` with op one of ``< <= > >= == !=``."""
@@ -692,13 +713,13 @@ class _ExprParser:
     def where(self) -> RBracket:
         start = self.cursor.next()
         self.cursor.expect("(", "'(' after where", hint="write  where(x[n] > 0, p, q)")
-        op, a, b = self.comparison()
+        (op, a, b), also = self.comparison(), self.conjoined()
         self.cursor.expect(",", "',' after where's comparison", hint="write  where(x[n] > 0, p, q)")
         then = self.expression()
         self.cursor.expect(",", "',' between where's two values", hint="write  where(x[n] > 0, p, q)")
         otherwise = self.expression()
         self.cursor.expect(")", "')' to close where(")
-        return RBracket(op, a, b, start.column, then, otherwise)
+        return RBracket(op, a, b, start.column, then, otherwise, also)
 
     def named_atom(self) -> RNode:
         token = self.cursor.peek()
@@ -1230,12 +1251,16 @@ class _IndexAnalysis:
                      for sign, term in zip(node.signs, node.terms)))
 
     def _build_bracket(self, node: RBracket) -> Term:
+        """``[a op b]``; a conjunction is the product of its brackets, and
+        ``where(c, p, q)`` is ``c p + (1 - c) q`` (``[a > b] p + [a <= b] q`` for one
+        comparison)."""
         bracket = Bracket(node.op, _as_index_value(self._build(node.a)),
                           _as_index_value(self._build(node.b)))
+        holds = mul(bracket, *map(self._build, node.also))
         if node.then is None:
-            return bracket
-        return add(mul(bracket, self._build(node.then)),
-                   mul(bracket.negated(), self._build(node.otherwise)))
+            return holds
+        fails = bracket.negated() if not node.also else sub(ONE, holds)
+        return add(mul(holds, self._build(node.then)), mul(fails, self._build(node.otherwise)))
 
     def _build_sum(self, node: RSum) -> Term:
         body = self._build(node.body)
@@ -1248,7 +1273,8 @@ class _IndexAnalysis:
         if node.bounds:
             body = mul(*(Bracket(op, IndexValue(Affine(((1, self._index(index)),))),
                                  _as_index_value(self._build(rhs)))
-                         for op, index, rhs in node.bounds), body)
+                         for op, index, rhs in node.bounds),
+                       *map(self._build, node.conditions), body)
         return self._visible_sum([index.name for index in node.indices], body)
 
     _BUILDERS = {
