@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .terms import ONE, ZERO, Func, Term, add, div, mul, neg, num, power, sub
+from .terms import ONE, ZERO, Constant, Func, Term, add, div, mul, neg, num, power, sub
 
 #: Domains the numeric check draws a function's argument from.
 REAL, POSITIVE = "real", "positive"
@@ -62,6 +62,12 @@ class Function:
     kind: str = "elementwise"  # "elementwise" | "reduction" | "matrix"
     #: False for functions that only arise as derivatives (``step`` of ``relu``).
     in_language: bool = True
+    #: The framework's own function where its spelling is not a translation of ``numpy``
+    #: (``{"torch": "torch.special.erf", "jax": "jax.lax.erf"}``): the module emitter
+    #: replaces the NumPy code of the function, whatever it is, by a call of this.  A NumPy
+    #: module calls ``module_helper``'s function instead, defined once in the module.
+    frameworks: tuple[tuple[str, str], ...] = ()
+    module_helper: str = ""
 
     def value(self, x: np.ndarray) -> np.ndarray:
         """The check's value of the function at ``x`` (real, or complex for a complex step)."""
@@ -81,6 +87,53 @@ class Function:
         if not self.latex_brackets:
             return self.latex.format(arg)
         return self.latex.format(f"({arg})" if atomic else brackets(arg))
+
+
+#: erf by its series with positive terms (Abramowitz & Stegun 7.1.6):
+#: erf(x) = 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (1 3 5 ... (2n+1)).  No term cancels
+#: another, so it is accurate to rounding wherever it converges; 100 terms reach 1.5e-15 at
+#: |x| = 6, and past 6 erf is +-1 in float64 (erfc(6) = 2e-17), so x is clipped there.
+#: NumPy has no erf (CONTRACT section 2 allows the code only ``np``); the polynomial is
+#: evaluated by Horner's rule (``np.polyval``), whole arrays, 100 multiply-adds an entry.
+ERF_TERMS = 100
+ERF_NUMPY = ("(lambda x: np.clip(x, -6, 6) * np.exp(-np.clip(x, -6, 6) ** 2) * np.polyval("
+             f"(2 / np.sqrt(np.pi) / np.cumprod(np.arange(1.0, {2 * ERF_TERMS}, 2)))[::-1], "
+             "2 * np.clip(x, -6, 6) ** 2))({})")
+
+
+ERF_HELPER = f'''def _erf(x):
+    """erf(x), which NumPy lacks: 2/sqrt(pi) exp(-x^2) sum_n 2^n x^(2n+1) / (2n+1)!!
+    (Abramowitz & Stegun 7.1.6), {ERF_TERMS} terms, accurate to 2e-15; +-1 past |x| = 6."""
+    x = np.clip(x, -6, 6)
+    coefficients = 2 / np.sqrt(np.pi) / np.cumprod(np.arange(1.0, {2 * ERF_TERMS}, 2))
+    return x * np.exp(-x ** 2) * np.polyval(coefficients[::-1], 2 * x ** 2)'''
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """The check's erf: the standard library's, entry by entry."""
+    return np.vectorize(math.erf, otypes=[float])(x)
+
+
+def _erf_complex(z: np.ndarray) -> np.ndarray:
+    """erf at x + iy for the complex step, by other means than the generated code, so that
+    neither can agree with a slip in the other: the Maclaurin series (A&S 7.1.5) where
+    |x| < 2, and beyond, erf = +-(1 - erfc) with erfc by Laplace's continued fraction
+    (A&S 7.1.14), evaluated from depth 60 upward, which carries erfc's (and so erf''s)
+    digits into the tails.  Both are analytic, so Im erf(x + ih) / h is erf'(x)."""
+    z = np.asarray(z, dtype=complex)
+    near = np.abs(z.real) < 2
+    w = np.where(near, z, 0)
+    term, total = w.copy(), w.copy()  # (-1)^n w^(2n+1) / n!, and the sum of term / (2n+1)
+    for n in range(1, 80):  # |w| < 2: the terms fall below 1e-17 by n ~ 40
+        term = -term * w * w / n
+        total = total + term / (2 * n + 1)
+    side = np.where(z.real < 0, -1.0, 1.0)
+    v = np.where(near, 2.0, side * z)  # Re v >= 2
+    fraction = v.copy()  # v + (1/2) / (v + 1 / (v + (3/2) / (v + ...)))
+    for k in range(60, 0, -1):
+        fraction = v + (k / 2) / fraction
+    erfc = np.exp(-v * v) / (math.sqrt(math.pi) * fraction)
+    return np.where(near, 2 / math.sqrt(math.pi) * total, side * (1 - erfc))
 
 
 def _sigmoid(x):
@@ -137,6 +190,15 @@ _ENTRIES = (
              complex_numeric=lambda z: np.where(z.real > 0, z + np.log1p(np.exp(-z)),
                                                 np.log1p(np.exp(z))),
              latex="\\operatorname{{softplus}}{}"),
+    # erf(u) = 2/sqrt(pi) int_0^u exp(-t^2) dt; exact GELU is u Phi(u), Phi(u) = (1 + erf(u/sqrt 2))/2.
+    Function("erf", lambda u: div(mul(num(2), Func("exp", neg(power(u, num(2))))),
+                                  Func("sqrt", Constant("pi"))),
+             "d erf(u) = 2 / sqrt(pi) exp(-u^2) du",
+             numpy=ERF_NUMPY, numeric=_erf, complex_numeric=_erf_complex,
+             latex="\\operatorname{{erf}}{}",
+             frameworks=(("numpy", "_erf"), ("torch", "torch.special.erf"),
+                         ("jax", "jax.lax.erf")),
+             module_helper=ERF_HELPER),
     Function("step", lambda u: ZERO, "d step(u) = 0 (almost everywhere)",
              numpy="np.heaviside({}, 0)", numeric=lambda x: np.heaviside(x, 0.0),
              complex_numeric=lambda z: np.heaviside(z.real, 0.0),

@@ -595,6 +595,10 @@ def power(base: Term, exponent: Term) -> Term:
             return Num(base.value ** int(exponent.value))
         if isinstance(base, Pow) and isinstance(base.exponent, Num) and exponent.value.denominator == 1:
             return power(base.base, Num(base.exponent.value * exponent.value))
+        if (isinstance(base, Func) and base.name == "sqrt" and base.order == 0
+                and exponent.value.denominator == 1 and exponent.value % 2 == 0):
+            # sqrt(u)^2 = u: sqrt's argument is nonnegative wherever it is defined
+            return power(base.arg, Num(exponent.value / 2))
         if isinstance(base, Mul) and exponent.value.denominator == 1:
             # (a b)^n = a^n b^n: keeps one flat list of factors for cancellation
             return mul(*(power(f, exponent) for f in base.factors))

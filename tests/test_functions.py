@@ -103,3 +103,47 @@ def test_pi_misused_is_bad_input_at_its_place(text, message):
     with pytest.raises(InputError) as caught:
         parse_text(text, "f.idx")
     assert message in str(caught.value)
+
+
+# --- erf: NumPy has none, so its code is the registry's series --------------------------------
+
+def test_the_generated_erf_is_accurate_to_rounding_everywhere():
+    """The inline NumPy erf (A&S 7.1.6, positive terms) against the standard library's
+    ``math.erf``, across the real line: both tails, zero, and past the clip at |x| = 6."""
+    import math
+    erf = eval(FUNCTIONS["erf"].numpy_code("x").join(["lambda x: ", ""]), {"np": np})  # noqa: S307
+    x = np.concatenate([np.linspace(-8, 8, 4001), [0.0, 1e-300, -1e-8, 5.99, 6.0, 40.0]])
+    expected = np.array([math.erf(v) for v in x])
+    np.testing.assert_allclose(erf(x), expected, rtol=0, atol=3e-15)
+    small = np.abs(x) < 1  # near 0 the value is small: relative accuracy there too
+    np.testing.assert_allclose(erf(x[small]), expected[small], rtol=1e-14, atol=1e-300)
+
+
+def test_the_checks_complex_erf_is_the_analytic_continuation():
+    """The complex step through erf gives erf' = 2/sqrt(pi) exp(-x^2) (A&S 7.1.19) without
+    using that identity: Im erf(x + ih) / h from the Maclaurin series (A&S 7.1.5)."""
+    import mpmath
+    x = np.linspace(-5.5, 5.5, 23) + 0.01
+    got = FUNCTIONS["erf"].value(x + 1e-20j).imag / 1e-20
+    np.testing.assert_allclose(got, 2 / np.sqrt(np.pi) * np.exp(-x ** 2), rtol=1e-12, atol=1e-300)
+    z = np.array([0.3 + 0.2j, -1.5 + 0.7j, 2.5 - 1.0j])
+    expected = np.array([complex(mpmath.erf(complex(v))) for v in z])
+    np.testing.assert_allclose(FUNCTIONS["erf"].value(z), expected, rtol=1e-13)
+
+
+def test_exact_gelu_matches_its_textbook_derivative():
+    """GELU(a) = a Phi(a), GELU'(a) = Phi(a) + a phi(a) (Hendrycks & Gimpel 2016, eq. 1)."""
+    import math
+    d = derive_text("""
+        dims N=7
+        input a[N]
+        f = sum_n a[n] / 2 * (1 + erf(a[n] / sqrt(2)))
+        grad f wrt a
+    """)
+    (res,) = d.results
+    assert res.check.passed, res.check
+    a = np.linspace(-4, 4, 7) + 0.1
+    phi = np.exp(-a ** 2 / 2) / np.sqrt(2 * np.pi)
+    Phi = np.array([(1 + math.erf(v / math.sqrt(2))) / 2 for v in a])
+    fn = eval(res.numpy.source, {"np": np})  # noqa: S307 - the tool's own generated lambda
+    np.testing.assert_allclose(fn(a), Phi + a * phi, rtol=1e-13)

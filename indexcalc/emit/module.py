@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .. import naming
 from ..derivation import Derivation, Result
-from ..functions import CONSTANTS
+from ..functions import CONSTANTS, FUNCTIONS
 from ..problem import Problem
 from ..render.printing import to_text
 from .assemble import numpy_lambda, tensor_lambda
@@ -59,6 +59,8 @@ def module_source(derivation: Derivation, framework: str) -> str:
     functions += [_result_function(problem, r, framework) for r in derivation.results]
     chunks = [_module_doc(derivation, framework), "", header, "", ""]
     chunks.append(f"INPUTS = {tuple(naming.code_name(n) for n in problem.inputs)!r}")
+    for helper in _helpers(functions):
+        chunks += ["", "", helper]
     for fn in functions:
         chunks += ["", "", _print_function(fn)]
     autograd = _autograd(derivation, framework)
@@ -108,6 +110,7 @@ def forward_namespace(problem: Problem, outputs: tuple[str, ...],
     namespace holding it and its arguments (the framework check differentiates it)."""
     fn = _forward(problem, framework, outputs)
     source = _HEADER[framework] + "\n" + ("import math\n" if _uses_math(fn) else "")
+    source += "".join("\n\n" + helper for helper in _helpers([fn]))
     source += "\n\n" + _print_function(fn) + "\n"
     namespace: dict = {}
     # generated code only: names in it are validated identifiers of the parsed file
@@ -186,6 +189,7 @@ def _body(problem: Problem, source: str, args: tuple[str, ...],
     statements: list[ast.stmt] = []
     value = _hoist(expr.body, statements)
     statements.append(ast.Return(value))
+    statements = [_OwnSpelling(framework).visit(s) for s in statements]
     if framework != "numpy":
         dims = {naming.code_name(d) for d in problem.dims}
         arrays = [a for a in args if a not in _function_names(problem) and a not in dims
@@ -234,6 +238,45 @@ _SAME = {"einsum", "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "sign", "o
 
 #: The attributes of ``np`` that spell the language's constants (``pi``).
 _CONSTANT_ATTRIBUTES = frozenset(c.numpy.removeprefix("np.") for c in CONSTANTS.values())
+
+
+def _own_spellings() -> dict[str, dict[str, str]]:
+    """The NumPy code of each registry function that a framework has as its own (``erf``,
+    which NumPy lacks), by the dump of that code's function part: framework -> name."""
+    out: dict[str, dict[str, str]] = {}
+    for f in FUNCTIONS.values():
+        if f.frameworks:
+            call = ast.parse(f.numpy_code("_"), mode="eval").body
+            out[ast.dump(call.func)] = dict(f.frameworks)
+    return out
+
+
+_OWN_SPELLINGS = _own_spellings()
+#: The module-level helpers a NumPy module defines for the functions it calls by name.
+_HELPERS = {dict(f.frameworks)["numpy"]: f.module_helper for f in FUNCTIONS.values()
+            if f.module_helper}
+
+
+class _OwnSpelling(ast.NodeTransformer):
+    """A registry function's inline NumPy code replaced by the framework's own function
+    (``(lambda x: ...)(u)`` -> ``torch.special.erf(u)``, or ``_erf(u)`` in a NumPy module)."""
+
+    def __init__(self, framework: str):
+        self.framework = framework
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        self.generic_visit(node)
+        own = _OWN_SPELLINGS.get(ast.dump(node.func), {}).get(self.framework)
+        if own is None:
+            return node
+        return ast.Call(ast.parse(own, mode="eval").body, node.args, [])
+
+
+def _helpers(functions: list[_Function]) -> list[str]:
+    """The helper definitions the functions call (``_erf``), in a stable order."""
+    called = {n.id for fn in functions for s in fn.body for n in ast.walk(s)
+              if isinstance(n, ast.Name)}
+    return [source for name, source in sorted(_HELPERS.items()) if name in called]
 
 
 class _Translate(ast.NodeTransformer):
