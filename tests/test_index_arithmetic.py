@@ -98,6 +98,28 @@ def test_the_convolution_gradients_equal_numpys_convolve_and_correlate():
     np.testing.assert_allclose(_call(dw, values), np.correlate(x, g, "valid"), atol=1e-12)
 
 
+def test_a_dilated_convolutions_input_gradient_is_the_dilated_full_convolution():
+    """y[u] = sum_k w[k] x[u+2k] (dilation 2): dL/dx is g convolved with w spread out by
+    zeros (np.convolve with the dilated kernel), read off the contracted outer sum."""
+    d = derive_text("""
+dims T=11, K=3
+dims U = T - 2*K + 2
+input x[T], w[K]
+y[u] = sum_k w[k] x[u+2*k]
+L = loss(y)
+grad L wrt x, w
+""")
+    dx, dw = d.results
+    assert dx.check.passed and dw.check.passed
+    assert to_text(dx.index) == "sum_k dL_dy[i-2k] * w[k]"
+    rng = np.random.default_rng(1)
+    x, w, g = rng.normal(size=11), rng.normal(size=3), rng.normal(size=7)
+    spread = np.zeros(5)
+    spread[::2] = w
+    values = {"x": x, "w": w, "dL_dy": g, "T": 11, "K": 3, "U": 7}
+    np.testing.assert_allclose(_call(dx, values), np.convolve(g, spread, "full"), atol=1e-12)
+
+
 def test_the_steps_show_the_shifted_delta_its_contraction_and_the_full_correlation():
     dx = derive_text(CONV).results[0]
     steps = [s for b in dx.blocks for s in b.steps]

@@ -8,6 +8,8 @@ the identity it applies: the rule's own docstring, or the document and question 
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from indexcalc.functions import FUNCTIONS as FUNCTION_DERIVATIVES
 from indexcalc.terms import (
     ONE,
     Affine,
+    Constant,
     Arg,
     MatrixFunc,
     in_range,
@@ -280,11 +283,13 @@ def test_builtin_function_derivatives_match_finite_differences(name):
                "sin": np.sin, "cos": np.cos, "relu": lambda v: np.maximum(v, 0.0),
                "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "cosh": np.cosh, "sinh": np.sinh,
                "log1p": np.log1p, "expm1": np.expm1,
-               "softplus": lambda v: np.log(1 + np.exp(v))}
+               "softplus": lambda v: np.log(1 + np.exp(v)), "erf": math.erf}
 
     def value(term, u):
         if isinstance(term, Num):
             return float(term.value)
+        if isinstance(term, Constant):
+            return {"pi": math.pi}[term.name]
         if isinstance(term, Tensor):
             return u
         if isinstance(term, Func):
@@ -343,6 +348,13 @@ def test_contract_deltas_fires():
     # both indices bound: a trace
     out = fire("contract deltas", make_sum((p, q), mul(t("A", p, q), Delta(p, q))))
     assert same(out, make_sum((q,), t("A", q, q)))
+    # a dilated read: the inner sum cannot solve 2k, the outer u can, and takes k along
+    # (sum_u g_u sum_k w_k delta(u+2k, i) = sum_k [0 <= i-2k < U] g_{i-2k} w_k)
+
+    uu, kk, ii = Index("u", "U"), Index("k", "K"), Index("i", "T")
+    inner = make_sum((kk,), mul(t("w", kk), Delta(Affine(((1, uu), (2, kk)), 0, "T"), ii)))
+    out = fire("contract deltas", make_sum((uu,), mul(t("g", uu), inner)))
+    assert to_text(out) == "sum_k [0 <= i-2k < U] * g[i-2k] * w[k]"
 
 
 @covers("contract deltas")
@@ -352,6 +364,11 @@ def test_contract_deltas_does_not_fire():
     no_fire("contract deltas", make_sum((m,), mul(t("X", s, m), t("W", n, m), Delta(n, i))))
     # a delta inside an addition is not a factor of the body (split the sum first)
     no_fire("contract deltas", make_sum((c,), add(mul(t("T", s, c), Delta(c, cj)), t("Z", s, c))))
+    # a nested sum's delta that no index of the outer sum solves (coefficient 2)
+
+    uu, kk, ii = Index("u", "U"), Index("k", "K"), Index("i", "T")
+    inner = make_sum((kk,), mul(t("w", kk), Delta(Affine(((2, uu), (2, kk)), 0, "T"), ii)))
+    no_fire("contract deltas", make_sum((uu,), mul(t("g", uu), inner)))
 
 
 @covers("delta identities")

@@ -281,7 +281,21 @@ def contract_delta(term: Term, ctx: Context) -> Term | None:
         for k, f in enumerate(factors):
             solved = _solve(f, bound) if isinstance(f, Delta) else None
             if solved is None:
-                continue
+                inner = _solve_inner(f, bound)
+                if inner is None:
+                    continue
+                # sum_u a_u sum_k b_k delta(u+2k, l) = sum_k b_k a_{l-2k}: the delta binds
+                # the outer index (coefficient +-1) and the value takes the inner one along
+                gone, value, delta = inner
+                rest = mul(*(factors[:k] + factors[k + 1:]),
+                           *(g for g in factors_of(f.body) if g is not delta))
+                moved = rename_indices(rest, {gone: value})
+                if isinstance(value, Affine) and not within(ctx.problem, value, gone.dim):
+                    moved = mul(in_range(value, gone.dim), moved)
+                body = make_sum(f.indices, moved)
+                bound.remove(gone)
+                changed = True
+                break
             gone, value = solved
             rest = mul(*(factors[:k] + factors[k + 1:]))
             body = rename_indices(rest, {gone: value})
@@ -293,6 +307,20 @@ def contract_delta(term: Term, ctx: Context) -> Term | None:
         else:
             break
     return make_sum(bound, body) if changed else None
+
+
+def _solve_inner(f: Term, bound: list[Index]):
+    """(index, value, delta) where ``f`` is a sum whose body has a delta that the inner
+    sum cannot contract (``sum_k w_k delta(u+2k, l)``: k has coefficient 2) but an index of
+    ``bound`` solves; None otherwise."""
+    if not isinstance(f, Sum) or any(i in bound for i in f.indices):
+        return None
+    for g in factors_of(f.body):
+        if isinstance(g, Delta) and _solve(g, list(f.indices)) is None:
+            solved = _solve(g, bound)
+            if solved is not None:
+                return (*solved, g)
+    return None
 
 
 def _solve(delta: Delta, bound: list[Index]) -> tuple[Index, Index | Affine] | None:
