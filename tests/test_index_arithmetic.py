@@ -192,6 +192,26 @@ grad f wrt a, x
     np.testing.assert_allclose(got, want, atol=1e-12)
 
 
+def test_a_masked_softmax_folds_back_and_gets_the_textbook_form():
+    """Causal attention's masked softmax P[t,u] = [u <= t] e^{S_tu} / sum_{v <= t} e^{S_tv}:
+    the gradient folds the masked quotient back into P (the bracket and the shifted index
+    match like any factor) and reads P * (G V^T - rowsum(P * G V^T)), the softmax
+    Jacobian-vector product of an unmasked softmax (the mask is inside P)."""
+    d = derive_text("""
+dims T=5, E=2
+input S[T,T], V[T,E]
+P[t,u] = [u <= t] exp(S[t,u]) / sum_{v <= t} exp(S[t,v])
+Y[t,e] = sum_u P[t,u] V[u,e]
+L = loss(Y)
+grad L wrt S
+""")
+    (r,) = d.results
+    assert r.check.passed
+    assert to_text(r.index) == (
+        "P[i,j] * (sum_e dL_dY[i,e] * V[j,e] - sum_u (sum_e dL_dY[i,e] * V[u,e]) * P[i,u])")
+    assert r.matrix is not None and r.matrix.text.startswith("P * (dL_dY @ V.T - ")
+
+
 def test_a_sum_that_skips_the_diagonal():
     d = derive_text("""
 dims N=5

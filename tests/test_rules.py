@@ -406,6 +406,15 @@ def test_cancel_does_not_fire():
     no_fire("cancel", mul(t("T", s, c), power(t("P", s, k), num(-1))))  # different entries
 
 
+CAUSAL = problem("""
+dims T
+input S[T,T]
+P[t,u] = [u <= t] exp(S[t,u]) / sum_{v <= t} exp(S[t,v])
+f = sum_{t,u} P[t,u]
+grad f wrt S
+""")
+
+
 @covers("fold definition")
 def test_fold_definition_fires():
     """exp(X_sc) / sum_k exp(X_sk) = Y_sc (seed 002, 1e, the two lines before the last)."""
@@ -414,6 +423,9 @@ def test_fold_definition_fires():
     two = mul(Func("exp", t("Z", s, c)), Func("exp", t("Z", s, cj)), power(total, num(-2)))
     out = fire("fold definition", two)
     assert same(out, mul(t("P", s, c), t("P", s, cj)))  # e^{X_sc} e^{X_sj} / (...)^2 = Y_sc Y_sj
+    # a masked softmax: the bracket [u <= t] matches like any factor
+    masked = fire("fold definition", CAUSAL.definitions["P"].body, Context(CAUSAL))
+    assert masked == Tensor("P", CAUSAL.definitions["P"].indices)
 
 
 @covers("fold definition")

@@ -12,8 +12,8 @@ from fractions import Fraction
 from typing import Iterator
 
 from ..terms import (
-    Add, Delta, Func, Grad, Index, Mul, Num, Pow, Sum, Tensor, Term, base_exp, mul, power,
-    split_coeff,
+    Add, Affine, Bracket, Delta, Func, Grad, Index, IndexValue, Mul, Num, Pow, Sum, Tensor,
+    Term, base_exp, mul, power, split_coeff,
 )
 
 Binding = dict[Index, Index]
@@ -36,11 +36,27 @@ def _bind(binding: Binding, p: Index, t: Index) -> Binding | None:
     return out
 
 
+def _bind_position(binding: Binding, p, t) -> Binding | None:
+    """An index or an affine position (``u+k``, ``i-1``) against the target's: affine ones
+    match term by term, with equal coefficients and offsets."""
+    if isinstance(p, Index) and isinstance(t, Index):
+        return _bind(binding, p, t)
+    if not (isinstance(p, Affine) and isinstance(t, Affine)):
+        return None
+    if (p.offset, p.dim, len(p.terms)) != (t.offset, t.dim, len(t.terms)):
+        return None
+    for (pc, pi), (tc, ti) in zip(p.terms, t.terms):
+        binding = _bind(binding, pi, ti) if pc == tc else None
+        if binding is None:
+            return None
+    return binding
+
+
 def _bind_all(binding: Binding, ps, ts) -> Binding | None:
     if len(ps) != len(ts):
         return None
     for p, t in zip(ps, ts):
-        binding = _bind(binding, p, t)
+        binding = _bind_position(binding, p, t)
         if binding is None:
             return None
     return binding
@@ -77,6 +93,14 @@ def _match(p: Term, t: Term, b: Binding) -> Iterator[Binding]:
     elif isinstance(p, Pow):
         for r in _match(p.exponent, t.exponent, b):
             yield from _match(p.base, t.base, r)
+    elif isinstance(p, Bracket):  # [u <= t]: a causal mask in a definition
+        if p.op == t.op:
+            for r in _match(p.a, t.a, b):
+                yield from _match(p.b, t.b, r)
+    elif isinstance(p, IndexValue):
+        r = _bind_position(b, p.value, t.value)
+        if r is not None:
+            yield r
     elif p == t:
         yield b
 
