@@ -233,7 +233,7 @@ _MATH = {"exp", "log", "sqrt", "tanh", "sin", "cos"}
 #: NumPy functions whose framework spelling is the same name in its namespace.
 _SAME = {"einsum", "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "sign", "outer", "diag",
          "broadcast_to", "zeros", "ones", "eye", "maximum", "heaviside", "where", "cosh", "sinh",
-         "log1p", "expm1", "logaddexp", "arange", "clip", "transpose", "take"}
+         "log1p", "expm1", "logaddexp", "arange", "clip", "transpose", "take", "trace"}
 
 
 #: The attributes of ``np`` that spell the language's constants (``pi``).

@@ -271,6 +271,9 @@ class NumpyPrinter:
     def _diag(self, m: ir.Diag):
         return f"np.diag({self.code(m.v, 0)})", ATOM
 
+    def _trace(self, m: ir.Trace):
+        return f"np.trace({self.code(m.x, 0)})", ATOM
+
     # elementwise
     def _hadamard(self, m: ir.Hadamard):
         return f"{self.code(m.a, _left_level(m.a))} * {self.code(m.b, MATMUL + 1)}", ELEMENTWISE

@@ -278,6 +278,25 @@ class Diag(Node):
         return (self.v,)
 
 
+@dataclass(frozen=True)
+class Trace(Node):
+    """The trace of a square matrix, ``tr(X) = sum_j X_jj`` (a scalar)."""
+
+    x: Node
+
+    def __post_init__(self):
+        s = self.x.shape
+        if s.ndim != 2 or s.dims[0] != s.dims[1]:
+            raise ShapeMismatch(f"trace of {s}")
+
+    @cached_property
+    def shape(self):
+        return SCALAR
+
+    def children(self):
+        return (self.x,)
+
+
 # --- elementwise -----------------------------------------------------------------------------
 
 def _elementwise_shape(*operands: Node) -> Shape:

@@ -20,7 +20,7 @@ from ..terms import (
 )
 from .ir import (
     Apply, Broadcast, Diag, Hadamard, HadamardDiv, Identity, Inverse, MatMul, Node, Ones, Outer,
-    Power, Ref, Scalar, Scale, Shape, ShapeMismatch, SumAxis, Transpose,
+    Power, Ref, Scalar, Scale, Shape, ShapeMismatch, SumAxis, Trace, Transpose,
 )
 from .ir import Sum as MSum
 
@@ -170,12 +170,37 @@ def _transpose(expr: Node) -> Node:
     return Transpose(expr)
 
 
+def _diagonal(f: Term) -> Index | None:
+    """``j`` where ``f`` is a diagonal entry ``X_jj`` (a tensor, an upstream gradient or an
+    inverse), else None."""
+    if isinstance(f, (Tensor, Grad, MatrixFunc)) and len(f.indices) == 2:
+        a, b = f.indices
+        if a == b and isinstance(a, Index) and (not isinstance(f, MatrixFunc) or f.name == "inv"):
+            return a
+    return None
+
+
+def _as_square(f: Term) -> Node:
+    """The matrix whose diagonal entry ``f`` is."""
+    if isinstance(f, Tensor):
+        return Ref(f.name, _dims(f.indices))
+    if isinstance(f, Grad):
+        return Ref(f.array_name, _dims(f.indices), (f.of, f.wrt))
+    return Inverse(f.matrix, f.indices[0].dim)
+
+
 def _contract(factors: list[Term], bound: tuple[Index, ...]) -> Shaped:
     scalars: list[Term] = []
     items: list[Shaped] = []
+    bound = tuple(bound)
     for f in factors:
         if _scalar_only(f):
             scalars.append(f)
+            continue
+        j = _diagonal(f)
+        if j is not None and j in bound and sum(j in g.free for g in factors) == 1:
+            items.append(Shaped(Trace(_as_square(f)), ()))  # sum_j X_jj = tr(X)
+            bound = tuple(i for i in bound if i != j)
             continue
         base, exp = base_exp(f)
         if exp == -1:

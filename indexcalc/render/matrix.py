@@ -120,6 +120,10 @@ def _diag(m: ir.Diag):
     return f"\\operatorname{{diag}}\\left({_latex(m.v)[0]}\\right)", ATOM
 
 
+def _trace(m: ir.Trace):
+    return f"\\operatorname{{tr}}\\left({_latex(m.x)[0]}\\right)", ATOM
+
+
 # --- elementwise -----------------------------------------------------------------------------
 
 def _left_level(child: ir.Node) -> int:
