@@ -43,6 +43,9 @@ class Affine:
     terms: tuple[tuple[int, Index], ...]
     offset: int = 0
     dim: str = ""
+    #: Proven to stay in 0..dim-1 for every value of its indices (``u+k`` for u < T-K+1,
+    #: k < K): set only on the generated code's terms, whose reads then need no padding.
+    inside: bool = False
 
     @property
     def free(self) -> frozenset[Index]:

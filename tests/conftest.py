@@ -93,7 +93,8 @@ def lambda_free_names(source: str) -> set[str]:
     tree = ast.parse(source, mode="eval")
     fn = tree.body
     assert isinstance(fn, ast.Lambda), source
-    params = {a.arg for a in fn.args.args}
+    # parameters of the lambda and of any lambda inside it (the registry's erf)
+    params = {a.arg for n in ast.walk(fn) if isinstance(n, ast.Lambda) for a in n.args.args}
     assigned = {n.target.id for n in ast.walk(fn) if isinstance(n, ast.NamedExpr)}
     loaded = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return loaded - params - assigned

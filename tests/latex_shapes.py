@@ -81,7 +81,7 @@ def tokenize(latex: str) -> list[Tok]:
 
 @dataclass(frozen=True)
 class Node:
-    op: str  # tensor ones eye scalar | mul odot oslash div add sub neg T fn diag pow hpow
+    op: str  # tensor ones eye scalar | mul odot oslash div add sub neg T fn diag tr pow hpow
     args: tuple = ()
     src: str = ""  # the LaTeX it came from, for the messages
     dims: tuple = ()  # of a tensor
@@ -205,6 +205,8 @@ class _Parser:
             return self.apply(start)  # (a tensor sigma makes \sigma a name, below)
         if (t.kind, t.text) == ("word:operatorname", "diag"):
             return self.node("diag", (self.argument(),), start)
+        if (t.kind, t.text) == ("word:operatorname", "tr"):
+            return self.node("tr", (self.argument(),), start)
         return self.plain_name(t, start)
 
     def names(self, t: Tok) -> list[str]:
@@ -354,6 +356,10 @@ class _Shapes:
             raise ShapeError(f"division of {self.show(a, sa)} by a non-scalar {self.show(b, sb)}")
         if n.op == "div":
             return sa
+        if n.op == "tr":  # the trace of a square matrix is a scalar
+            if not self.unify(*sa):
+                raise ShapeError(f"trace of a non-square {self.show(a, sa)}")
+            return ("1", "1")
         if n.op == "diag":
             rows, cols = self.resolve(sa)
             if "1" not in (rows, cols):

@@ -27,10 +27,11 @@ from .plan import (
     Arange, ArgIndex, Call, Compare, ConstantValue, DimValue, Eye, Gather, MatrixValue, Number,
     Plan, Product, Raise, Read, Reduce, Select, Total, plan as make_plan,
 )
+from ..calculus.rules import within
 from ..problem import Problem
 from ..terms import (
-    Add, Delta, Index, Mul, Num, Pow, Term, base_exp, mul,
-    rename_indices, split_coeff,
+    Add, Affine, Delta, Grad, Index, Mul, Num, Pow, Tensor, Term, base_exp, mul,
+    rename_indices, replace as replace_term, split_coeff,
 )
 
 
@@ -532,8 +533,27 @@ def _emit(term: Term, names: Names, letters,
           order: tuple[Index, ...] = ()) -> tuple[str, tuple[Index, ...]]:
     """Code for ``term`` and the axes it has, printed from the contraction plan (in
     ``order``'s order where it can be computed so)."""
+    if names.problem is not None:
+        term = _proven_reads(term, names.problem)
     p = _in_order(make_plan(term, fast=True), order)  # the generated code's plan
     return _code(p, names, letters), p.axes
+
+
+def _proven_reads(term: Term, problem: Problem) -> Term:
+    """``term`` with each shifted read that the dims prove in range marked ``inside``
+    (``x[u+k]`` of a valid convolution, ``u + k < T`` for ``U = T - K + 1``): its code reads
+    it directly, without the clip and the mask of zero padding."""
+    def mark(t: Term) -> Term | None:
+        if not isinstance(t, (Tensor, Grad)):
+            return None
+        marked = tuple(
+            Affine(p.terms, p.offset, p.dim, inside=True)
+            if isinstance(p, Affine) and not p.inside and within(problem, p, p.dim) else p
+            for p in t.indices)
+        if marked == t.indices:
+            return t
+        return Tensor(t.name, marked) if isinstance(t, Tensor) else Grad(t.of, t.wrt, marked)
+    return replace_term(term, mark)
 
 
 def _in_order(p: Plan, order: tuple[Index, ...]) -> Plan:
@@ -651,12 +671,15 @@ def _gather(p: Gather, names: Names, letters) -> str:
     for j, (values_j, (_, _, dim)) in enumerate(zip(values, p.shifted)):
         size = names.dim(dim)
         where = _code(values_j, names, letters)
-        clipped = f"np.clip({where}, 0, {size} - 1)"
+        inside = bool(p.inside) and p.inside[j]  # proven in range: no clip, no mask
+        clipped = where if inside else f"np.clip({where}, 0, {size} - 1)"
         if p.separate:
             code = f"np.take({code}, {clipped}, axis={axis})"
             axis += len(values_j.axes)
         else:
             picks.append(clipped)
+        if inside:
+            continue
         test = (f"({where} < {size})" if values_j.nonnegative
                 else f"(({where} >= 0) & ({where} < {size}))")
         after = sum(len(a.axes) for a in values[j + 1:]) if p.separate else 0
@@ -664,7 +687,8 @@ def _gather(p: Gather, names: Names, letters) -> str:
         tests.append(f"{test}[{', '.join(slots)}]" if after else test)
     if picks:
         code = f"{code}[{', '.join([':'] * len(p.plain) + picks)}]"
-    code = f"{code} * " + (tests[0] if len(tests) == 1 else "(" + " & ".join(tests) + ")")
+    if tests:
+        code = f"{code} * " + (tests[0] if len(tests) == 1 else "(" + " & ".join(tests) + ")")
     if len(p.raw) != len(p.axes):
         src = "".join(_letter(i, letters) for i in p.raw)
         dst = "".join(_letter(i, letters) for i in p.axes)

@@ -73,6 +73,8 @@ class Gather(Plan):
     plain: tuple[int, ...]
     shifted: tuple[tuple[int, Arange, str], ...]  # (position, its values, the position's dim)
     raw: tuple[Index, ...]
+    #: Per shifted position: proven in range (``Affine.inside``), so read with no padding.
+    inside: tuple[bool, ...] = ()
 
     @property
     def union(self) -> tuple[Index, ...]:
@@ -470,7 +472,8 @@ def _gather(name: str, grad: bool, positions) -> Gather:
     shifted = tuple((k, _arange(forms[k], tuple(i for i in union if i in forms[k][0])),
                      positions[k].dim) for k in forms)
     raw = tuple(positions[k] for k in plain) + union
-    return Gather(tuple(dict.fromkeys(raw)), name, grad, plain, shifted, raw)
+    inside = tuple(positions[k].inside for k in forms)
+    return Gather(tuple(dict.fromkeys(raw)), name, grad, plain, shifted, raw, inside)
 
 
 def _plan(term: Term, fast: bool) -> Plan:

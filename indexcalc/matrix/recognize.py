@@ -97,8 +97,9 @@ def _conv(term: Term) -> Shaped:
     if isinstance(term, Add):
         return _add([_conv(t) for t in term.terms], term.terms)
     if isinstance(term, Sum):
-        if isinstance(term.body, Add):
-            return _conv(add_terms(*(make_sum(term.indices, t) for t in term.body.terms)))
+        if isinstance(term.body, Add):  # the sum of each term, its sign outside the sum
+            return _conv(add_terms(*(mul(Num(c), make_sum(term.indices, mul(*rest)))
+                                     for c, rest in map(split_coeff, term.body.terms))))
         factors = term.body.factors if isinstance(term.body, Mul) else (term.body,)
         return _contract(list(factors), term.indices)
     if isinstance(term, Mul):
