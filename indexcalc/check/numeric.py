@@ -34,7 +34,10 @@ An opaque ``L = loss(Y)`` is replaced by the linear loss ``sum(G * Y)`` with a r
 whose gradient with respect to ``Y`` is ``G``: the upstream gradient handed to the lambda.
 Inputs under a function whose registry domain is positive (``log``, ``sqrt``), in a
 denominator or under a fractional power are drawn positive; an assumption of the form
-``sum_c T[s,c] = v`` is made true by normalising ``T``.
+``sum_c T[s,c] = v`` is made true by normalising ``T``.  Inputs are drawn away from the
+kinks of the forward pass (relu, abs, comparisons in brackets and ``where``, ties of
+``max``/``min``): a draw that puts a kink argument within ``KINK_MARGIN`` of its kink is
+replaced (``make_world``), and the check's note says so if none of its draws avoids it.
 """
 from __future__ import annotations
 
@@ -56,7 +59,8 @@ from ..emit.plan import (
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, InputError, Problem
 from ..terms import (
-    Func, Index, MatrixFunc, Mul, Num, Pow, Sum, Tensor, Term, base_exp,
+    IN_RANGE, Arg, Bracket, Func, Index, IndexValue, MatrixFunc, Mul, Num, Pow, Sum, Tensor,
+    Term, add, base_exp, neg,
 )
 
 #: Sizes given to dims without ``=n``: small and distinct, so a transposition shows.
@@ -143,8 +147,78 @@ class World:
         return tuple(self.sizes[d] for d in self.problem.tensor_dims(tensor))
 
 
+#: How close (absolutely; inputs are of size 1) a drawn input may put the argument of a kink
+#: (relu, abs, a where or bracket comparison, a tie for max) to it: nearer, and a difference
+#: step of the Hessian or the fallback could cross it.
+KINK_MARGIN = 1e-2
+#: Draws tried, at most, to keep every kink at ``KINK_MARGIN``; the farthest one is kept.
+KINK_DRAWS = 12
+
+
 def make_world(problem: Problem, seed: int = 0) -> World:
-    rng = np.random.default_rng(seed)
+    """Random inputs for the check, drawn away from the kinks of the forward pass: among up
+    to ``KINK_DRAWS`` draws, the first with every kink argument at least ``KINK_MARGIN``
+    from its kink (else the farthest, with a note)."""
+    world = _draw_world(problem, np.random.default_rng(seed), seed)
+    sites = _kink_sites(problem)
+    if not sites:
+        return world
+    best, distance = world, _kink_distance(world, sites)
+    for attempt in range(1, KINK_DRAWS):
+        if distance >= KINK_MARGIN:
+            break
+        other = _draw_world(problem, np.random.default_rng((seed, attempt)), seed)
+        d = _kink_distance(other, sites)
+        if d > distance:
+            best, distance = other, d
+    if distance < KINK_MARGIN:
+        near = f"an input lies {distance:.1g} from a kink (relu, abs, where, max)"
+        best.note = "; ".join(part for part in (best.note, near) if part)
+    return best
+
+
+def _kink_sites(problem: Problem) -> list[tuple[str, Term, Index | None]]:
+    """Where the forward pass is not smooth: ("zero", u, None) for relu(u), abs(u) and a
+    comparison of values a - b (brackets, where); ("gap", e, d) for max_d e / min_d e (a
+    tie between the two largest)."""
+    sites: list[tuple[str, Term, Index | None]] = []
+    for d in problem.definitions.values():
+        if d.body is None:
+            continue
+        for t in d.body.walk():
+            if isinstance(t, Func) and t.name in ("relu", "abs", "step", "sign") and not t.order:
+                sites.append(("zero", t.arg, None))
+            elif isinstance(t, Bracket) and not isinstance(t.a, IndexValue) \
+                    and t.op != IN_RANGE and (t.a.tensor_names or t.b.tensor_names):
+                sites.append(("zero", add(t.a, neg(t.b)), None))
+            elif isinstance(t, Arg):
+                sites.append(("gap", t.body, t.over))
+    return list(dict.fromkeys(sites))  # where(c, p, q) holds [c] and [not c]
+
+
+def _kink_distance(world: World, sites) -> float:
+    """The least distance of any kink argument from its kink over the drawn inputs."""
+    evaluator = Evaluator(world)
+    least = math.inf
+    for kind, term, over in sites:
+        value, axes = evaluator.evaluate(term)
+        value = np.real(np.asarray(value, dtype=complex))
+        if kind == "zero":
+            gap = np.abs(value)
+        elif over in axes and value.shape[axes.index(over)] > 1:
+            top = np.sort(value, axis=axes.index(over))
+            gap = np.abs(np.take(top, -1, axis=axes.index(over))
+                         - np.take(top, -2, axis=axes.index(over)))
+            gap = np.minimum(gap, np.abs(np.take(top, 1, axis=axes.index(over))
+                                         - np.take(top, 0, axis=axes.index(over))))
+        else:
+            continue
+        if gap.size:
+            least = min(least, float(np.min(gap)))
+    return least
+
+
+def _draw_world(problem: Problem, rng, seed: int) -> World:
     sizes, note = check_sizes(problem)
     positive = _positive_inputs(problem)
     values = {}
