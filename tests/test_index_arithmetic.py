@@ -152,11 +152,16 @@ grad L wrt x, w
 
 
 def test_generated_convolution_code_is_whole_array():
-    """No Python loop over entries: shifted reads are one clipped gather and a mask."""
+    """No Python loop over entries: a shifted read that can leave the range is a gather from
+    the array with a zero appended (np.pad), at the position or, outside, at that zero; one
+    the dims prove in range (the weight gradient's x[u+k]) is a plain gather."""
     for r in derivation("conv2d").results:
         assert r.check.passed
         assert " for " not in r.numpy.source
-    assert "np.clip(" in result(derivation("conv2d"), "x").numpy.source
+    dx = result(derivation("conv2d"), "x").numpy.source
+    assert "np.pad(" in dx and "np.take(" in dx and "np.clip(" not in dx
+    dw = result(derivation("conv1d"), "W").numpy.source
+    assert "np.take(x, " in dw and "np.pad(" not in dw and "np.where(" not in dw
 
 
 @pytest.mark.parametrize("name, kernel_dims", [("conv1d", {"K"}), ("conv2d", {"A", "B"})])

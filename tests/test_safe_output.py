@@ -201,6 +201,7 @@ NUMPY_FUNCTIONS = frozenset({
     "where", "reciprocal", "square", "trace", "diagonal", "expand_dims", "newaxis", "copyto",
     "float64",  # the dtype of a scalar result: no builtin that a user's name could shadow
     "arange", "clip", "transpose", "take",  # shifted reads x[u+k]: a clipped gather, a mask
+    "pad",  # or a gather from the array with one zero appended (zero padding)
     "max", "min", "argmax", "argmin",  # max_d, and the maximising entry of its derivative
     "linalg",
     "pi",  # the constant pi

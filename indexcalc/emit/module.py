@@ -233,7 +233,7 @@ _MATH = {"exp", "log", "sqrt", "tanh", "sin", "cos"}
 #: NumPy functions whose framework spelling is the same name in its namespace.
 _SAME = {"einsum", "exp", "log", "sqrt", "tanh", "sin", "cos", "abs", "sign", "outer", "diag",
          "broadcast_to", "zeros", "ones", "eye", "maximum", "heaviside", "where", "cosh", "sinh",
-         "log1p", "expm1", "logaddexp", "arange", "clip", "transpose", "take", "trace"}
+         "log1p", "expm1", "logaddexp", "arange", "clip", "transpose", "take", "trace", "pad"}
 
 
 #: The attributes of ``np`` that spell the language's constants (``pi``).
@@ -378,6 +378,12 @@ class _Translate(ast.NodeTransformer):
                 name = {"max": "amax", "min": "amin"}.get(name, name)
             node.func = self._attr(name)
             return node
+        elif name == "pad" and self.framework == "torch":
+            # np.pad(x, ((0, 0), (0, 1))): torch's pad takes the widths flat, last axis first
+            x, widths = node.args
+            flat = [w for pair in reversed(widths.elts) for w in pair.elts]
+            return ast.Call(ast.parse("torch.nn.functional.pad", mode="eval").body,
+                            [x, ast.Tuple(flat, ast.Load())], [])
         elif name == "clip" and self.framework == "torch":
             return ast.Call(self._attr("clamp"), node.args, node.keywords)
         elif name == "transpose" and self.framework == "torch":

@@ -667,21 +667,32 @@ def _gather(p: Gather, names: Names, letters) -> str:
         values = [a for _, a, _ in p.shifted]
     else:  # positions sharing an index: one subscript, index arrays broadcast together
         values = [a.widened(p.union) for _, a, _ in p.shifted]
-    tests, picks, axis = [], [], len(p.plain)
+    tests, picks, axis, rank = [], [], len(p.plain), p.rank
     for j, (values_j, (_, _, dim)) in enumerate(zip(values, p.shifted)):
         size = names.dim(dim)
         where = _code(values_j, names, letters)
         inside = bool(p.inside) and p.inside[j]  # proven in range: no clip, no mask
+        test = (f"({where} < {size})" if values_j.nonnegative
+                else f"(({where} >= 0) & ({where} < {size}))")
+        if p.separate and not inside:
+            # one zero appended along the axis, read wherever the position is outside:
+            # the padding costs a copy of the (small) array read, not a mask over the
+            # (large) array gathered, which has the reads' extra axes
+            widths = ", ".join("(0, 1)" if k == axis else "(0, 0)" for k in range(rank))
+            code = (f"np.take(np.pad({code}, ({widths},)), "
+                    f"np.where({test}, {where}, {size}), axis={axis})")
+            axis += len(values_j.axes)
+            rank += len(values_j.axes) - 1  # the take put the position's axes for its one
+            continue
         clipped = where if inside else f"np.clip({where}, 0, {size} - 1)"
         if p.separate:
             code = f"np.take({code}, {clipped}, axis={axis})"
             axis += len(values_j.axes)
+            rank += len(values_j.axes) - 1
         else:
             picks.append(clipped)
         if inside:
             continue
-        test = (f"({where} < {size})" if values_j.nonnegative
-                else f"(({where} >= 0) & ({where} < {size}))")
         after = sum(len(a.axes) for a in values[j + 1:]) if p.separate else 0
         slots = [":"] * len(values_j.axes) + ["None"] * after
         tests.append(f"{test}[{', '.join(slots)}]" if after else test)

@@ -90,6 +90,11 @@ class Gather(Plan):
     def order(self) -> tuple[int, ...]:
         return self.plain + tuple(k for k, _, _ in self.shifted)
 
+    @property
+    def rank(self) -> int:
+        """The number of axes of the tensor read."""
+        return len(self.plain) + len(self.shifted)
+
 
 @dataclass(frozen=True)
 class ArgIndex(Plan):
