@@ -599,8 +599,10 @@ def power(base: Term, exponent: Term) -> Term:
         if isinstance(base, Pow) and isinstance(base.exponent, Num) and exponent.value.denominator == 1:
             return power(base.base, Num(base.exponent.value * exponent.value))
         if (isinstance(base, Func) and base.name == "sqrt" and base.order == 0
+                and not base.arg.free and not base.arg.tensor_names
                 and exponent.value.denominator == 1 and exponent.value % 2 == 0):
-            # sqrt(u)^2 = u: sqrt's argument is nonnegative wherever it is defined
+            # sqrt(2)^2 = 2 for a constant; sqrt(v + eps)^2 stays, so that (x - mu) /
+            # sqrt(v + eps) can still fold into a normalised tensor (layer norm's Y)
             return power(base.arg, Num(exponent.value / 2))
         if isinstance(base, Mul) and exponent.value.denominator == 1:
             # (a b)^n = a^n b^n: keeps one flat list of factors for cancellation

@@ -243,3 +243,13 @@ def test_softmax_columns_matrix_text_is_the_documents():
     res = result(derivation("softmax_columns"), "W")
     assert res.matrix.text == "X @ (S - Y).T"
     assert res.matrix.latex == r"\mathbf{X} \left(\mathbf{S} - \mathbf{Y}\right)^{T}"
+
+
+def test_layer_norm_input_gradient_is_written_with_the_normalised_tensor():
+    """dL/dX = (G - mean(G) - Y mean(G Y)) / sqrt(v + eps) (Ba et al. 2016; the textbook form
+    the benchmark compares with): (X - mu) / sqrt(v + eps) folds back into Y, which needs
+    sqrt(v + eps)^2 kept as it is (only a constant's square root squares away)."""
+    from conftest import derivation, result
+    from indexcalc.render.printing import to_text
+    text = to_text(result(derivation("layer_norm"), "X").index)
+    assert "Y[i,j] * (sum_d dL_dY[i,d] * Y[i,d])" in text and "mu" not in text
