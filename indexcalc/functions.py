@@ -190,7 +190,8 @@ _ENTRIES = (
              complex_numeric=lambda z: np.where(z.real > 0, z + np.log1p(np.exp(-z)),
                                                 np.log1p(np.exp(z))),
              latex="\\operatorname{{softplus}}{}"),
-    # erf(u) = 2/sqrt(pi) int_0^u exp(-t^2) dt; exact GELU is u Phi(u), Phi(u) = (1 + erf(u/sqrt 2))/2.
+    # erf(u) = 2/sqrt(pi) int_0^u exp(-t^2) dt; the exact GELU is u Phi(u), with the normal
+    # distribution function Phi(u) = (1 + erf(u / sqrt 2)) / 2.
     Function("erf", lambda u: div(mul(num(2), Func("exp", neg(power(u, num(2))))),
                                   Func("sqrt", Constant("pi"))),
              "d erf(u) = 2 / sqrt(pi) exp(-u^2) du",

@@ -279,28 +279,23 @@ def contract_delta(term: Term, ctx: Context) -> Term | None:
     while True:
         factors = list(factors_of(body))
         for k, f in enumerate(factors):
+            others = factors[:k] + factors[k + 1:]
             solved = _solve(f, bound) if isinstance(f, Delta) else None
-            if solved is None:
-                inner = _solve_inner(f, bound)
-                if inner is None:
-                    continue
+            inner = None if solved is not None else _solve_inner(f, bound)
+            if solved is not None:
+                (gone, value), rest = solved, mul(*others)
+            elif inner is not None:
                 # sum_u a_u sum_k b_k delta(u+2k, l) = sum_k b_k a_{l-2k}: the delta binds
                 # the outer index (coefficient +-1) and the value takes the inner one along
                 gone, value, delta = inner
-                rest = mul(*(factors[:k] + factors[k + 1:]),
-                           *(g for g in factors_of(f.body) if g is not delta))
-                moved = rename_indices(rest, {gone: value})
-                if isinstance(value, Affine) and not within(ctx.problem, value, gone.dim):
-                    moved = mul(in_range(value, gone.dim), moved)
-                body = make_sum(f.indices, moved)
-                bound.remove(gone)
-                changed = True
-                break
-            gone, value = solved
-            rest = mul(*(factors[:k] + factors[k + 1:]))
+                rest = mul(*others, *(g for g in factors_of(f.body) if g is not delta))
+            else:
+                continue
             body = rename_indices(rest, {gone: value})
             if isinstance(value, Affine) and not within(ctx.problem, value, gone.dim):
                 body = mul(in_range(value, gone.dim), body)
+            if inner is not None:
+                body = make_sum(f.indices, body)
             bound.remove(gone)
             changed = True
             break

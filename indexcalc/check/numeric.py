@@ -59,8 +59,8 @@ from ..emit.plan import (
 from ..derivation import CheckResult, MatrixForm, NumpyFunction
 from ..problem import Goal, InputError, Problem
 from ..terms import (
-    IN_RANGE, Arg, Bracket, Func, Index, IndexValue, MatrixFunc, Mul, Num, Pow, Sum, Tensor,
-    Term, add, base_exp, neg,
+    Arg, Bracket, Func, Index, MatrixFunc, Mul, Num, Pow, Sum, Tensor, Term, add, base_exp,
+    neg,
 )
 
 #: Sizes given to dims without ``=n``: small and distinct, so a transposition shows.
@@ -159,7 +159,8 @@ def make_world(problem: Problem, seed: int = 0) -> World:
     """Random inputs for the check, drawn away from the kinks of the forward pass: among up
     to ``KINK_DRAWS`` draws, the first with every kink argument at least ``KINK_MARGIN``
     from its kink (else the farthest, with a note)."""
-    world = _draw_world(problem, np.random.default_rng(seed), seed)
+    sizes, note = check_sizes(problem)
+    world = _draw_world(problem, sizes, note, np.random.default_rng(seed), seed)
     sites = _kink_sites(problem)
     if not sites:
         return world
@@ -167,7 +168,7 @@ def make_world(problem: Problem, seed: int = 0) -> World:
     for attempt in range(1, KINK_DRAWS):
         if distance >= KINK_MARGIN:
             break
-        other = _draw_world(problem, np.random.default_rng((seed, attempt)), seed)
+        other = _draw_world(problem, sizes, note, np.random.default_rng((seed, attempt)), seed)
         d = _kink_distance(other, sites)
         if d > distance:
             best, distance = other, d
@@ -177,22 +178,22 @@ def make_world(problem: Problem, seed: int = 0) -> World:
     return best
 
 
-def _kink_sites(problem: Problem) -> list[tuple[str, Term, Index | None]]:
-    """Where the forward pass is not smooth: ("zero", u, None) for relu(u), abs(u) and a
-    comparison of values a - b (brackets, where); ("gap", e, d) for max_d e / min_d e (a
-    tie between the two largest)."""
-    sites: list[tuple[str, Term, Index | None]] = []
+def _kink_sites(problem: Problem) -> list[tuple[Term, Index | None, int]]:
+    """Where the forward pass is not smooth: (u, None, 0) for relu(u), abs(u) and a
+    comparison of values a - b (brackets, where), whose kink is at u = 0; (e, d, -1) for
+    max_d e and (e, d, 0) for min_d e, whose kink is a tie of the two extreme entries (the
+    last two, or the first two, of e sorted along d)."""
+    sites: list[tuple[Term, Index | None, int]] = []
     for d in problem.definitions.values():
         if d.body is None:
             continue
         for t in d.body.walk():
             if isinstance(t, Func) and t.name in ("relu", "abs", "step", "sign") and not t.order:
-                sites.append(("zero", t.arg, None))
-            elif isinstance(t, Bracket) and not isinstance(t.a, IndexValue) \
-                    and t.op != IN_RANGE and (t.a.tensor_names or t.b.tensor_names):
-                sites.append(("zero", add(t.a, neg(t.b)), None))
+                sites.append((t.arg, None, 0))
+            elif isinstance(t, Bracket) and (t.a.tensor_names or t.b.tensor_names):
+                sites.append((add(t.a, neg(t.b)), None, 0))
             elif isinstance(t, Arg):
-                sites.append(("gap", t.body, t.over))
+                sites.append((t.body, t.over, -1 if t.kind == "max" else 0))
     return list(dict.fromkeys(sites))  # where(c, p, q) holds [c] and [not c]
 
 
@@ -200,17 +201,16 @@ def _kink_distance(world: World, sites) -> float:
     """The least distance of any kink argument from its kink over the drawn inputs."""
     evaluator = Evaluator(world)
     least = math.inf
-    for kind, term, over in sites:
+    for term, over, end in sites:
         value, axes = evaluator.evaluate(term)
-        value = np.real(np.asarray(value, dtype=complex))
-        if kind == "zero":
+        value = np.real(value)
+        if over is None:
             gap = np.abs(value)
         elif over in axes and value.shape[axes.index(over)] > 1:
-            top = np.sort(value, axis=axes.index(over))
-            gap = np.abs(np.take(top, -1, axis=axes.index(over))
-                         - np.take(top, -2, axis=axes.index(over)))
-            gap = np.minimum(gap, np.abs(np.take(top, 1, axis=axes.index(over))
-                                         - np.take(top, 0, axis=axes.index(over))))
+            axis = axes.index(over)
+            ranked = np.sort(value, axis=axis)
+            second = -2 if end == -1 else 1
+            gap = np.abs(np.take(ranked, end, axis=axis) - np.take(ranked, second, axis=axis))
         else:
             continue
         if gap.size:
@@ -218,8 +218,7 @@ def _kink_distance(world: World, sites) -> float:
     return least
 
 
-def _draw_world(problem: Problem, rng, seed: int) -> World:
-    sizes, note = check_sizes(problem)
+def _draw_world(problem: Problem, sizes: dict[str, int], note: str, rng, seed: int) -> World:
     positive = _positive_inputs(problem)
     values = {}
     for name, decl in problem.inputs.items():

@@ -655,11 +655,15 @@ def _arange(p: Arange, names: Names) -> str:
 
 
 def _gather(p: Gather, names: Names, letters) -> str:
-    """``np.take(x, np.clip(t - k, 0, U - 1), axis=2) * ((t - k >= 0) & (t - k < U))``:
-    the entries at shifted positions, 0 outside the tensor's range (zero padding), with
-    whole arrays.  ``np.take`` along one axis at a time keeps the result in C order (an
-    index array in a subscript puts its axes first in memory, which slows the contraction
-    that follows it several times over)."""
+    """The entries at shifted positions, 0 outside the tensor's range (zero padding), with
+    whole arrays.  Positions on their own indices are read one axis at a time with
+    ``np.take``, which keeps the result in C order (an index array in a subscript puts its
+    axes first in memory, which slows the contraction that follows it several times over):
+    ``np.take(np.pad(x, ((0, 0), (0, 1))), np.where(in range, t - k, T), axis=1)`` reads
+    the one zero appended wherever t - k is outside, so the padding costs a copy of the
+    (small) array read, not a mask over the (large) array gathered.  Positions sharing an
+    index are one subscript of clipped positions, times a mask.  A position the dims prove
+    in range (``Gather.inside``) is read as it is."""
     code = names.grad(p.name) if p.grad else names.tensor(p.name)
     if p.order != tuple(range(len(p.order))):
         code = f"np.transpose({code}, {p.order})"
@@ -668,34 +672,23 @@ def _gather(p: Gather, names: Names, letters) -> str:
     else:  # positions sharing an index: one subscript, index arrays broadcast together
         values = [a.widened(p.union) for _, a, _ in p.shifted]
     tests, picks, axis, rank = [], [], len(p.plain), p.rank
-    for j, (values_j, (_, _, dim)) in enumerate(zip(values, p.shifted)):
+    for values_j, (_, _, dim), inside in zip(values, p.shifted, p.inside):
         size = names.dim(dim)
         where = _code(values_j, names, letters)
-        inside = bool(p.inside) and p.inside[j]  # proven in range: no clip, no mask
         test = (f"({where} < {size})" if values_j.nonnegative
                 else f"(({where} >= 0) & ({where} < {size}))")
-        if p.separate and not inside:
-            # one zero appended along the axis, read wherever the position is outside:
-            # the padding costs a copy of the (small) array read, not a mask over the
-            # (large) array gathered, which has the reads' extra axes
-            widths = ", ".join("(0, 1)" if k == axis else "(0, 0)" for k in range(rank))
-            code = (f"np.take(np.pad({code}, ({widths},)), "
-                    f"np.where({test}, {where}, {size}), axis={axis})")
+        if p.separate:
+            if not inside:
+                widths = ", ".join("(0, 1)" if k == axis else "(0, 0)" for k in range(rank))
+                code, where = f"np.pad({code}, ({widths},))", f"np.where({test}, {where}, {size})"
+            code = f"np.take({code}, {where}, axis={axis})"
             axis += len(values_j.axes)
             rank += len(values_j.axes) - 1  # the take put the position's axes for its one
-            continue
-        clipped = where if inside else f"np.clip({where}, 0, {size} - 1)"
-        if p.separate:
-            code = f"np.take({code}, {clipped}, axis={axis})"
-            axis += len(values_j.axes)
-            rank += len(values_j.axes) - 1
+        elif inside:
+            picks.append(where)
         else:
-            picks.append(clipped)
-        if inside:
-            continue
-        after = sum(len(a.axes) for a in values[j + 1:]) if p.separate else 0
-        slots = [":"] * len(values_j.axes) + ["None"] * after
-        tests.append(f"{test}[{', '.join(slots)}]" if after else test)
+            picks.append(f"np.clip({where}, 0, {size} - 1)")
+            tests.append(test)
     if picks:
         code = f"{code}[{', '.join([':'] * len(p.plain) + picks)}]"
     if tests:

@@ -74,7 +74,7 @@ class Gather(Plan):
     shifted: tuple[tuple[int, Arange, str], ...]  # (position, its values, the position's dim)
     raw: tuple[Index, ...]
     #: Per shifted position: proven in range (``Affine.inside``), so read with no padding.
-    inside: tuple[bool, ...] = ()
+    inside: tuple[bool, ...]
 
     @property
     def union(self) -> tuple[Index, ...]:

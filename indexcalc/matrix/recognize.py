@@ -65,18 +65,14 @@ def _conv(term: Term) -> Shaped:
         return Shaped(Scalar(term), ())
     if isinstance(term, (Tensor, Grad)) and not all(isinstance(i, Index) for i in term.indices):
         raise NoMatrixForm  # a shifted read x[u+k]: no matrix reading
-    if isinstance(term, Tensor):
+    if isinstance(term, (Tensor, Grad)):
         if len(term.indices) > 2 or len(set(term.indices)) != len(term.indices):
             raise NoMatrixForm
-        return Shaped(Ref(term.name, _dims(term.indices)), term.indices)
-    if isinstance(term, Grad):
-        if len(term.indices) > 2 or len(set(term.indices)) != len(term.indices):
-            raise NoMatrixForm
-        return Shaped(Ref(term.array_name, _dims(term.indices), (term.of, term.wrt)), term.indices)
+        return Shaped(_leaf(term), term.indices)
     if isinstance(term, MatrixFunc) and term.name == "inv":
         if len(set(term.indices)) != 2 or not all(isinstance(i, Index) for i in term.indices):
             raise NoMatrixForm
-        return Shaped(Inverse(term.matrix, term.indices[0].dim), term.indices)
+        return Shaped(_leaf(term), term.indices)
     if isinstance(term, Delta):
         if not term.plain or term.a.dim != term.b.dim:
             raise NoMatrixForm
@@ -181,8 +177,8 @@ def _diagonal(f: Term) -> Index | None:
     return None
 
 
-def _as_square(f: Term) -> Node:
-    """The matrix whose diagonal entry ``f`` is."""
+def _leaf(f: Tensor | Grad | MatrixFunc) -> Node:
+    """The array an entry reads: a tensor, an upstream gradient, or an inverse."""
     if isinstance(f, Tensor):
         return Ref(f.name, _dims(f.indices))
     if isinstance(f, Grad):
@@ -200,7 +196,7 @@ def _contract(factors: list[Term], bound: tuple[Index, ...]) -> Shaped:
             continue
         j = _diagonal(f)
         if j is not None and j in bound and sum(j in g.free for g in factors) == 1:
-            items.append(Shaped(Trace(_as_square(f)), ()))  # sum_j X_jj = tr(X)
+            items.append(Shaped(Trace(_leaf(f)), ()))  # sum_j X_jj = tr(X)
             bound = tuple(i for i in bound if i != j)
             continue
         base, exp = base_exp(f)

@@ -597,7 +597,8 @@ class _ExprParser:
         while True:
             if self.cursor.at("*") or self.cursor.at("/"):
                 ops.append(self.cursor.next().text)
-            elif self.cursor.peek().kind in self._STARTS_FACTOR and not self.cursor.at("NAME", "and"):
+            elif (self.cursor.peek().kind in self._STARTS_FACTOR
+                  and not self.cursor.at("NAME", "and")):  # `and` joins comparisons
                 ops.append("*")  # juxtaposition: X[s,m] W[n,m]
             else:
                 break
