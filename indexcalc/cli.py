@@ -358,7 +358,12 @@ def _report_failures(derivation, prefix: str) -> bool:
         _error(f"{prefix}check FAILED: {what} does not match the numeric derivatives "
                f"(max relative error {result.check.max_rel_error:.3g}"
                + (f"; {result.check.detail})" if result.check.detail else ")"))
-    return bool(failed)
+    false = [v for v in derivation.claims if not v.holds]
+    for verdict in false:
+        line = verdict.claim.location.line if verdict.claim.location else "?"
+        _error(f"{prefix}claim does not hold (line {line}): {verdict.claim.name} = "
+               f"{verdict.claim.text}: {verdict.reason}")
+    return bool(failed or false)
 
 
 def _refuse_overwriting_input(file: str, target: Path) -> None:

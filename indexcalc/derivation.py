@@ -106,6 +106,13 @@ class Result:
 class Derivation:
     problem: Problem
     results: tuple[Result, ...]
+    #: the verdicts on the file's ``claim`` statements (``check.claims.ClaimVerdict``), in
+    #: file order
+    claims: tuple = ()
+
+    @property
+    def claims_hold(self) -> bool:
+        return all(v.holds for v in self.claims)
 
     @property
     def title(self) -> str | None:

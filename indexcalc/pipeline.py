@@ -46,7 +46,12 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
             kind=goal.kind, of=goal.of, wrt=goal.wrt, target=derived.target,
             index=derived.index, blocks=derived.blocks, matrix=matrix, numpy=numpy,
             check=checked))
-    return Derivation(problem, tuple(results))
+    derivation = Derivation(problem, tuple(results))
+    if problem.claims:
+        from .check.claims import decide_all
+        with limits.stage("the claims", "every claim"):
+            derivation = replace(derivation, claims=decide_all(derivation))
+    return derivation
 
 
 def output_indices(derived: IndexResult) -> tuple[Index, ...]:

@@ -201,6 +201,27 @@ def linear_combination(parts) -> tuple[dict[str, Fraction], Fraction]:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """``claim dL_dW = dL_dY.T @ X`` (a matrix claim: ``tree`` is the parsed NumPy text) or
+    ``claim dL_db[i] = sum_s dL_dY[s,i]`` (an index claim: ``indices`` and ``term``), about
+    the result ``goal`` (CONTRACT section 5)."""
+
+    name: str  # the result's JSON name, dL_dW
+    goal: "Goal"
+    text: str  # the right side as written
+    location: Location | None = None
+    tree: object = None  # matrix claim: syntax.numpy_text.Node
+    indices: tuple[Index, ...] = ()  # index claim: the left side's indices
+    term: Term | None = None  # index claim: the right side
+    #: an index claim whose left side has another number of indices than the result
+    rank_mismatch: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "matrix" if self.term is None else "index"
+
+
+@dataclass(frozen=True)
 class Goal:
     """``grad L wrt W``, ``jacobian Y wrt X`` or ``hessian f wrt x`` (one goal per wrt)."""
 
@@ -223,6 +244,8 @@ class Problem:
     definitions: dict[str, Definition] = field(default_factory=dict)
     assumptions: list[Assumption] = field(default_factory=list)
     goals: list[Goal] = field(default_factory=list)
+    #: ``claim`` statements, in file order
+    claims: list[Claim] = field(default_factory=list)
     path: str = "<input>"
     #: likely mistakes found while reading the file, in file order
     warnings: list[InputWarning] = field(default_factory=list)

@@ -66,6 +66,11 @@ def to_json_data(derivation: Derivation) -> dict:
         "title": derivation.title,
         "results": [_result_json(result) for result in derivation.results],
     }
+    if derivation.problem.claims:  # only then, like the warnings below
+        for result, out in zip(derivation.results, data["results"]):
+            out["claims"] = [v.to_json() for v in derivation.claims
+                             if (v.claim.goal.kind, v.claim.goal.of, v.claim.goal.wrt)
+                             == (result.kind, result.of, result.wrt)]
     if derivation.problem.warnings:  # only then: the contract's shape stays exact otherwise
         data["warnings"] = [_warning_json(w) for w in derivation.problem.warnings]
     return data

@@ -53,9 +53,10 @@ from typing import Callable, Iterator, TypeVar
 from .. import naming
 from ..check import assumptions
 from ..functions import CONSTANTS, LANGUAGE_FUNCTIONS
-from . import constants
+from . import constants, numpy_text
 from ..problem import (
     Assumption,
+    Claim,
     Definition,
     DimFormula,
     Goal,
@@ -75,6 +76,7 @@ from ..terms import (
     Arg,
     Bracket,
     Delta,
+    Grad,
     IndexValue,
     MATRIX_FUNCTIONS,
     MatrixFunc,
@@ -105,7 +107,7 @@ __all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES"]
 #: Words of the language; none of them can name a dim, tensor or function.
 KEYWORDS = (
     "sum", "delta", "loss", "wrt", "grad", "jacobian", "hessian",
-    "input", "dims", "function", "assume", "title", "where", "and",
+    "input", "dims", "function", "assume", "title", "where", "and", "claim",
 )
 RESERVED_NAMES = (frozenset(KEYWORDS) | frozenset(LANGUAGE_FUNCTIONS) | frozenset(CONSTANTS)
                   | frozenset(MATRIX_FUNCTIONS))
@@ -138,7 +140,7 @@ _NAME_HINT = ("a name is a letter followed by letters, digits and underscores (n
               "row): X, W1, lam, x_0")
 _INDEX_HINT = "an index is a lower-case letter, optionally followed by letters or digits: k, i2"
 _DEFINITION_HINT = "a definition looks like  Y[s,n] = sum_m X[s,m] * W[n,m] + b[n]"
-_STATEMENT_WORDS = "dims, input, function, assume, grad, jacobian, hessian or title"
+_STATEMENT_WORDS = "dims, input, function, assume, grad, jacobian, hessian, claim or title"
 
 
 # --- source lines and locations -----------------------------------------------------------
@@ -837,11 +839,14 @@ class _IndexAnalysis:
     its own right side.
     """
 
-    def __init__(self, file: "_FileParser", line: _Line, defining: str | None):
+    def __init__(self, file: "_FileParser", line: _Line, defining: str | None,
+                 grads: dict[str, tuple[str, str]] | None = None):
         self.file = file
         self.problem = file.problem
         self.line = line
         self.defining = defining
+        #: upstream gradients a claim may name (``dL_dY`` -> ("L", "Y")), read as Grad terms
+        self.grads = grads or {}
         self.dims: dict[str, str] = {}  # index name -> dim
         self.first_use: dict[str, RIndex] = {}  # where each index got its dim
         self.implicit: dict[RNode, list[str]] = {}  # node -> indices summed around it
@@ -863,6 +868,18 @@ class _IndexAnalysis:
         indices = tuple(Index(index.name, self.dims[index.name]) for index in lhs)
         # An implicit sum may enclose an explicit one over the same index (the convention
         # cannot see it); rename the inner one, as the explicit form has to be written.
+        return indices, unshadow(self._build(rhs), frozenset(outer))
+
+    def claim(self, lhs: list[RIndex], dims: tuple[str, ...], rhs: RNode) -> tuple[tuple[Index, ...], Term]:
+        """An index claim: the left side's indices range over the result's ``dims``; an
+        index of the left side that the right side does not use is one it is constant in."""
+        for index, dim in zip(lhs, dims):
+            self._assign_dim(index, dim)
+        self._resolve(rhs)
+        outer = {index.name for index in lhs}
+        self._place_implicit_sums(self._occurrences(rhs, outer), outer)
+        self._infer_dims([rhs], lhs)
+        indices = tuple(Index(index.name, self.dims[index.name]) for index in lhs)
         return indices, unshadow(self._build(rhs), frozenset(outer))
 
     def assumption(self, lhs: RNode, rhs: RNode) -> tuple[Term, Term]:
@@ -908,6 +925,9 @@ class _IndexAnalysis:
 
     def _resolve_tensor(self, node: RTensor) -> None:
         name = node.name
+        if name in self.grads:
+            self._check_positions(node, self.problem.tensor_dims(self.grads[name][1]))
+            return
         self._check_not_self(name, node.column)
         if name in self.problem.dims:
             raise self.line.error(f"{name} is a dim, not a tensor: it takes no indices", node.column)
@@ -918,7 +938,10 @@ class _IndexAnalysis:
             raise self.line.error(f"{name} is a function", node.column, hint=f"write {name}(...)")
         if not self.file.is_tensor(name):
             raise self.file.missing_name_error(self.line, name, node.column, "tensor")
-        dims = self.problem.tensor_dims(name)
+        self._check_positions(node, self.problem.tensor_dims(name))
+
+    def _check_positions(self, node: RTensor, dims: tuple[str, ...]) -> None:
+        name = node.name
         if not dims:
             raise self.line.error(f"{name} is a scalar; use it without indices", node.column)
         if len(dims) != len(node.indices):
@@ -1183,8 +1206,12 @@ class _IndexAnalysis:
         return Tensor(node.name, ())
 
     def _build_tensor(self, node: RTensor) -> Term:
-        dims = self.problem.tensor_dims(node.name)
-        return Tensor(node.name, tuple(self._position(p, dim) for p, dim in zip(node.indices, dims)))
+        grad = self.grads.get(node.name)
+        dims = self.problem.tensor_dims(grad[1] if grad else node.name)
+        positions = tuple(self._position(p, dim) for p, dim in zip(node.indices, dims))
+        if grad:
+            return Grad(grad[0], grad[1], positions)
+        return Tensor(node.name, positions)
 
     def _position(self, p: RIndex | RAffine, dim: str):
         """A plain index where it ranges over the position's dim, else an ``Affine``."""
@@ -1380,6 +1407,9 @@ def _declared_names(tokens: list[Token]) -> list[str]:
 
 
 _TITLE = re.compile(r"^\s*(title)\s*:(.*)$")
+#: ``claim NAME = ...`` or ``claim NAME[i,j] = ...``: a matrix claim's NumPy text is not
+#: tokenized as the file language.
+_CLAIM = re.compile(r"^\s*claim\b")
 
 
 def _check_printable(line: _Line, text: str, start: int) -> None:
@@ -1417,11 +1447,21 @@ class _FileParser:
                 _check_printable(line, title.group(2), title.start(2))
                 statements += 1
                 continue
+            if _CLAIM.match(line.code):
+                self._claim(line)
+                statements += 1
+                continue
             cursor = _Cursor(line, _tokenize(line))
             if cursor.at("END"):
                 continue
             self._statement(line, cursor)
             statements += 1
+        asked = {(g.kind, g.of, g.wrt) for g in self.problem.goals}
+        for claim in self.problem.claims:  # a claim about a result no goal asks for asks
+            key = (claim.goal.kind, claim.goal.of, claim.goal.wrt)
+            if key not in asked:
+                asked.add(key)
+                self.problem.goals.append(claim.goal)
         if not statements:
             raise InputError(
                 f"no statements in {self.path}", Location(self.path, 1, 1, self.lines[0].text),
@@ -1748,6 +1788,92 @@ class _FileParser:
                 f"{of} cannot depend on {name}: {name} is defined after {of} "
                 f"(line {definition.location.line} > line {of_line})", target.column,
             )
+
+    # -- claims (CONTRACT section 5) --
+
+    def _claim(self, line: _Line) -> None:
+        code = line.code
+        start = code.index("claim")
+        m = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)").match(code, start + len("claim"))
+        if m is None:
+            raise line.error("expected the name of a result after claim", start + len("claim") + 2,
+                             hint="write  claim dL_dW = dL_dY.T @ X")
+        name, name_column = m.group(1), m.start(1) + 1
+        goal = self._claim_goal(line, name, name_column)
+        rest = m.end()
+        after = code[rest:].lstrip()
+        if after.startswith("["):
+            self._index_claim(line, goal, name)
+            return
+        if not after.startswith("="):
+            raise line.error(f"expected '=' or '[' after claim {name}",
+                             len(code) - len(code[rest:].lstrip()) + 1,
+                             hint=f"write  claim {name} = ...  (NumPy) or  claim {name}[i,j] = ...")
+        equals = code.index("=", rest)
+        text = code[equals + 1:]
+        try:
+            parsed = numpy_text.parse(text, self._claim_name)
+        except numpy_text.NumpyTextError as error:
+            raise line.error(error.message, equals + 2 + error.offset, hint=error.hint) from None
+        self.problem.claims.append(Claim(name, goal, parsed.text, line.at(start + 1), tree=parsed))
+
+    def _claim_name(self, name: str) -> bool:
+        """A bare name a matrix claim may read: a tensor, a dim, an upstream gradient."""
+        return self.is_value_name(name) or name in self._upstream()
+
+    def _upstream(self) -> dict[str, tuple[str, str]]:
+        """The upstream gradients of the file's ``loss(...)`` definitions, by code name."""
+        return {naming.gradient(d.name, a): (d.name, a)
+                for d in self.problem.definitions.values() for a in d.loss_args}
+
+    def _claim_goal(self, line: _Line, name: str, column: int) -> Goal:
+        """The result a claim names: ``dL_dW`` (grad or jacobian) or ``d2f_dx2`` (hessian)."""
+        if name in self._upstream():
+            raise line.error(f"{name} is the upstream gradient of an unspecified loss: it is "
+                             "given, not derived", column)
+        tensors = list(self.problem.inputs) + list(self.problem.definitions)
+        for of, definition in self.problem.definitions.items():
+            for wrt in tensors:
+                if wrt == of:
+                    continue
+                if name == naming.hessian(of, wrt) and not definition.indices:
+                    kind = "hessian"
+                elif name == naming.gradient(of, wrt):
+                    kind = "jacobian" if definition.indices else "grad"
+                else:
+                    continue
+                token = Token("NAME", wrt, column)
+                self._check_goal_wrt(line, kind, of, token, set())
+                existing = [g for g in self.problem.goals if (g.kind, g.of, g.wrt) == (kind, of, wrt)]
+                return existing[0] if existing else Goal(kind, of, wrt, line.at(column))
+        raise line.error(f"no result is named {name}", column,
+                         hint="name a result as the JSON does: dL_dW (grad or jacobian of L "
+                              "with respect to W), d2f_dx2 (hessian)")
+
+    def _index_claim(self, line: _Line, goal: Goal, name: str) -> None:
+        cursor = _Cursor(line, _tokenize(line))
+        keyword = cursor.next()  # claim
+        cursor.next()  # the name
+        cursor.expect("[", "'['")
+        lhs = _comma_separated(cursor, lambda: _parse_index(cursor))
+        cursor.expect("]", "',' or ']' after an index")
+        _check_distinct(line, lhs)
+        equals = cursor.expect("=", f"'=' after {name}[...]")
+        grads = self._upstream()
+        rhs = _ExprParser(cursor, lambda n: self.is_value_name(n) or n in grads).expression()
+        cursor.expect("END", "an operator or end of line")
+        dims = self.problem.tensor_dims(goal.of) if goal.kind == "jacobian" else ()
+        dims += self.problem.tensor_dims(goal.wrt) * (2 if goal.kind == "hessian" else 1)
+        mismatch = ""
+        if len(lhs) != len(dims):
+            mismatch = (f"the claim gives {name} {len(lhs)} "
+                        f"{'index' if len(lhs) == 1 else 'indices'}, the result has {len(dims)}")
+            dims = ()
+        analysis = _IndexAnalysis(self, line, defining=None, grads=grads)
+        indices, term = analysis.claim(lhs, dims, rhs)
+        text = line.code[equals.column:].strip()
+        self.problem.claims.append(Claim(name, goal, text, line.at(keyword.column),
+                                         indices=indices, term=term, rank_mismatch=mismatch))
 
     # -- definitions --
 

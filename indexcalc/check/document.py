@@ -1,0 +1,795 @@
+"""Checking a worked solution link by link (CONTRACT section 6).
+
+Each chain of the document's display math (``syntax.latex.read_document``) is split into
+links; each side is read (``syntax.latex.parse_expression``) and evaluated numerically in a
+world of the context file: the numeric check's sizes and random inputs
+(``check.numeric.make_world``, assumptions made true, kinks avoided), an unspecified loss
+``L = loss(Y)`` as the linear loss whose gradient is the upstream gradient ``dL/dY``.
+A side is a value over named indices (``W_{ij}``: an array with axes i, j) or a whole
+matrix (``\\mathbf{W}``, ``(\\partial L/\\partial \\mathbf{Y})^T \\mathbf{X}``).  Derivative
+symbols are the true derivatives, by the complex step on the forward definitions (exact to
+rounding): ``\\frac{\\partial E}{\\partial V_{ij}}`` perturbs each entry of ``V`` by ``i h``,
+recomputes what depends on it, and reads the imaginary part of ``E``; ``V`` may be an input
+or a defined tensor (``\\partial L / \\partial Y_{sn}`` holds ``Y``'s entries as the
+variables, the backpropagation reading).
+
+A link holds when both sides agree, entry for entry over their free indices, to the
+check's tolerance (relative to the larger side) on ``DRAWS`` worlds; it does not hold with
+a counterexample, or with the reason when the two sides have different shapes or the
+notation is itself wrong; it is not understood when a side cannot be read or evaluated,
+and says what and where.  Vectors in a matrix product are columns, or rows where only that
+makes the product well formed (the documents use both); ``\\mathbf{1}`` takes its length
+from what it meets.  A condition stated just before a display ("If $i = k$,") restricts the
+comparison to the entries where it holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..functions import builtin
+from ..problem import InputError, Problem
+from ..syntax import latex as lx
+from .claims import Counterexample, world_inputs
+from .numeric import TOLERANCE, Evaluator, World, make_world
+
+#: Random worlds each link is compared on.
+DRAWS = 2
+#: The complex step (as the numeric check's).
+H = 1e-20
+#: Largest variable a derivative symbol perturbs entry by entry.
+MAX_VARIABLE_ENTRIES = 4096
+
+HOLDS, DOES_NOT_HOLD, NOT_UNDERSTOOD = "holds", "does not hold", "not understood"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One link ``left = right`` of a chain, with its verdict."""
+
+    line: int  # the document line of the right side
+    column: int
+    source: str  # that line of the document
+    left: str  # the two sides as read, in the file language ("" when not read)
+    right: str
+    left_latex: str
+    right_latex: str
+    relation: str  # "=" or "iff"
+    verdict: str
+    reason: str = ""
+    counterexample: Counterexample | None = None
+    context: str = ""  # the context file the link was decided in
+
+    def to_json(self) -> dict:
+        out = {"line": self.line, "column": self.column, "source": self.source,
+               "left": self.left, "right": self.right, "verdict": self.verdict,
+               "reason": self.reason, "context": self.context}
+        if self.counterexample is not None:
+            out["counterexample"] = {**self.counterexample.to_json(),
+                                     "left": self.counterexample.derived,
+                                     "right": self.counterexample.claimed}
+        else:
+            out["counterexample"] = None
+        return out
+
+
+@dataclass(frozen=True)
+class DocumentReport:
+    path: str
+    links: tuple[Link, ...]
+
+    @property
+    def first_wrong_line(self) -> int | None:
+        return next((k.line for k in self.links if k.verdict == DOES_NOT_HOLD), None)
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for k in self.links if k.verdict == verdict)
+
+    def to_json(self) -> dict:
+        return {"document": self.path, "links": [k.to_json() for k in self.links],
+                "first_wrong_line": self.first_wrong_line,
+                "summary": {v: self.count(v) for v in (HOLDS, DOES_NOT_HOLD, NOT_UNDERSTOOD)}}
+
+
+class NotUnderstood(Exception):
+    def __init__(self, message: str, offset: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+
+class Wrong(Exception):
+    """The two sides cannot be equal whatever the values (their shapes differ)."""
+
+
+def check_document(text: str, path: str, problem: Problem, load=None) -> DocumentReport:
+    """Every link of the document ``text`` decided in the context of ``problem``; ``load``
+    reads the context file a ``<!-- indexcalc: FILE -->`` switch names (a path relative
+    to the document)."""
+    displays = lx.read_document(text)
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    contexts: dict[str | None, _Context] = {None: _Context(problem, path)}
+    links: list[Link] = []
+    for display in displays:
+        for chain in display.chains:
+            context = contexts.get(chain.context)
+            if context is None:
+                if load is None:
+                    raise InputError(f"{path}: a context switch names {chain.context}, "
+                                     "which cannot be read here")
+                context = contexts[chain.context] = _Context(load(chain.context), chain.context)
+            links.extend(context.chain_links(chain, text, lines, starts))
+    return DocumentReport(path, tuple(links))
+
+
+def _place(offset: int, starts: list[int]) -> tuple[int, int]:
+    import bisect
+    line = bisect.bisect_right(starts, offset) - 1
+    return line + 1, offset - starts[line] + 1
+
+
+class _Context:
+    """One context file's worlds and names."""
+
+    def __init__(self, problem: Problem, name: str):
+        self.problem = problem
+        self.name = name
+        self.worlds = [make_world(problem, seed) for seed in range(DRAWS)]
+        self.vocabulary = lx.Vocabulary(
+            frozenset(problem.inputs) | frozenset(problem.definitions),
+            frozenset(problem.dims), frozenset(problem.functions))
+
+    def chain_links(self, chain: lx.Chain, text: str, lines: list[str], starts: list[int]):
+        read: list[tuple[lx.Node | None, str]] = []
+        for piece in chain.pieces:
+            try:
+                read.append((lx.parse_expression(piece.text, piece.offset, self.vocabulary), ""))
+            except lx.LatexError as error:
+                line, column = _place(error.offset, starts)
+                kind = "wrong" if error.wrong else "unread"
+                read.append((None, f"{kind}:{error.message} (line {line}, column {column})"))
+        head_order: tuple[str, ...] | None = None
+        for node, _ in read:
+            if node is not None:
+                head_order = _free_order(node)
+                break
+        values: dict[int, list] = {}
+        sizes = self._chain_sizes([node for node, _ in read if node is not None])
+        out = []
+        for k in range(1, len(chain.pieces)):
+            piece = chain.pieces[k]
+            line, column = _place(piece.offset, starts)
+            (a, a_err), (b, b_err) = read[k - 1], read[k]
+            left_tex, right_tex = chain.pieces[k - 1].text, piece.text
+            base = dict(line=line, column=column, source=lines[line - 1],
+                        left=lx.to_text(a, self.vocabulary.dims) if a is not None else "",
+                        right=lx.to_text(b, self.vocabulary.dims) if b is not None else "",
+                        left_latex=left_tex, right_latex=right_tex,
+                        relation=piece.relation or "=", context=self.name)
+            errors = [e for e in (a_err, b_err) if e]
+            if chain.unread_condition:
+                errors.append(f"unread:the condition ${chain.unread_condition}$ before the "
+                              "display is not read")
+            if errors:
+                wrong = [e for e in errors if e.startswith("wrong:")]
+                if wrong:
+                    out.append(Link(**base, verdict=DOES_NOT_HOLD,
+                                    reason="the notation is wrong: " + wrong[0][len("wrong:"):]))
+                else:
+                    out.append(Link(**base, verdict=NOT_UNDERSTOOD,
+                                    reason=errors[0].split(":", 1)[1]))
+                continue
+            out.append(self._decide(base, a, b, k, values, chain, head_order, starts, sizes))
+        return out
+
+    def _chain_sizes(self, nodes: list[lx.Node]) -> list[dict[str, int]]:
+        """Per world, the ranges of the indices the whole chain uses (an index takes its
+        range from a tensor axis anywhere in the chain: ``\delta_{ni}`` on one line, ``Y_{sn}``
+        on the line before); empty where the chain uses one letter on two ranges."""
+        out = []
+        for world in self.worlds:
+            evaluation = _Evaluation(self.problem, world)
+            try:
+                for node in nodes:
+                    evaluation._index_sizes(node)
+            except NotUnderstood:
+                out.append({})
+                continue
+            out.append(evaluation.sizes)
+        return out
+
+    def _decide(self, base, a, b, k, values, chain, head_order, starts, sizes) -> Link:
+        try:
+            first_world = None
+            for seed, world in enumerate(self.worlds):
+                for index, node in ((k - 1, a), (k, b)):
+                    if (index, seed) not in values:
+                        evaluation = _Evaluation(self.problem, world, sizes=sizes[seed])
+                        values[(index, seed)] = evaluation.value(node)
+                left, right = values[(k - 1, seed)], values[(k, seed)]
+                order = head_order if head_order is not None else _free_order(a)
+                differs = _compare(left, right, order, world, chain.condition)
+                if differs is not None and first_world is None:
+                    first_world = (world, differs)
+            if first_world is None:
+                reason = "equal on random inputs" + (
+                    f" where {chain.condition.a} {chain.condition.op} {chain.condition.b}"
+                    if chain.condition else "")
+                return Link(**base, verdict=HOLDS, reason=reason)
+            world, (entry, r, l, axes) = first_world
+            where = ", ".join(f"{n}={v}" for n, v in zip(axes, entry)) if axes else \
+                f"entry {list(entry)}"
+            return Link(**base, verdict=DOES_NOT_HOLD,
+                        reason=f"the two sides differ ({where}: left {l:.6g}, right {r:.6g})",
+                        counterexample=Counterexample(world_inputs(world), tuple(entry), r, l))
+        except Wrong as error:
+            return Link(**base, verdict=DOES_NOT_HOLD, reason=str(error))
+        except NotUnderstood as error:
+            where = ""
+            if error.offset is not None:
+                line, column = _place(error.offset, starts)
+                where = f" (line {line}, column {column})"
+            return Link(**base, verdict=NOT_UNDERSTOOD, reason=error.message + where)
+
+
+# --- values --------------------------------------------------------------------------------
+
+@dataclass
+class Entries:
+    """A value over named indices: ``array``'s axes are ``axes``."""
+
+    array: np.ndarray
+    axes: tuple[str, ...]
+
+
+@dataclass
+class Matrix:
+    """A whole matrix (or vector, as a one-column or one-row matrix); ``stretch`` marks the
+    axes of a ones vector whose length is not known yet (size 1, broadcast when met)."""
+
+    array: np.ndarray
+    stretch: tuple[bool, ...] = field(default=(False, False))
+
+
+def _free_order(node: lx.Node) -> tuple[str, ...]:
+    """The free indices of an expression in order of first appearance."""
+    out: list[str] = []
+
+    def walk(n, bound: frozenset):
+        if isinstance(n, lx.Sym) and n.indices:
+            out.extend(i for i in n.indices if i not in bound)
+        elif isinstance(n, lx.Delta):
+            out.extend(i for i in (n.a, n.b) if i not in bound)
+        elif isinstance(n, lx.Deriv):
+            walk(n.num, bound)
+            out.extend(i for i in (n.indices or ()) if i not in bound)
+            return
+        elif isinstance(n, lx.Entry):
+            out.extend(i for i in n.indices if i not in bound)
+            return
+        elif isinstance(n, lx.Sum):
+            walk(n.body, bound | frozenset(n.indices))
+            return
+        for child in _children(n):
+            walk(child, bound)
+    walk(node, frozenset())
+    return tuple(dict.fromkeys(out))
+
+
+def _children(n: lx.Node):
+    if isinstance(n, (lx.Call, lx.Neg, lx.Transpose, lx.Inverse, lx.Trace)):
+        return (n.arg,)
+    if isinstance(n, lx.Add):
+        return tuple(t for _, t in n.terms)
+    if isinstance(n, (lx.Mul, lx.Elementwise)):
+        return (n.a, n.b)
+    if isinstance(n, lx.Pow):
+        return (n.base, n.exponent)
+    if isinstance(n, lx.Cases):
+        return tuple(v for v, _ in n.branches)
+    if isinstance(n, (lx.Sum, )):
+        return (n.body,)
+    if isinstance(n, lx.Deriv):
+        return (n.num,)
+    if isinstance(n, lx.Entry):
+        return (n.arg,)
+    return ()
+
+
+class _Evaluation:
+    """Evaluates read expressions in one world (one set of index sizes for a link)."""
+
+    def __init__(self, problem: Problem, world: World, overrides=None, sizes=None,
+                 orientation: str = "column"):
+        self.problem = problem
+        self.world = world
+        self.evaluator = Evaluator(world, overrides=overrides)
+        self.sizes: dict[str, int] = dict(sizes or {})
+        self.orientation = orientation
+
+    def value(self, node: lx.Node):
+        self._index_sizes(node)
+        try:
+            return self.eval(node)
+        except _Shape as error:
+            if self.orientation == "column" and _has_vector(node, self.problem):
+                other = _Evaluation(self.problem, self.world, self.evaluator.overrides,
+                                    self.sizes, "row")
+                try:
+                    return other.eval(node)
+                except _Shape:
+                    pass
+            raise Wrong(f"the shapes do not fit together: {error}") from None
+
+    # sizes of the indices
+    def _index_sizes(self, node: lx.Node) -> None:
+        def give(index: str, dim: str, at: int):
+            size = self.world.sizes[dim]
+            known = self.sizes.get(index)
+            if known is not None and known != size:
+                raise NotUnderstood(f"index {index} is used on axes of different sizes", at)
+            self.sizes[index] = size
+
+        def walk(n):
+            if isinstance(n, lx.Sym) and n.indices is not None and self._is_tensor(n.name):
+                dims = self.problem.tensor_dims(n.name)
+                if len(dims) != len(n.indices):
+                    raise NotUnderstood(f"{n.name} has {len(dims)} indices, {len(n.indices)} "
+                                        "are written", n.offset)
+                for i, d in zip(n.indices, dims):
+                    give(i, d, n.offset)
+            elif isinstance(n, lx.Deriv) and n.indices is not None and self._is_tensor(n.var):
+                dims = self.problem.tensor_dims(n.var)
+                if len(dims) != len(n.indices):
+                    raise NotUnderstood(f"{n.var} has {len(dims)} indices, {len(n.indices)} "
+                                        "are written", n.offset)
+                for i, d in zip(n.indices, dims):
+                    give(i, d, n.offset)
+            elif isinstance(n, lx.Sum) and n.upper in self.problem.dims:
+                for i in n.indices:
+                    if i not in self.sizes:
+                        give(i, n.upper, n.offset)
+            for child in _children(n):
+                walk(child)
+        walk(node)
+        # deltas pass sizes along
+        changed = True
+        while changed:
+            changed = False
+            for n in _walk(node):
+                if isinstance(n, lx.Delta):
+                    a, b = self.sizes.get(n.a), self.sizes.get(n.b)
+                    if a and not b:
+                        self.sizes[n.b] = a
+                        changed = True
+                    elif b and not a:
+                        self.sizes[n.a] = b
+                        changed = True
+
+    def _is_tensor(self, name: str) -> bool:
+        return name in self.problem.inputs or name in self.problem.definitions
+
+    def size(self, index: str, at: int) -> int:
+        if index not in self.sizes:
+            raise NotUnderstood(f"cannot tell the range of index {index}", at)
+        return self.sizes[index]
+
+    # evaluation
+    def eval(self, n: lx.Node):
+        method = getattr(self, "_" + type(n).__name__.lower())
+        return method(n)
+
+    def _num(self, n: lx.Num):
+        return Entries(np.array(n.value), ())
+
+    def _sym(self, n: lx.Sym):
+        name = n.name
+        if name in self.problem.dims and n.indices is None:
+            return Entries(np.array(float(self.world.sizes[name])), ())
+        if not self._is_tensor(name):
+            if name in self.problem.dims:
+                raise NotUnderstood(f"{name} is a dim; it takes no indices", n.offset)
+            raise NotUnderstood(f"{name} is not a name of the context file", n.offset)
+        value = self.evaluator.tensor(name)
+        if n.indices is None:
+            if value.ndim == 0:
+                return Entries(value, ())
+            return self._matrix(value)
+        return _diagonal(value, n.indices)
+
+    def _matrix(self, value: np.ndarray) -> Matrix:
+        if value.ndim == 1:
+            value = value[:, None] if self.orientation == "column" else value[None, :]
+        if value.ndim != 2:
+            raise NotUnderstood("a whole tensor of more than two axes is not read as a matrix")
+        return Matrix(value, (False, False))
+
+    def _ones(self, n: lx.Ones):
+        return Matrix(np.ones((1, 1)), (True, False))
+
+    def _delta(self, n: lx.Delta):
+        a, b = self.size(n.a, n.offset), self.size(n.b, n.offset)
+        if n.a == n.b:
+            return Entries(np.ones(a), (n.a,))
+        return Entries((np.arange(a)[:, None] == np.arange(b)[None, :]).astype(float), (n.a, n.b))
+
+    def _call(self, n: lx.Call):
+        arg = self.eval(n.arg)
+        known = builtin(n.fn)
+        if n.fn in self.problem.functions:
+            fn = self.world.functions[n.fn][n.order]
+        elif known is not None and n.order == 0:
+            fn = known.value
+        elif known is not None:
+            raise NotUnderstood(f"{n.fn}' is not read; write its derivative out", n.offset)
+        else:
+            raise NotUnderstood(f"{n.fn} is not a function of the context file", n.offset)
+        if isinstance(arg, Entries):
+            return Entries(fn(arg.array), arg.axes)
+        return Matrix(fn(arg.array), arg.stretch)
+
+    def _neg(self, n: lx.Neg):
+        arg = self.eval(n.arg)
+        if isinstance(arg, Entries):
+            return Entries(-arg.array, arg.axes)
+        return Matrix(-arg.array, arg.stretch)
+
+    def _add(self, n: lx.Add):
+        total = None
+        for sign, term in n.terms:
+            value = self.eval(term)
+            if sign < 0:
+                value = self._neg_value(value)
+            total = value if total is None else self._combine(total, value, np.add, "+", n)
+        return total
+
+    def _neg_value(self, v):
+        return Entries(-v.array, v.axes) if isinstance(v, Entries) else Matrix(-v.array, v.stretch)
+
+    def _combine(self, a, b, op, symbol: str, n: lx.Node):
+        """An elementwise operation: entries with entries over the union of their indices,
+        matrices of one shape (a ones vector's unknown length broadcast), a number with
+        either."""
+        if isinstance(a, Entries) and isinstance(b, Entries):
+            axes = tuple(dict.fromkeys(a.axes + b.axes))
+            return Entries(op(_spread(a, axes), _spread(b, axes)), axes)
+        if isinstance(a, Entries) or isinstance(b, Entries):
+            entries, matrix = (a, b) if isinstance(a, Entries) else (b, a)
+            if entries.axes:
+                raise NotUnderstood("an entry with free indices meets a whole matrix", n.offset)
+            result = op(a.array, b.array)
+            return Matrix(result, matrix.stretch)
+        shape, stretch = _common_shape(a, b, symbol)
+        return Matrix(op(_broadcast(a, shape), _broadcast(b, shape)), stretch)
+
+    def _mul(self, n: lx.Mul):
+        a, b = self.eval(n.a), self.eval(n.b)
+        if isinstance(a, Entries) or isinstance(b, Entries):
+            return self._combine(a, b, np.multiply, "*", n)
+        return _matmul(a, b)
+
+    def _elementwise(self, n: lx.Elementwise):
+        a, b = self.eval(n.a), self.eval(n.b)
+        if n.op == "kron":
+            if isinstance(a, Matrix) and isinstance(b, Matrix):
+                return Matrix(np.kron(a.array, b.array), (False, False))
+            return self._combine(a, b, np.multiply, "*", n)
+        op = np.multiply if n.op == "*" else np.divide
+        return self._combine(a, b, op, "*" if n.op == "*" else "/", n)
+
+    def _pow(self, n: lx.Pow):
+        base, exponent = self.eval(n.base), self.eval(n.exponent)
+        if not isinstance(exponent, Entries) or exponent.axes:
+            raise NotUnderstood("an exponent is a number", n.offset)
+        if isinstance(base, Entries):
+            return Entries(base.array ** exponent.array, base.axes)
+        return Matrix(base.array ** exponent.array, base.stretch)
+
+    def _transpose(self, n: lx.Transpose):
+        arg = self.eval(n.arg)
+        if isinstance(arg, Entries):
+            if arg.axes:
+                raise NotUnderstood("the transpose of an entry", n.offset)
+            return arg
+        return Matrix(arg.array.T, arg.stretch[::-1])
+
+    def _inverse(self, n: lx.Inverse):
+        arg = self.eval(n.arg)
+        if isinstance(arg, Entries):
+            return Entries(1.0 / arg.array, arg.axes)
+        if any(arg.stretch) or arg.array.shape[0] != arg.array.shape[1]:
+            raise _Shape(f"the inverse of a {_shape_text(arg)} matrix")
+        return Matrix(np.linalg.inv(arg.array), (False, False))
+
+    def _trace(self, n: lx.Trace):
+        arg = self.eval(n.arg)
+        if not isinstance(arg, Matrix) or arg.array.shape[0] != arg.array.shape[1]:
+            raise NotUnderstood("the trace of a square matrix", n.offset)
+        return Entries(np.array(np.trace(arg.array)), ())
+
+    def _sum(self, n: lx.Sum):
+        body = self.eval(n.body)
+        if isinstance(body, Matrix):
+            raise NotUnderstood("a sum over an index of a whole matrix", n.offset)
+        axes = tuple(dict.fromkeys(body.axes + n.indices))
+        array = _spread(body, axes)
+        if n.condition is not None:
+            c = n.condition
+            mask = _condition_mask(c, axes, self)
+            array = array * mask
+        keep = tuple(a for a in axes if a not in n.indices)
+        summed = tuple(axes.index(i) for i in n.indices)
+        return Entries(array.sum(axis=summed), keep)
+
+    def _cases(self, n: lx.Cases):
+        values = [(self.eval(v), c) for v, c in n.branches]
+        if any(isinstance(v, Matrix) for v, _ in values):
+            raise NotUnderstood("cases of whole matrices", n.offset)
+        axes = tuple(dict.fromkeys(a for v, c in values for a in
+                                   v.axes + ((c.a, c.b) if c else ())))
+        out = np.full(tuple(self.size(a, n.offset) for a in axes), np.nan, dtype=complex)
+        taken = np.zeros(out.shape, dtype=bool)
+        for v, c in values:
+            mask = (np.ones(out.shape, dtype=bool) if c is None
+                    else np.broadcast_to(_condition_mask(c, axes, self), out.shape))
+            use = mask & ~taken
+            out = np.where(use, _spread(v, axes, self), out)
+            taken |= use
+        return Entries(np.real_if_close(out), axes)
+
+    def _entry(self, n: lx.Entry):
+        arg = self.eval(n.arg)
+        if isinstance(arg, Entries):
+            if arg.axes:
+                raise NotUnderstood("indices on an expression that already has indices",
+                                    n.offset)
+            raise NotUnderstood("indices on a number", n.offset)
+        array = arg.array
+        if len(n.indices) == 1:
+            if 1 not in array.shape:
+                raise _Shape(f"one index on a {_shape_text(arg)} matrix")
+            array = array.reshape(-1)
+        elif len(n.indices) != array.ndim:
+            raise _Shape(f"{len(n.indices)} indices on a {_shape_text(arg)} matrix")
+        if any(arg.stretch):
+            raise NotUnderstood("an entry of an expression whose size is not known", n.offset)
+        for i, size in zip(n.indices, array.shape):
+            if self.sizes.get(i, size) != size:
+                raise Wrong(f"index {i} ranges over {self.sizes[i]} values elsewhere, "
+                            f"but the matrix has {size} along it")
+            self.sizes[i] = size
+        return _diagonal(array, n.indices)
+
+    def _deriv(self, n: lx.Deriv):
+        if any(isinstance(x, lx.Deriv) for x in _walk(n.num)):
+            raise NotUnderstood("a derivative of a derivative is not read", n.offset)
+        var = n.var
+        if not self._is_tensor(var):
+            raise NotUnderstood(f"{var} is not a tensor of the context file", n.offset)
+        base = np.asarray(self.evaluator.tensor(var), dtype=float)
+        if base.size > MAX_VARIABLE_ENTRIES:
+            raise NotUnderstood(f"{var} has too many entries to differentiate by", n.offset)
+        rows = []
+        shape_of_value = None
+        for position in np.ndindex(base.shape) if base.ndim else [()]:
+            moved = base.astype(complex)
+            moved[position] += 1j * H
+            inner = _Evaluation(self.problem, self.world, {**self.evaluator.overrides, var: moved},
+                                self.sizes, self.orientation)
+            value = inner.eval(n.num)
+            if isinstance(value, Matrix):
+                if value.array.shape != (1, 1):
+                    raise NotUnderstood("the derivative of a whole matrix is not read", n.offset)
+                value = Entries(value.array.reshape(()), ())
+            shape_of_value = value.axes
+            rows.append(np.imag(value.array) / H)
+        jacobian = np.stack(rows, axis=-1).reshape(rows[0].shape + base.shape)
+        axes = shape_of_value
+        if n.indices is None:
+            if axes:
+                raise NotUnderstood("the derivative of entries by a whole tensor is not read",
+                                    n.offset)
+            return self._matrix(jacobian) if jacobian.ndim else Entries(jacobian, ())
+        if len(n.indices) != base.ndim:
+            raise NotUnderstood(f"{var} has {base.ndim} indices, {len(n.indices)} are written",
+                                n.offset)
+        return _diagonal(jacobian, axes + n.indices)
+
+
+class _Shape(Exception):
+    """Shapes that do not fit a matrix operation."""
+
+
+def _has_vector(node: lx.Node, problem: Problem) -> bool:
+    for n in _walk(node):
+        name = n.name if isinstance(n, lx.Sym) and n.indices is None else (
+            n.var if isinstance(n, lx.Deriv) and n.indices is None else None)
+        if name and (name in problem.inputs or name in problem.definitions):
+            if len(problem.tensor_dims(name)) == 1:
+                return True
+    return False
+
+
+def _walk(node: lx.Node):
+    yield node
+    for child in _children(node):
+        yield from _walk(child)
+
+
+def _diagonal(value: np.ndarray, indices: tuple[str, ...]) -> Entries:
+    """``value`` read with ``indices`` on its axes: a repeated index takes the diagonal."""
+    unique = tuple(dict.fromkeys(indices))
+    if unique == indices:
+        return Entries(value, indices)
+    letters = {name: chr(ord("a") + k) for k, name in enumerate(unique)}
+    spec = "".join(letters[i] for i in indices) + "->" + "".join(letters[i] for i in unique)
+    return Entries(np.einsum(spec, value), unique)
+
+
+def _spread(v: Entries, axes: tuple[str, ...], evaluation=None) -> np.ndarray:
+    """``v``'s array with its axes in the order of ``axes`` (missing ones of size 1)."""
+    array = v.array
+    if v.axes:
+        array = np.transpose(array, [v.axes.index(a) for a in axes if a in v.axes])
+    shape = [array.shape[[a for a in axes if a in v.axes].index(a)] if a in v.axes else 1
+             for a in axes]
+    array = array.reshape(shape)
+    if evaluation is not None:
+        array = np.broadcast_to(array, tuple(evaluation.sizes[a] for a in axes))
+    return array
+
+
+def _condition_mask(c: lx.Condition, axes, evaluation) -> np.ndarray:
+    ops = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+           ">": np.greater, ">=": np.greater_equal}
+    shape_a = [evaluation.size(c.a, 0) if x == c.a else 1 for x in axes]
+    shape_b = [evaluation.size(c.b, 0) if x == c.b else 1 for x in axes]
+    a = np.arange(evaluation.size(c.a, 0)).reshape(shape_a)
+    b = np.arange(evaluation.size(c.b, 0)).reshape(shape_b)
+    return ops[c.op](a, b)
+
+
+def _shape_text(m: Matrix) -> str:
+    return " x ".join("?" if s else str(n) for n, s in zip(m.array.shape, m.stretch))
+
+
+def _common_shape(a: Matrix, b: Matrix, symbol: str):
+    if a.array.ndim != b.array.ndim:
+        raise _Shape(f"{symbol} of a {_shape_text(a)} and a {_shape_text(b)} value")
+    shape, stretch = [], []
+    for n, s, m, t in zip(a.array.shape, a.stretch, b.array.shape, b.stretch):
+        if s and t:
+            shape.append(1)
+            stretch.append(True)
+        elif s:
+            shape.append(m)
+            stretch.append(False)
+        elif t or n == m:
+            shape.append(n)
+            stretch.append(False)
+        else:
+            raise _Shape(f"{symbol} of a {_shape_text(a)} and a {_shape_text(b)} matrix")
+    return tuple(shape), tuple(stretch)
+
+
+def _broadcast(m: Matrix, shape) -> np.ndarray:
+    return np.broadcast_to(m.array, shape)
+
+
+def _matmul(a: Matrix, b: Matrix) -> Matrix:
+    x, y = a.array, b.array
+    if x.shape == (1, 1) and not any(a.stretch) and x.shape[1] != y.shape[0]:
+        return Matrix(x[0, 0] * y, b.stretch)  # a 1 x 1 product (x^T y) is a number
+    if y.shape == (1, 1) and not any(b.stretch) and x.shape[1] != y.shape[0]:
+        return Matrix(x * y[0, 0], a.stretch)
+    if a.stretch[1] and b.stretch[0]:
+        raise NotUnderstood("a product of two ones vectors of unknown length")
+    if a.stretch[1]:
+        x = np.broadcast_to(x, (x.shape[0], y.shape[0]))
+    elif b.stretch[0]:
+        y = np.broadcast_to(y, (x.shape[1], y.shape[1]))
+    if x.shape[1] != y.shape[0]:
+        raise _Shape(f"a product of a {_shape_text(a)} and a {_shape_text(b)} matrix")
+    return Matrix(x @ y, (a.stretch[0], b.stretch[1]))
+
+
+def _compare(left, right, order: tuple[str, ...], world: World, condition):
+    """None when the two sides agree; else (entry, right value, left value, axes)."""
+    if isinstance(left, Entries) and isinstance(right, Entries):
+        axes = tuple(dict.fromkeys(tuple(a for a in order if a in left.axes + right.axes)
+                                   + left.axes + right.axes))
+        sizes = {}
+        for v in (left, right):
+            for a, n in zip(v.axes, v.array.shape):
+                sizes[a] = n
+        shape = tuple(sizes[a] for a in axes)
+        l = np.broadcast_to(_spread(left, axes), shape)
+        r = np.broadcast_to(_spread(right, axes), shape)
+        mask = np.ones(shape, dtype=bool)
+        if condition is not None and condition.a in axes and condition.b in axes:
+            ev = _SizeOnly(sizes)
+            mask = np.broadcast_to(_condition_mask(condition, axes, ev), shape)
+        return _differ(l, r, mask, axes)
+    if isinstance(left, Matrix) and isinstance(right, Matrix):
+        l, r = _matrices(left, right)
+        return _differ(l, r, np.ones(l.shape, dtype=bool), ())
+    entries, matrix = (left, right) if isinstance(left, Entries) else (right, left)
+    axes = tuple(a for a in order if a in entries.axes) + tuple(
+        a for a in entries.axes if a not in order)
+    e = _spread(entries, axes) if axes else entries.array
+    m = matrix.array
+    if len(axes) <= 1:
+        if any(matrix.stretch) and e.ndim == 1:
+            m = np.broadcast_to(m.reshape(-1) if m.size == 1 else m.reshape(-1), e.shape)
+        if 1 not in m.shape and len(axes) == 1:
+            raise Wrong(f"one side has entries over one index ({e.shape[0]}), the other is a "
+                        f"{m.shape[0]} x {m.shape[1]} matrix")
+        m = m.reshape(-1)
+        e = e.reshape(-1)
+    else:
+        stretch_shape = tuple(e.shape[k] if s else n for k, (n, s) in
+                              enumerate(zip(m.shape, matrix.stretch)))
+        m = np.broadcast_to(m, stretch_shape)
+    if m.shape != e.shape:
+        raise Wrong(f"one side is {_shape_name(e.shape, axes)}, the other a "
+                    f"{' x '.join(map(str, matrix.array.shape))} matrix")
+    l, r = (e, m) if isinstance(left, Entries) else (m, e)
+    return _differ(np.asarray(l), np.asarray(r), np.ones(l.shape, dtype=bool), axes)
+
+
+class _SizeOnly:
+    def __init__(self, sizes):
+        self.sizes = sizes
+
+    def size(self, index, at):
+        return self.sizes[index]
+
+
+def _shape_name(shape, axes) -> str:
+    if not axes:
+        return "a number"
+    return "entries over " + ", ".join(f"{a} ({n})" for a, n in zip(axes, shape))
+
+
+def _matrices(a: Matrix, b: Matrix):
+    x, y = a.array, b.array
+    if x.shape != y.shape and 1 in x.shape and 1 in y.shape and x.size == y.size:
+        return x.reshape(-1), y.reshape(-1)  # a row and a column: orientation is notation
+    try:
+        shape, _ = _common_shape(a, b, "=")
+    except _Shape:
+        raise Wrong(f"the two sides have different shapes: {_shape_text(a)} and "
+                    f"{_shape_text(b)}") from None
+    return _broadcast(a, shape), _broadcast(b, shape)
+
+
+def _differ(l: np.ndarray, r: np.ndarray, mask: np.ndarray, axes):
+    l = np.real_if_close(l)
+    r = np.real_if_close(r)
+    finite = np.isfinite(l) & np.isfinite(r)
+    if not np.all(finite | ~mask):
+        entry = tuple(int(i) for i in np.argwhere(mask & ~finite)[0])
+        return entry, float(np.real(r[entry])), float(np.real(l[entry])), axes
+    gap = np.where(mask, np.abs(l - r), 0.0)
+    scale = max(float(np.max(np.where(mask, np.abs(l), 0.0), initial=0.0)),
+                float(np.max(np.where(mask, np.abs(r), 0.0), initial=0.0)), 1e-300)
+    if gap.size == 0 or float(np.max(gap)) <= TOLERANCE * scale:
+        return None
+    entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(gap)), gap.shape))
+    return entry, float(np.real(r[entry])), float(np.real(l[entry])), axes
+
+
+def load_context(document: str):
+    """A loader for the context files a document's switches name (relative to it)."""
+    from ..syntax.idx import parse_file
+
+    folder = Path(document).resolve().parent if document != "-" else Path.cwd()
+
+    def load(name: str) -> Problem:
+        return parse_file(str(folder / name))
+    return load
