@@ -39,6 +39,7 @@ from .problem import InputError
 from .check.frameworks import FRAMEWORKS as CHECK_FRAMEWORKS, available
 from .emit.module import FRAMEWORKS, module_source
 from .render.document import FORMATS, render
+from .render.report import FORMATS as REPORT_FORMATS
 
 #: What to install for a framework --check-with asks for.
 FRAMEWORK_PACKAGES = {"torch": "torch", "jax": "'jax[cpu]'"}
@@ -102,6 +103,30 @@ def build_parser() -> argparse.ArgumentParser:
                              "2G, 512M, or a number of megabytes (default: 2G)")
     derive.add_argument("--debug", action="store_true",
                         help="show the Python traceback of an internal error")
+    check = commands.add_parser(
+        "check", help="decide the claims of a derivation file, and check a worked solution "
+                      "against it line by line",
+        description="Derive FILE's goals and decide each of its claim statements (CONTRACT "
+                    "section 5). With --against DOC, also read the display math of DOC "
+                    "(Markdown or LaTeX), split each chain A = B = C into links and decide "
+                    "each in FILE's context (section 6). Exit status 1 when a claim or a "
+                    "link does not hold.")
+    check.add_argument("file", metavar="FILE", help="the context: a derivation file (*.idx)")
+    check.add_argument("--against", metavar="DOC",
+                       help="a worked solution (.md, .tex, .txt) to check link by link; "
+                            "<!-- indexcalc: OTHER.idx --> (or % indexcalc: OTHER.idx) in it "
+                            "switches the context file for what follows")
+    check.add_argument("--format", "-f", choices=REPORT_FORMATS, default=None,
+                       help="text (default), json, or markdown / latex: DOC with the verdict "
+                            "of every link after its display")
+    check.add_argument("-o", "--output", metavar="OUT",
+                       help="write the report to OUT (never FILE or DOC)")
+    for option in ("--time-limit", "--memory-limit"):
+        action = next(a for a in derive._actions if option in a.option_strings)
+        check.add_argument(option, metavar=action.metavar, type=action.type,
+                           default=action.default, help=action.help)
+    check.add_argument("--debug", action="store_true",
+                       help="show the Python traceback of an internal error")
     return parser
 
 
@@ -142,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     budget = limits.Budget(seconds=args.time_limit, memory=args.memory_limit)
     try:
         fmt = args.format or _format_of(args.output)
+        if args.command == "check":
+            return check(args.file, against=args.against, fmt=fmt, output=args.output,
+                         budget=budget)
         if args.emit is not None and args.format is not None:
             raise UsageError("--emit prints a Python module: it takes no --format")
         if args.emit is not None and args.pdf:
@@ -272,6 +300,62 @@ def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
         prefix = f"indexcalc: {job.label}: " if len(jobs) > 1 else "indexcalc: "
         failed |= _report_failures(job.derivation, prefix)
     return EXIT_CHECK_FAILED if failed else EXIT_OK
+
+
+def check(file: str, *, against: str | None, fmt: str, output: str | None,
+          budget: limits.Budget | None = None) -> int:
+    """``indexcalc check FILE [--against DOC]``: returns the exit status."""
+    from .check.document import DOES_NOT_HOLD, check_document, load_context
+    from .pipeline import run
+    from .render.report import render as render_report
+    from .syntax.idx import parse_file
+
+    target = Path(output) if output not in (None, "-") else None
+    if target is not None:
+        for source in (file, against):
+            if source is not None:
+                _refuse_overwriting_input(source, target)
+    with (budget or limits.Budget()).enforce() as budget, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with budget.stage("reading the file"):
+            problem = parse_file(file)
+        for warning in problem.warnings:
+            _error(warning.render())
+        derivation = None
+        if problem.claims or against is None:
+            derivation = run(problem)
+        document = source = None
+        if against is not None:
+            with budget.stage("reading the document"):
+                source = _read_document(against)
+            with budget.stage("checking the document"):
+                document = check_document(source, against, problem, load_context(against))
+        claims = derivation.claims if derivation is not None else ()
+        report = render_report(fmt, claims, document, source, file)
+    if target is None:
+        _write_stdout(report)
+    else:
+        write_atomically(target, report.encode("utf-8"))
+    failed = derivation is not None and _report_failures(derivation, "indexcalc: ")
+    wrong = document is not None and any(k.verdict == DOES_NOT_HOLD for k in document.links)
+    if wrong:
+        _error(f"indexcalc: {against}: a link does not hold (first at line "
+               f"{document.first_wrong_line})")
+    return EXIT_CHECK_FAILED if failed or wrong else EXIT_OK
+
+
+def _read_document(path: str) -> str:
+    """The text of a worked solution (UTF-8); a missing or unreadable one is bad input."""
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path} is not UTF-8 text (byte {error.start + 1})") from None
 
 
 def _plan(files: list[str], output: str | None, fmt: str, emit: str | None,

@@ -61,6 +61,7 @@ class Link:
     reason: str = ""
     counterexample: Counterexample | None = None
     context: str = ""  # the context file the link was decided in
+    display: tuple[int, int] = (0, 0)  # the span of its display in the document
 
     def to_json(self) -> dict:
         out = {"line": self.line, "column": self.column, "source": self.source,
@@ -170,7 +171,8 @@ class _Context:
                         left=lx.to_text(a, self.vocabulary.dims) if a is not None else "",
                         right=lx.to_text(b, self.vocabulary.dims) if b is not None else "",
                         left_latex=left_tex, right_latex=right_tex,
-                        relation=piece.relation or "=", context=self.name)
+                        relation=piece.relation or "=", context=self.name,
+                        display=chain.display)
             errors = [e for e in (a_err, b_err) if e]
             if chain.unread_condition:
                 errors.append(f"unread:the condition ${chain.unread_condition}$ before the "
