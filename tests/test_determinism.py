@@ -94,5 +94,7 @@ def test_standard_output_of_the_real_command_is_the_same(outputs):
         done = subprocess.run([sys.executable, "-m", "indexcalc", "derive", str(path), "-f", fmt],
                               cwd=REPO, env=_env("12345"), capture_output=True, timeout=300,
                               stdin=subprocess.DEVNULL)
-        assert done.returncode == 0, done.stderr.decode()
+        # 1: the file carries seed 002's claim of 2a, which does not hold (and says so)
+        assert done.returncode == 1, done.stderr.decode()
+        assert b"claim does not hold (line 15)" in done.stderr
         assert done.stdout == (outputs[SEEDS[0]] / f"{path.stem}.0.{fmt}").read_bytes()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import naming
 from ..derivation import Derivation, Result
 from ..problem import Claim, Problem
 from ..render.printing import to_text
@@ -148,7 +149,10 @@ def _claimed_value(claim: Claim, world: World) -> np.ndarray:
         return np.real_if_close(evaluator.array(claim.term, claim.indices))
     values: dict[str, object] = {}
     for name in claim.tree.names:
-        if name in world.upstream:
+        function, order = naming.split_derivative_function(name)
+        if function in world.functions and name not in world.values:
+            values[name] = world.functions[function][order]
+        elif name in world.upstream:
             values[name] = world.upstream[name]
         elif name in world.sizes:
             values[name] = world.sizes[name]

@@ -24,7 +24,7 @@ comparison to the entries where it holds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +128,52 @@ def check_document(text: str, path: str, problem: Problem, load=None) -> Documen
     return DocumentReport(path, tuple(links))
 
 
+def _shown(node: lx.Node | None, vocabulary: lx.Vocabulary) -> str:
+    return lx.to_text(node, vocabulary.dims) if node is not None else ""
+
+
+#: Bound indices are renamed apart before evaluation (``k`` of one sum and ``k`` of another,
+#: or a free ``k``, may range over different dims): ``k`` becomes ``k~1``.
+def _rename_bound(node: lx.Node, mapping: dict[str, str] | None = None,
+                  counter: list[int] | None = None) -> lx.Node:
+    mapping = mapping or {}
+    counter = counter if counter is not None else [0]
+
+    def name(i: str) -> str:
+        return mapping.get(i, i)
+
+    def cond(c):
+        return None if c is None else lx.Condition(name(c.a), c.op, name(c.b))
+
+    if isinstance(node, lx.Sum):
+        inner = dict(mapping)
+        for i in node.indices:
+            counter[0] += 1
+            inner[i] = f"{i}~{counter[0]}"
+        body = _rename_bound(node.body, inner, counter)
+        c = node.condition
+        condition = None if c is None else lx.Condition(
+            inner.get(c.a, c.a), c.op, inner.get(c.b, c.b))
+        return replace(node, indices=tuple(inner[i] for i in node.indices), body=body,
+                       condition=condition)
+    changes = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, lx.Node):
+            changes[f.name] = _rename_bound(value, mapping, counter)
+        elif f.name in ("indices",) and value is not None:
+            changes[f.name] = tuple(name(i) for i in value)
+        elif f.name in ("a", "b") and isinstance(value, str):
+            changes[f.name] = name(value)
+        elif f.name == "terms":
+            changes[f.name] = tuple((sign, _rename_bound(t, mapping, counter))
+                                    for sign, t in value)
+        elif f.name == "branches":
+            changes[f.name] = tuple((_rename_bound(v, mapping, counter), cond(c))
+                                    for v, c in value)
+    return replace(node, **changes) if changes else node
+
+
 def _place(offset: int, starts: list[int]) -> tuple[int, int]:
     import bisect
     line = bisect.bisect_right(starts, offset) - 1
@@ -147,13 +193,18 @@ class _Context:
 
     def chain_links(self, chain: lx.Chain, text: str, lines: list[str], starts: list[int]):
         read: list[tuple[lx.Node | None, str]] = []
+        shown: list[lx.Node | None] = []
         for piece in chain.pieces:
             try:
                 read.append((lx.parse_expression(piece.text, piece.offset, self.vocabulary), ""))
+                shown.append(read[-1][0])
             except lx.LatexError as error:
                 line, column = _place(error.offset, starts)
                 kind = "wrong" if error.wrong else "unread"
                 read.append((None, f"{kind}:{error.message} (line {line}, column {column})"))
+                shown.append(None)
+        read = [(_rename_bound(node) if node is not None else None, error)
+                for node, error in read]
         head_order: tuple[str, ...] | None = None
         for node, _ in read:
             if node is not None:
@@ -168,8 +219,8 @@ class _Context:
             (a, a_err), (b, b_err) = read[k - 1], read[k]
             left_tex, right_tex = chain.pieces[k - 1].text, piece.text
             base = dict(line=line, column=column, source=lines[line - 1],
-                        left=lx.to_text(a, self.vocabulary.dims) if a is not None else "",
-                        right=lx.to_text(b, self.vocabulary.dims) if b is not None else "",
+                        left=_shown(shown[k - 1], self.vocabulary),
+                        right=_shown(shown[k], self.vocabulary),
                         left_latex=left_tex, right_latex=right_tex,
                         relation=piece.relation or "=", context=self.name,
                         display=chain.display)
@@ -191,7 +242,7 @@ class _Context:
 
     def _chain_sizes(self, nodes: list[lx.Node]) -> list[dict[str, int]]:
         """Per world, the ranges of the indices the whole chain uses (an index takes its
-        range from a tensor axis anywhere in the chain: ``\delta_{ni}`` on one line, ``Y_{sn}``
+        range from a tensor axis anywhere in the chain: ``delta_ni`` on one line, ``Y_sn``
         on the line before); empty where the chain uses one letter on two ranges."""
         out = []
         for world in self.worlds:
@@ -199,11 +250,24 @@ class _Context:
             try:
                 for node in nodes:
                     evaluation._index_sizes(node)
-            except NotUnderstood:
+            except (NotUnderstood, Wrong):
                 out.append({})
                 continue
             out.append(evaluation.sizes)
         return out
+
+    def _agrees_with_start(self, values, k, chain, head_order) -> bool:
+        """Does piece ``k`` equal the chain's first piece (both evaluated) on every world?"""
+        try:
+            for seed, world in enumerate(self.worlds):
+                first, here = values.get((0, seed)), values.get((k, seed))
+                if first is None or here is None:
+                    return False
+                if _compare(first, here, head_order or (), world, chain.condition) is not None:
+                    return False
+        except (Wrong, NotUnderstood):
+            return False
+        return True
 
     def _decide(self, base, a, b, k, values, chain, head_order, starts, sizes) -> Link:
         try:
@@ -226,8 +290,11 @@ class _Context:
             world, (entry, r, l, axes) = first_world
             where = ", ".join(f"{n}={v}" for n, v in zip(axes, entry)) if axes else \
                 f"entry {list(entry)}"
-            return Link(**base, verdict=DOES_NOT_HOLD,
-                        reason=f"the two sides differ ({where}: left {l:.6g}, right {r:.6g})",
+            reason = f"the two sides differ ({where}: left {l:.6g}, right {r:.6g})"
+            if k >= 2 and self._agrees_with_start(values, k, chain, head_order):
+                reason += ("; the right side equals the chain's first expression, so the "
+                           "mistake is in an earlier step")
+            return Link(**base, verdict=DOES_NOT_HOLD, reason=reason,
                         counterexample=Counterexample(world_inputs(world), tuple(entry), r, l))
         except Wrong as error:
             return Link(**base, verdict=DOES_NOT_HOLD, reason=str(error))
@@ -334,7 +401,8 @@ class _Evaluation:
             size = self.world.sizes[dim]
             known = self.sizes.get(index)
             if known is not None and known != size:
-                raise NotUnderstood(f"index {index} is used on axes of different sizes", at)
+                raise Wrong(f"index {index.split('~')[0]} ranges over {known} values in one "
+                            f"place and over {size} ({dim}) in another")
             self.sizes[index] = size
 
         def walk(n):
@@ -378,7 +446,7 @@ class _Evaluation:
 
     def size(self, index: str, at: int) -> int:
         if index not in self.sizes:
-            raise NotUnderstood(f"cannot tell the range of index {index}", at)
+            raise NotUnderstood(f"cannot tell the range of index {index.split('~')[0]}", at)
         return self.sizes[index]
 
     # evaluation

@@ -297,6 +297,19 @@ class ResultView:
     numpy_args: tuple[str, ...]
     numpy_verbatim: bool  # False if the source cannot sit in a verbatim environment
     check: CheckView
+    claims: tuple["ClaimView", ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    """A ``claim`` about this result and its verdict, as the documents print it."""
+
+    line: int | None
+    text: str  # dL_dW = dL_dY.T @ X
+    holds: bool
+    reason: str
+    derived: str
+    counterexample: str  # "at entry [0, 2] the claim gives 1.5, the derived result -0.25"
 
 
 @dataclass(frozen=True)
@@ -309,7 +322,8 @@ def _document_view(derivation: Derivation) -> DocumentView:
     problem = derivation.problem
     results = tuple(
         _result_view(number, result, _tensor_rank(problem, result.of),
-                     _tensor_rank(problem, result.wrt), _depends(problem, result))
+                     _tensor_rank(problem, result.wrt), _depends(problem, result),
+                     _claim_views(derivation, result))
         for number, result in enumerate(derivation.results, 1)
     )
     return DocumentView(title=_printable(_one_line(derivation.title or "")) or DEFAULT_TITLE,
@@ -331,8 +345,23 @@ def _depends(problem, result: Result) -> bool:
         return True
 
 
+def _claim_views(derivation: Derivation, result: Result) -> tuple[ClaimView, ...]:
+    out = []
+    for v in derivation.claims:
+        if (v.claim.goal.kind, v.claim.goal.of, v.claim.goal.wrt) != (result.kind, result.of,
+                                                                        result.wrt):
+            continue
+        c = v.counterexample
+        out.append(ClaimView(
+            v.claim.location.line if v.claim.location else None, v.to_json()["text"], v.holds,
+            v.reason, v.derived,
+            f"at entry {list(c.entry)} the claim gives {c.claimed:.6g}, the derived result "
+            f"{c.derived:.6g}" if c is not None else ""))
+    return tuple(out)
+
+
 def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
-                 depends: bool = True) -> ResultView:
+                 depends: bool = True, claims: tuple[ClaimView, ...] = ()) -> ResultView:
     kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
     source = result.numpy.source
     statement = f"{kind} of {result.of} with respect to {result.wrt}"
@@ -359,6 +388,7 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         numpy_args=tuple(result.numpy.args),
         numpy_verbatim="\\end{verbatim}" not in source,
         check=_check_view(result.check),
+        claims=claims,
     )
 
 

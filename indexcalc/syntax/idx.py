@@ -1812,7 +1812,7 @@ class _FileParser:
         equals = code.index("=", rest)
         text = code[equals + 1:]
         try:
-            parsed = numpy_text.parse(text, self._claim_name)
+            parsed = numpy_text.parse(text, self._claim_name, self._claim_function)
         except numpy_text.NumpyTextError as error:
             raise line.error(error.message, equals + 2 + error.offset, hint=error.hint) from None
         self.problem.claims.append(Claim(name, goal, parsed.text, line.at(start + 1), tree=parsed))
@@ -1820,6 +1820,11 @@ class _FileParser:
     def _claim_name(self, name: str) -> bool:
         """A bare name a matrix claim may read: a tensor, a dim, an upstream gradient."""
         return self.is_value_name(name) or name in self._upstream()
+
+    def _claim_function(self, name: str) -> bool:
+        """``h`` or ``h_prime``, ``h_prime2``: a declared function or one of its derivatives,
+        spelled as the generated code spells them."""
+        return naming.split_derivative_function(name)[0] in self.problem.functions
 
     def _upstream(self) -> dict[str, tuple[str, str]]:
         """The upstream gradients of the file's ``loss(...)`` definitions, by code name."""

@@ -289,6 +289,8 @@ class _Parser:
     # grammar
     def whole(self) -> Node:
         node = self.expression()
+        if self.peek().kind == "cmd" and self.peek().text not in _RELATIONS:
+            self.atom()  # says what the command is (\dots: an elided list, ...)
         if self.peek().kind != "end":
             self.fail("cannot read this here")
         return node
@@ -531,6 +533,8 @@ class _Parser:
             return Ones(tok.offset)
         if name == r"\begin":
             return self.environment()
+        if name in (r"\text", r"\textbf", r"\textrm", r"\textit", r"\mbox"):
+            self.fail("text inside the math is not read")
         if name in _FONTS or name[1:] in _GREEK or name == r"\ell":
             return self.symbol()
         if name in (r"\dots", r"\cdots", r"\ldots", r"\vdots", r"\ddots"):
@@ -1033,7 +1037,7 @@ class _Printer:
             if node.op == "kron":
                 return f"np.kron({sub(node.a, 0)}, {sub(node.b, 0)})"
             op = "*" if node.op == "*" else "/"
-            return wrap(f"{sub(node.a, 2)} {op} {sub(node.b, 3)}", 2)
+            return wrap(f"{sub(node.a, 2)} {op} {sub(node.b, 4)}", 2)
         if isinstance(node, Pow):
             return wrap(f"{sub(node.base, 5)}^{sub(node.exponent, 5)}", 5)
         if isinstance(node, Transpose):

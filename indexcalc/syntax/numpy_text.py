@@ -67,8 +67,10 @@ class MatrixText:
         return ast.dump(self.tree, annotate_fields=False, include_attributes=False)
 
 
-def parse(text: str, known: Callable[[str], bool]) -> MatrixText:
-    """Parse ``text``; ``known`` says whether a bare name is one the claim may read."""
+def parse(text: str, known: Callable[[str], bool],
+          function: Callable[[str], bool] = lambda name: False) -> MatrixText:
+    """Parse ``text``; ``known`` says whether a bare name is one the claim may read,
+    ``function`` whether a name is a declared function (``h(X)``, ``h_prime(X)``)."""
     stripped = text.strip()
     lead = len(text) - len(text.lstrip())
     if not stripped:
@@ -82,13 +84,14 @@ def parse(text: str, known: Callable[[str], bool]) -> MatrixText:
                              hint="matrix claims use NumPy syntax: dL_dY.T @ X, "
                                   "np.ones(N) @ dL_dY, G.sum(axis=0)") from None
     names: set[str] = set()
-    _Checker(known, names, lead).visit(tree)
+    _Checker(known, function, names, lead).visit(tree)
     return MatrixText(stripped, tree, frozenset(names))
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, known, names: set[str], lead: int):
+    def __init__(self, known, function, names: set[str], lead: int):
         self.known = known
+        self.function = function
         self.names = names
         self.lead = lead
 
@@ -155,9 +158,13 @@ class _Checker(ast.NodeVisitor):
                 self.refuse(function, f"np.linalg.{function.attr} is not read in a claim")
         elif isinstance(function, ast.Attribute) and function.attr in METHODS:
             self.visit(function.value)
+        elif isinstance(function, ast.Name) and self.function(function.id):
+            self.names.add(function.id)
+            if len(node.args) != 1 or node.keywords:
+                self.refuse(node, f"{function.id} takes one argument")
         else:
             self.refuse(node, "only NumPy functions (np.exp, ...) and .sum(axis=k) are called")
-        if function.attr == "einsum":
+        if getattr(function, "attr", None) == "einsum":
             if not (node.args and isinstance(node.args[0], ast.Constant)
                     and isinstance(node.args[0].value, str)):
                 self.refuse(node, "np.einsum takes its subscripts as a string first")
@@ -208,6 +215,8 @@ def _value(node: ast.AST, values):
     if isinstance(node, ast.Call):
         function = node.func
         keywords = {k.arg: _value(k.value, values) for k in node.keywords}
+        if isinstance(function, ast.Name):  # a declared function or its derivative
+            return values[function.id](_value(node.args[0], values))
         if function.attr == "einsum":
             return np.einsum(node.args[0].value, *(_value(a, values) for a in node.args[1:]))
         arguments = [_value(a, values) for a in node.args]
