@@ -218,3 +218,32 @@ def test_a_missing_document_is_a_usage_error(tmp_path, capsys):
     assert cli.main(["check", str(folder / "single.idx"), "--against",
                      str(tmp_path / "none.md")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_ones_vector_met_elementwise_is_a_matrix_of_ones():
+    """``\\mathbf{1} - \\mathbf{Y}``: the ones take the shape of Y (sigmoid' = Y (1 - Y))."""
+    context = """\
+    dims S, N
+    input X[S,N]
+    Y[s,n] = sigmoid(X[s,n])
+    L = loss(Y)
+    """
+    doc = (r"$$\nabla_{\mathbf{X}} L = \frac{\partial L}{\partial \mathbf{Y}} \odot \mathbf{Y} "
+           r"\odot \left( \mathbf{1} - \mathbf{Y} \right).$$")
+    (link,) = check_text(context, doc).links
+    assert link.verdict == HOLDS, link.reason
+
+
+def test_an_inner_product_with_ones_is_a_number():
+    """``\\exp(z) / (1^T \\exp(z))``: the softmax as the gradient of log-sum-exp."""
+    context = """\
+    dims J
+    input z[J]
+    L = log(sum_j exp(z[j]))
+    """
+    doc = r"$$\nabla_{\mathbf{z}} L = \frac{\exp(\mathbf{z})}{\mathbf{1}^\top \exp(\mathbf{z})}$$"
+    (link,) = check_text(context, doc).links
+    assert link.verdict == HOLDS, link.reason
+    wrong = doc.replace(r"{\mathbf{1}^\top \exp(\mathbf{z})}", r"{\exp(\mathbf{z})^\top \mathbf{1} + 1}")
+    (link,) = check_text(context, wrong).links
+    assert link.verdict == DOES_NOT_HOLD

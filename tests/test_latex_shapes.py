@@ -284,7 +284,11 @@ def _derive(path: Path) -> list[dict]:
     done = subprocess.run([sys.executable, "-m", "indexcalc", "derive", str(path), "--format",
                            "json"], cwd=REPO, env=env, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=600)
-    if done.returncode != 0:
+    # 1 with only claims reported: the file states a claim that does not hold (seed 002's
+    # 1f and 2a as the document writes them); the results are still printed and checked
+    claims_only = done.returncode == 1 and all(
+        line.startswith("indexcalc: claim does not hold") for line in done.stderr.splitlines())
+    if done.returncode != 0 and not claims_only:
         pytest.fail(f"indexcalc derive {path.name} exited {done.returncode}:\n{done.stderr}")
     return json.loads(done.stdout)["results"]
 

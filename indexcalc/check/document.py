@@ -323,6 +323,8 @@ class Matrix:
 
     array: np.ndarray
     stretch: tuple[bool, ...] = field(default=(False, False))
+    #: ``\mathbf{1}`` itself: met elementwise (``1 - Y``) it is a whole matrix of ones
+    ones: bool = False
 
 
 def _free_order(node: lx.Node) -> tuple[str, ...]:
@@ -480,7 +482,7 @@ class _Evaluation:
         return Matrix(value, (False, False))
 
     def _ones(self, n: lx.Ones):
-        return Matrix(np.ones((1, 1)), (True, False))
+        return Matrix(np.ones((1, 1)), (True, False), ones=True)
 
     def _delta(self, n: lx.Delta):
         a, b = self.size(n.a, n.offset), self.size(n.b, n.offset)
@@ -534,6 +536,10 @@ class _Evaluation:
                 raise NotUnderstood("an entry with free indices meets a whole matrix", n.offset)
             result = op(a.array, b.array)
             return Matrix(result, matrix.stretch)
+        for number, other in ((a, b), (b, a)):  # a 1 x 1 product (x^T y) is a number
+            if number.array.shape == (1, 1) and not any(number.stretch) and not number.ones:
+                result = op(a.array[0, 0], b.array) if number is a else op(a.array, b.array[0, 0])
+                return Matrix(result, other.stretch, other.ones)
         shape, stretch = _common_shape(a, b, symbol)
         return Matrix(op(_broadcast(a, shape), _broadcast(b, shape)), stretch)
 
@@ -566,7 +572,7 @@ class _Evaluation:
             if arg.axes:
                 raise NotUnderstood("the transpose of an entry", n.offset)
             return arg
-        return Matrix(arg.array.T, arg.stretch[::-1])
+        return Matrix(arg.array.T, arg.stretch[::-1], arg.ones)
 
     def _inverse(self, n: lx.Inverse):
         arg = self.eval(n.arg)
@@ -729,6 +735,7 @@ def _shape_text(m: Matrix) -> str:
 
 
 def _common_shape(a: Matrix, b: Matrix, symbol: str):
+    a, b = (Matrix(m.array, (True, True)) if m.ones else m for m in (a, b))
     if a.array.ndim != b.array.ndim:
         raise _Shape(f"{symbol} of a {_shape_text(a)} and a {_shape_text(b)} value")
     shape, stretch = [], []

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
+import numpy.random  # noqa: F401 -- loaded before a run sets its memory limit
 
 from .. import limits, naming
 from ..functions import CONSTANTS, FUNCTIONS, POSITIVE, REAL, builtin
