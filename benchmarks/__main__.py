@@ -17,7 +17,7 @@ from . import environment  # noqa: F401  (first: threads and allocator, before N
 from indexcalc.syntax.idx import parse_text
 from indexcalc.pipeline import run
 
-from . import codespeed, latency, peers, scaling
+from . import codespeed, documents, latency, peers, scaling
 from .problems import MODELS, REPO
 from .profiling import profile_table
 from .report import Table, document, machine, targets_table, to_text
@@ -61,11 +61,14 @@ def measure(settings: Settings) -> list[Table]:
     timings = codespeed.measure_all(settings)
     gauge = codespeed.noise_gauge(settings)
 
+    progress("checking worked solutions: the seed documents")
+    documents_rows = documents.measure(settings)
+
     progress("peer reference: SymPy")
     peer_rows = peers.sympy_rows(settings) + peers.indexcalc_rows(settings)
 
     targets = (latency.targets(seeds, models, cli_times) + scaling.targets(families)
-               + codespeed.targets(timings))
+               + codespeed.targets(timings) + documents.targets(documents_rows))
     tables = [
         targets_table(targets),
         latency.seed_table(seeds, settings),
@@ -74,6 +77,7 @@ def measure(settings: Settings) -> list[Table]:
         *(scaling.table(f, settings) for f in families),
         codespeed.table(timings, gauge, settings),
         *filter(None, [codespeed.torch_table(timings, settings)]),
+        documents.table(documents_rows, settings),
         peers.table(peer_rows, settings),
     ]
     progress("profiles of failing targets")

@@ -180,8 +180,26 @@ class Derivation:
     @property
     def passed(self) -> bool:
         """Did every result pass its numeric check and every framework comparison asked
-        for? (The command line exits 0 exactly when this holds.)"""
-        return all(r.check.all_passed for r in self.results)
+        for, and does every claim hold? (The command line exits 0 exactly when this
+        holds.)"""
+        return all(r.check.all_passed for r in self.results) and self._derivation.claims_hold
+
+    @property
+    def claims(self) -> list[dict[str, Any]]:
+        """The file's ``claim`` statements decided (CONTRACT section 5), as the JSON has
+        them: ``line``, ``text``, ``holds``, ``reason``, ``derived``, ``counterexample``."""
+        return [v.to_json() for v in self._derivation.claims]
+
+    def check_against(self, document: str, *, path: str = "<document>") -> dict[str, Any]:
+        """Check a worked solution (Markdown or LaTeX text) line by line in this file's
+        context, as ``indexcalc check FILE --against DOC --format json`` (CONTRACT section
+        6): ``links`` (each with ``line``, ``left``, ``right``, ``verdict``, ``reason``,
+        ``counterexample``) and ``first_wrong_line``.  Context switches in the document
+        (``<!-- indexcalc: other.idx -->``) are read relative to ``path``."""
+        from .check.document import check_document, load_context
+
+        report = check_document(document, path, self._derivation.problem, load_context(path))
+        return report.to_json()
 
     def result(self, name: str) -> Result:
         """The result named ``name`` (``dL_dW``, ``d2f_dx2``), or the one result taken with

@@ -247,3 +247,14 @@ def test_an_inner_product_with_ones_is_a_number():
     wrong = doc.replace(r"{\mathbf{1}^\top \exp(\mathbf{z})}", r"{\exp(\mathbf{z})^\top \mathbf{1} + 1}")
     (link,) = check_text(context, wrong).links
     assert link.verdict == DOES_NOT_HOLD
+
+
+@pytest.mark.parametrize("seed", sorted(SEEDS))
+def test_the_shipped_reports_are_what_the_checker_prints(seed, tmp_path, monkeypatch):
+    """examples/seed00*/report.txt and annotated.md are the checker's output, as it is now."""
+    folder = EXAMPLES / seed
+    monkeypatch.chdir(folder)
+    for name, fmt in (("report.txt", "text"), ("annotated.md", "markdown")):
+        out = tmp_path / name
+        cli.main(["check", SEEDS[seed], "--against", "document.md", "-f", fmt, "-o", str(out)])
+        assert out.read_text() == (folder / name).read_text(), f"regenerate {seed}/{name}"
