@@ -12,7 +12,7 @@ import pytest
 from indexcalc.syntax import latex as lx
 
 VOCABULARY = lx.Vocabulary(tensors=frozenset({"X", "W", "b", "Y", "L", "T", "x", "s", "p", "o",
-                                              "y", "F", "gamma"}),
+                                              "y", "F", "gamma", "f", "yhat", "x_bar"}),
                            dims=frozenset({"S", "M", "N", "C"}), functions=frozenset({"h"}))
 
 
@@ -78,6 +78,15 @@ def refused(text: str) -> lx.LatexError:
      r"\mathbf{1}^T \Big)", "Y * (T - (T * Y) @ ones @ ones.T)"),
     (r"(x^\top (\nabla_s F))_{ij}", "(x.T @ dF_ds)[i,j]"),
     (r"\mathbf{W}^{-1}", "inv(W)"),
+    # notation of lecture notes: total derivatives, norms, accents, diag
+    (r"\frac{\mathrm{d} f}{\mathrm{d} x_k}", "df_dx[k]"),
+    (r"\frac{df}{dx_k}", "df_dx[k]"),
+    (r"\|\mathbf{x}\|^2", "norm(x)^2"),
+    (r"\lVert \mathbf{W} \rVert_F^2", "norm(W)^2"),
+    (r"|x_k|", "abs(x[k])"),
+    (r"\hat{y}_k", "yhat[k]"),
+    (r"\bar{x}", "x_bar"),
+    (r"\operatorname{diag}(\mathbf{x}) \mathbf{W}", "diag(x) @ W"),
     # spacing and sizing commands are dropped
     (r"\, X_{sn} \; \quad W_{nm} \!", "X[s,n] W[n,m]"),
     (r"\left( X_{sn} \right)", "X[s,n]"),
@@ -182,6 +191,25 @@ def test_trailing_punctuation_and_membership_are_not_values():
 def test_relations_inside_braces_do_not_split():
     text = r"$$A = \sum_{d=1}^{D} x_d$$"
     assert chains(text) == [[("A", None), (r"\sum_{d=1}^{D} x_d", "=")]]
+
+
+def test_annotations_and_definitions_are_not_values():
+    text = (r"$$\begin{aligned} A &:= B \quad \text{(chain rule)} \\ &= C && \text{by the "
+            r"product rule}, \\ &= D, \quad \text{for all } i \end{aligned}$$")
+    assert chains(text) == [[("A", None), ("B", "="), ("C", "="), ("D", "=")]]
+
+
+def test_a_row_that_starts_with_an_operator_goes_on_from_the_row_before():
+    text = r"$$\begin{aligned} A &= B \\ &\quad - C \\ &= D \end{aligned}$$"
+    ((first, second, third),) = chains(text)
+    assert second[0].split() == ["B", r"\quad", "-", "C"] and third == ("D", "=")
+
+
+def test_a_condition_at_the_end_of_a_row_restricts_its_chain():
+    (display,) = lx.read_document(r"$$A_{ik} = - p_k p_i, \quad i \neq k$$")
+    (chain,) = display.chains
+    assert chain.condition == lx.Condition("i", "!=", "k")
+    assert [p.text for p in chain.pieces] == ["A_{ik}", "- p_k p_i"]
 
 
 def test_a_condition_before_a_display_is_read():

@@ -353,7 +353,7 @@ def _free_order(node: lx.Node) -> tuple[str, ...]:
 
 
 def _children(n: lx.Node):
-    if isinstance(n, (lx.Call, lx.Neg, lx.Transpose, lx.Inverse, lx.Trace)):
+    if isinstance(n, (lx.Call, lx.Neg, lx.Transpose, lx.Inverse, lx.Trace, lx.Norm)):
         return (n.arg,)
     if isinstance(n, lx.Add):
         return tuple(t for _, t in n.terms)
@@ -490,7 +490,23 @@ class _Evaluation:
             return Entries(np.ones(a), (n.a,))
         return Entries((np.arange(a)[:, None] == np.arange(b)[None, :]).astype(float), (n.a, n.b))
 
+    def _norm(self, n: lx.Norm):
+        arg = self.eval(n.arg)
+        if n.kind == "abs":
+            fn = builtin("abs").value
+            return (Entries(fn(arg.array), arg.axes) if isinstance(arg, Entries)
+                    else Matrix(fn(arg.array), arg.stretch, arg.ones))
+        if isinstance(arg, Entries) and arg.axes:
+            raise NotUnderstood("the norm of an entry: write |x| for its absolute value",
+                                n.offset)
+        if isinstance(arg, Matrix) and any(arg.stretch):
+            raise NotUnderstood("the norm of a ones vector of unknown length", n.offset)
+        # sqrt of the sum of squares (not of |a|^2): analytic, so a complex step goes through
+        return Entries(np.sqrt(np.sum(arg.array * arg.array)), ())
+
     def _call(self, n: lx.Call):
+        if n.fn == "diag":
+            return self._diag(n)
         arg = self.eval(n.arg)
         known = builtin(n.fn)
         if n.fn in self.problem.functions:
@@ -504,6 +520,17 @@ class _Evaluation:
         if isinstance(arg, Entries):
             return Entries(fn(arg.array), arg.axes)
         return Matrix(fn(arg.array), arg.stretch)
+
+    def _diag(self, n: lx.Call):
+        arg = self.eval(n.arg)
+        if not isinstance(arg, Matrix) or any(arg.stretch):
+            raise NotUnderstood("diag of a vector or of a square matrix", n.offset)
+        a = arg.array
+        if 1 in a.shape:
+            return Matrix(np.diag(a.reshape(-1)))
+        if a.shape[0] == a.shape[1]:
+            return self._matrix(np.diag(a).copy())
+        raise _Shape(f"diag of a {_shape_text(arg)} matrix")
 
     def _neg(self, n: lx.Neg):
         arg = self.eval(n.arg)

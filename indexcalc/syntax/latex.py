@@ -173,6 +173,15 @@ class Trace(Node):
 
 
 @dataclass(frozen=True)
+class Norm(Node):
+    """``\\|x\\|`` (Euclidean, or Frobenius for a matrix) and ``|x|`` (``kind`` "abs")."""
+
+    arg: Node
+    kind: str = "norm"
+    offset: int = 0
+
+
+@dataclass(frozen=True)
 class Cases(Node):
     branches: tuple[tuple[Node, Condition | None], ...]  # None: otherwise
     offset: int = 0
@@ -230,7 +239,7 @@ _FUNCTIONS = {r"\exp": "exp", r"\log": "log", r"\ln": "log", r"\tanh": "tanh",
 #: Names written upright (\operatorname{relu}, \mathrm{softplus}) that are functions.
 _NAMED_FUNCTIONS = {"relu": "relu", "ReLU": "relu", "softplus": "softplus", "erf": "erf",
                     "sigmoid": "sigmoid", "exp": "exp", "log": "log", "tanh": "tanh",
-                    "abs": "abs", "sqrt": "sqrt"}
+                    "abs": "abs", "sqrt": "sqrt", "diag": "diag", "Diag": "diag"}
 _FONTS = {r"\mathbf", r"\boldsymbol", r"\bm", r"\mathit", r"\mathrm", r"\mathsf", r"\vec",
           r"\mathbb", r"\operatorname", r"\text", r"\textbf", r"\textrm", r"\mathcal"}
 _HADAMARD = {r"\odot": "*", r"\circ": "*", r"\oslash": "/", r"\otimes": "kron"}
@@ -327,7 +336,8 @@ class _Parser:
         if tok.kind == "cmd":
             return not (tok.text in _HADAMARD or tok.text in _RELATIONS or tok.text in
                         (r"\in", r"\\", r"\end", r"\text", r"\dots", r"\cdots", r"\ldots",
-                         r"\vdots", r"\ddots") or tok.text in _PRODUCT)
+                         r"\vdots", r"\ddots", r"\|", r"\rVert", r"\Vert", r"\rvert", r"\vert")
+                        or tok.text in _PRODUCT)
         return False
 
     def product(self) -> Node:
@@ -477,6 +487,11 @@ class _Parser:
             return inner
         if tok.text == "{":
             return self._group_expression()
+        if tok.text == "|":
+            self.next()
+            inner = self.expression()
+            self.expect("|", "'|'")
+            return Norm(inner, "abs", tok.offset)
         if tok.text == r"\{":
             self.next()
             inner = self.expression()
@@ -527,6 +542,10 @@ class _Parser:
             if fn == "tr":
                 return Trace(self._argument(tok), tok.offset)
             return self.call(_NAMED_FUNCTIONS[fn], tok)
+        if name in (r"\hat", r"\bar", r"\tilde", r"\widehat", r"\overline", r"\widetilde"):
+            return self.accented()
+        if name in (r"\|", r"\lVert", r"\Vert", r"\lvert", r"\vert"):
+            return self.norm()
         if name in (r"\mathbf", r"\boldsymbol", r"\bm", r"\mathbb") and self._is_one():
             self.next()
             self._group_tokens()
@@ -542,6 +561,38 @@ class _Parser:
         if name == r"\partial":
             self.fail(r"a \partial outside a fraction is not read", wrong=False)
         self.fail(f"{name} is not read")
+
+    def accented(self) -> Node:
+        """``\\hat{y}``: the file's ``yhat`` (or ``y_hat``); ``\\bar{x}``: ``xbar``."""
+        tok = self.next()
+        accent = {"widehat": "hat", "overline": "bar", "widetilde": "tilde"}.get(
+            tok.text[1:], tok.text[1:])
+        inner = "".join(t.text.lstrip("\\") for t in self._group_tokens()
+                        if t.text not in (r"\mathbf", r"\boldsymbol", "{", "}"))
+        for name in (inner + accent, f"{inner}_{accent}", accent + inner):
+            if name in self.vocabulary.tensors:
+                if self.at("_"):
+                    under = self.next()
+                    return Sym(name, self._indices(self._group_tokens(), under), tok.offset)
+                return Sym(name, None, tok.offset)
+        self.fail(f"{tok.text}{{{inner}}} names no tensor of the context file (as "
+                  f"{inner}{accent} or {inner}_{accent})", tok)
+
+    def norm(self) -> Node:
+        """``\\|x\\|``, ``\\lVert x \\rVert``, with ``_2`` or ``_F``; ``|x|`` is ``abs``."""
+        tok = self.next()
+        closer = {r"\|": r"\|", r"\lVert": r"\rVert", r"\Vert": r"\Vert", r"\lvert": r"\rvert",
+                  r"\vert": r"\vert"}[tok.text]
+        inner = self.expression()
+        self.expect(closer, f"'{closer}'")
+        kind = "abs" if tok.text in (r"\lvert", r"\vert") else "norm"
+        if kind == "norm" and self.at("_"):
+            under = self.next()
+            which = "".join(t.text for t in self._group_tokens())
+            if which not in ("2", "F"):
+                self.fail(f"the {which}-norm is not read (only the Euclidean 2 and Frobenius F)",
+                          under)
+        return Norm(inner, kind, tok.offset)
 
     def _is_named_function(self) -> bool:
         if not self.at("{", r"\operatorname") and self.peek(1).text != "{":
@@ -642,23 +693,28 @@ class _Parser:
         denominator = self._group_tokens()
         if not numerator or not denominator:
             self.fail(r"\frac needs a numerator and a denominator", tok)
-        if _is_differential(numerator[0]) and (len(numerator) == 1 or numerator[1].text != "^"):
-            return self._derivative(tok, numerator, denominator)
-        if _is_differential(numerator[0]):
-            self.fail("derivatives of higher order are not read", numerator[1])
-        if _is_differential(denominator[0]):
+        top, bottom = _differential(numerator), _differential(denominator)
+        plain_d = (numerator[0].text == "d" and denominator[0].text == "d"
+                   and "d" not in self.vocabulary.tensors)
+        if plain_d:  # \frac{df}{dx}: a total derivative, written with a plain d
+            top = bottom = 1
+        if top and len(numerator) > top and numerator[top].text == "^":
+            self.fail("derivatives of higher order are not read", numerator[top])
+        if top:
+            return self._derivative(tok, numerator[top:], denominator, bottom)
+        if bottom:
             self.fail(r"a \partial in the denominator needs one in the numerator", tok,
                       wrong=True)
         a = self._sub_parser(numerator).whole()
         b = self._sub_parser(denominator).whole()
         return Elementwise("div", a, b, tok.offset)
 
-    def _derivative(self, tok: Tok, numerator: list[Tok], denominator: list[Tok]) -> Node:
-        if not _is_differential(denominator[0]):
+    def _derivative(self, tok: Tok, body: list[Tok], denominator: list[Tok],
+                    bottom: int) -> Node:
+        if not bottom:
             self.fail(r"\frac{\partial ...}{...} is not a derivative: its denominator is not "
                       r"\partial of a variable", tok, wrong=True)
-        var, indices = self._variable(denominator[1:], tok)
-        body = numerator[1:]
+        var, indices = self._variable(denominator[bottom:], tok)
         if not body:  # \frac{\partial}{\partial W_{ij}} (expr): the operator form
             return Deriv(self.postfix(self.atom()), var, indices, tok.offset)
         return Deriv(self._sub_parser(body).whole(), var, indices, tok.offset)
@@ -673,7 +729,7 @@ class _Parser:
             return node.name, node.indices
         if isinstance(node, Entry) and isinstance(node.arg, Sym) and node.arg.indices is None:
             return node.arg.name, node.indices
-        if _is_differential(tokens[0]) or any(_is_differential(t) for t in tokens):
+        if any(_is_differential(t) for t in tokens) or _differential(tokens):
             self.fail("derivatives of higher order are not read", tok)
         self.fail("the variable of a derivative is a tensor, its entry, or a name",
                   tokens[0], wrong=True)
@@ -738,9 +794,19 @@ class _Parser:
                   tokens[0] if tokens else None)
 
 
+def _differential(tokens: list[Tok]) -> int:
+    """How many tokens the differential at the start of ``tokens`` takes: ``\\partial`` 1,
+    ``\\mathrm{d}`` (or ``\\operatorname{d}``, ``\\text{d}``) 4; 0 if none."""
+    if tokens and tokens[0].text == r"\partial":
+        return 1
+    if (len(tokens) >= 4 and tokens[0].text in (r"\mathrm", r"\operatorname", r"\text")
+            and [t.text for t in tokens[1:4]] == ["{", "d", "}"]):
+        return 4
+    return 0
+
+
 def _is_differential(tok: Tok) -> bool:
-    return tok.text in (r"\partial", r"\mathrm{d}") or (tok.kind == "letter" and tok.text == "d"
-                                                         and False)
+    return tok.text == r"\partial"
 
 
 def _index_name(tok: Tok) -> str | None:
@@ -784,7 +850,7 @@ def parse_condition(text: str) -> Condition | None:
 # --- documents: display math, rows, chains ----------------------------------------------------
 
 #: Relations that split a chain into links.
-_RELATIONS = {"=": "=", r"\Leftrightarrow": "iff", r"\iff": "iff", r"\Longleftrightarrow": "iff",
+_RELATIONS = {"=": "=", ":=": "=", "=:": "=", r"\coloneqq": "=", r"\triangleq": "=", r"\Leftrightarrow": "iff", r"\iff": "iff", r"\Longleftrightarrow": "iff",
               r"\Rightarrow": "iff", r"\implies": "iff", r"\Longrightarrow": "iff"}
 _DISPLAY_ENVS = ("equation", "align", "gather", "multline", "eqnarray", "displaymath", "flalign")
 _INNER_ENVS = ("split", "aligned", "gathered", "alignedat", "multlined")
@@ -847,6 +913,7 @@ def read_document(text: str) -> list[Display]:
         condition = parse_condition(condition_match.group("cond")) if condition_match else None
         unread = condition_match.group("cond") if condition_match and condition is None else ""
         for row, offset in _rows(body, start):
+            row, row_condition = _row_condition(row)
             pieces = _pieces(row, offset)
             if not pieces:
                 continue
@@ -855,13 +922,31 @@ def read_document(text: str) -> list[Display]:
                 continue
             if pieces[0].relation is not None:
                 pieces[0].relation = None
-            last_chain = Chain(pieces, condition, context, (display.start, display.end), unread)
+            last_chain = Chain(pieces, row_condition or condition, context,
+                               (display.start, display.end), unread)
             display.chains.append(last_chain)
         displays.append(display)
     return displays
 
 
 _ENV_TOKEN = re.compile(r"\\(begin|end)\{([A-Za-z]+)\*?\}|\\\\|\n|\\label\{[^}]*\}|\\tag\{[^}]*\}|%[^\n]*")
+
+
+_ROW_CONDITION = re.compile(
+    r"(?:,\s*)?(?:\\q?quad\s*|\\[,;]\s*)+(?:\\text\{\s*(?:if|for|when|where)\s*\}\s*)?"
+    r"(?P<cond>[a-z]\s*(?:=|\\neq?|<|>|\\leq?|\\geq?)\s*[a-z])\s*[.,;]?\s*$")
+
+
+def _row_condition(row: str) -> tuple[str, Condition | None]:
+    """A condition on two indices at the end of a row (``= -p_k p_i, \\quad i \\neq k``):
+    the row without it, and the condition (the row's chain holds where it does)."""
+    m = _ROW_CONDITION.search(row)
+    if m is None or "=" not in row[:m.start()]:
+        return row, None
+    condition = parse_condition(m.group("cond"))
+    if condition is None:
+        return row, None
+    return row[:m.start()] + " " * (len(row) - m.start()), condition
 
 
 def _rows(body: str, start: int) -> list[tuple[str, int]]:
@@ -913,7 +998,22 @@ def _rows(body: str, start: int) -> list[tuple[str, int]]:
                 continue  # the row goes on across the line break
         rows.append((piece, start + begin))
         begin = at + (1 if soft else 2)
-    return [(r, o) for r, o in rows if r.strip()]
+    merged: list[tuple[str, int]] = []
+    for text, offset in rows:
+        if not text.strip():
+            continue
+        if (merged and _starts_operator(text.lstrip())
+                and not any(p.relation for p in _pieces(text, offset)[1:])):
+            before, at = merged[-1]  # "&= A \\ &\quad - B": the expression goes on
+            merged[-1] = (cleaned[at - start:offset - start + len(text)], at)
+            continue
+        merged.append((text, offset))
+    return merged
+
+
+def _starts_operator(text: str) -> bool:
+    text = re.sub(r"^(?:\s|\\q?quad\b|\\[,;:! ]|\\hspace\{[^}]*\}|\\phantom\{[^}]*\})*", "", text)
+    return text.startswith(("+", "-", r"\cdot", r"\odot", r"\oslash", r"	imes"))
 
 
 def _unbalanced(text: str) -> bool:
@@ -933,10 +1033,13 @@ def _starts_continuation(text: str) -> bool:
                             r"\iff", r"\Longleftrightarrow", r"\Rightarrow", r"\implies"))
 
 
-_RELATION_AT = re.compile(r"=|\\Leftrightarrow\b|\\iff\b|\\Longleftrightarrow\b|\\Rightarrow\b"
+_RELATION_AT = re.compile(r":=|=:|\\coloneqq\b|\\triangleq\b|=|\\Leftrightarrow\b|\\iff\b|\\Longleftrightarrow\b|\\Rightarrow\b"
                           r"|\\implies\b|\\Longrightarrow\b|\\begin\{[^}]*\}|\\end\{[^}]*\}"
                           r"|\\[{}]|[{}()\[\]]")
 _TRAILING = re.compile(r"(?:\s|\\quad|\\qquad|\\,|\\;|[.,;])+$")
+#: An annotation at the end of a row: ``\quad \text{(chain rule)}``, ``&& \text{by ...}``.
+_ANNOTATION = re.compile(r"(?:\\q?quad|\\[,;]|\s|,)*\\(?:text|textrm|textit|mbox)\{[^{}]*\}"
+                         r"(?:\s|[.,;]|[a-z](?![A-Za-z{]))*$")
 _IN = re.compile(r"\\in\b")
 
 
@@ -960,6 +1063,8 @@ def _pieces(row: str, offset: int) -> list[Piece]:
     out = []
     for p in pieces:
         text = p.text
+        while _ANNOTATION.search(text):
+            text = _ANNOTATION.sub("", text)
         cut = _IN.search(text)  # \in \mathbb{R}^{S x C}: what the value is, not a value
         if cut:
             text = text[:cut.start()]
@@ -996,6 +1101,8 @@ class _Printer:
         if isinstance(node, Deriv):
             return node.indices is None
         if isinstance(node, (Ones, Transpose, Inverse)):
+            return True
+        if isinstance(node, Call) and node.fn == "diag":
             return True
         if isinstance(node, (Mul, Elementwise)):
             return self.matrixish(node.a) or self.matrixish(node.b)
@@ -1046,6 +1153,8 @@ class _Printer:
             return f"inv({sub(node.arg, 0)})"
         if isinstance(node, Trace):
             return f"trace({sub(node.arg, 0)})"
+        if isinstance(node, Norm):
+            return f"{'abs' if node.kind == 'abs' else 'norm'}({sub(node.arg, 0)})"
         if isinstance(node, Sum):
             head = ",".join(node.indices)
             if node.condition is not None:
