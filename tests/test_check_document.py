@@ -22,7 +22,7 @@ from indexcalc.syntax.idx import parse_file, parse_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SEEDS = {"seed000": "single.idx", "seed001": "softmax_cross_entropy.idx",
-         "seed002": "linear.idx"}
+         "seed002": "linear.idx", "seed003": "softmax_regression.idx"}
 
 
 def report(seed: str):
@@ -75,6 +75,14 @@ def test_seed_001_reads_the_case_conditions_stated_in_the_text():
     rep = report("seed001")
     diagonal = [k for k in rep.links if k.line == 47]
     assert diagonal and diagonal[0].verdict == HOLDS and "where i == k" in diagonal[0].reason
+
+
+def test_seed_003_vector_arrows_are_not_understood_and_nothing_is_flagged():
+    """Seed 003 writes columns of W as arrows, sums from 0 and 1{y_n = k}: not read; what
+    is read (X (S(X) - Y)^T, S(X) being S written as a function of X) is never misjudged."""
+    rep = report("seed003")
+    assert lines(rep, DOES_NOT_HOLD) == []
+    assert "X @ (S - Y).T" in {k.right for k in rep.links}
 
 
 def test_not_understood_is_reported_with_its_place_and_never_holds():

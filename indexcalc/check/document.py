@@ -189,7 +189,8 @@ class _Context:
         self.worlds = [make_world(problem, seed) for seed in range(DRAWS)]
         self.vocabulary = lx.Vocabulary(
             frozenset(problem.inputs) | frozenset(problem.definitions),
-            frozenset(problem.dims), frozenset(problem.functions))
+            frozenset(problem.dims), frozenset(problem.functions),
+            {name: problem.reaches(name) for name in problem.definitions})
 
     def chain_links(self, chain: lx.Chain, text: str, lines: list[str], starts: list[int]):
         read: list[tuple[lx.Node | None, str]] = []

@@ -205,6 +205,9 @@ class Vocabulary:
     tensors: frozenset[str]
     dims: frozenset[str]
     functions: frozenset[str]  # declared with ``function h``
+    #: what each defined tensor depends on: ``S(X)`` for a tensor S defined from X is S
+    #: written as a function of X, not the product S X
+    reaches: dict = field(default_factory=dict)
 
 
 # --- tokens -----------------------------------------------------------------------------------
@@ -671,6 +674,8 @@ class _Parser:
         fn = self._function_name(name)
         if fn is not None and (order or self.at("(", "[")) and name not in vocabulary.tensors:
             return Call(fn, self._argument(tok), order, tok.offset)
+        if name in vocabulary.reaches and self._applied_to_what_it_depends_on(name):
+            return Sym(name, None, tok.offset)
         if order:
             self.fail(f"{name}' is a derivative of a function, but {name} is no function "
                       "of the context file", tok)
@@ -679,6 +684,34 @@ class _Parser:
             indices = self._indices(self._group_tokens(), under)
             return Sym(name, indices, tok.offset)
         return Sym(name, None, tok.offset)
+
+    def _applied_to_what_it_depends_on(self, name: str) -> bool:
+        """``S(X)``, ``E(W)``: a defined tensor followed by its own inputs in brackets (the
+        notation of a function's value); consumes the brackets when so."""
+        if not self.at("("):
+            return False
+        k, names, expect_name = 1, [], True
+        while True:
+            t = self.peek(k)
+            if expect_name and t.kind == "letter":
+                names.append(t.text)
+            elif expect_name and t.text in (r"\mathbf", r"\boldsymbol", r"\bm"):
+                if self.peek(k + 1).text != "{" or self.peek(k + 3).text != "}":
+                    return False
+                names.append(self.peek(k + 2).text)
+                k += 3
+            elif not expect_name and t.text == ",":
+                pass
+            elif not expect_name and t.text == ")":
+                break
+            else:
+                return False
+            expect_name = not expect_name
+            k += 1
+        if not names or not set(names) <= self.vocabulary.reaches[name]:
+            return False
+        self.pos += k + 1
+        return True
 
     def _function_name(self, name: str) -> str | None:
         if name in self.vocabulary.functions:
