@@ -54,8 +54,9 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
     return derivation
 
 
-def output_indices(derived: IndexResult) -> tuple[Index, ...]:
-    """Axes of the result array: ``of`` axes (jacobian) then ``wrt`` axes (twice: hessian)."""
+def output_indices(derived: IndexResult | Result) -> tuple[Index, ...]:
+    """Axes of the result array: ``of`` axes (jacobian) then ``wrt`` axes (twice: hessian);
+    of a derived index form or of a finished result (both carry the ``target``)."""
     target = derived.target
     if isinstance(target, Grad):
         return target.indices

@@ -20,10 +20,11 @@ import numpy as np
 
 from .. import naming
 from ..derivation import Derivation, Result
+from ..pipeline import output_indices
 from ..problem import Claim, Problem
 from ..render.printing import to_text
 from ..syntax import numpy_text
-from ..terms import Deriv, Grad, Index, Tensor, rename_indices, same
+from ..terms import rename_indices, same
 from .numeric import TOLERANCE, Evaluator, World, compile_lambda, lambda_arguments, make_world
 
 #: Random worlds a claim is compared on (seeds 0, 1, ...).
@@ -170,25 +171,11 @@ def _same_as_derived(claim: Claim, result: Result) -> bool:
         except numpy_text.NumpyTextError:
             return False
         return shown.normal() == claim.tree.normal()
-    axes = result_axes(result)
+    axes = output_indices(result)
     if len(axes) != len(claim.indices):
         return False
     renamed = rename_indices(claim.term, dict(zip(claim.indices, axes)))
     return same(renamed, result.index)
-
-
-def result_axes(result: Result) -> tuple[Index, ...]:
-    """The indices of the result's entries, in the order of its array's axes."""
-    target = result.target
-    if isinstance(target, Grad):
-        return target.indices
-    axes: list[Index] = []
-    while isinstance(target, Deriv):
-        axes[:0] = list(target.wrt.indices)
-        target = target.expr
-    if isinstance(target, Tensor):
-        axes[:0] = list(target.indices)
-    return tuple(axes)
 
 
 def _first_line(error: Exception) -> str:

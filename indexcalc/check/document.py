@@ -400,7 +400,7 @@ class _Evaluation:
 
     # sizes of the indices
     def _index_sizes(self, node: lx.Node) -> None:
-        def give(index: str, dim: str, at: int):
+        def give(index: str, dim: str):
             size = self.world.sizes[dim]
             known = self.sizes.get(index)
             if known is not None and known != size:
@@ -408,25 +408,26 @@ class _Evaluation:
                             f"place and over {size} ({dim}) in another")
             self.sizes[index] = size
 
+        def read(name: str, indices: tuple[str, ...] | None, at: int):
+            """``name`` read at ``indices`` (a tensor's entry, or a derivative's variable)."""
+            if indices is None or not self._is_tensor(name):
+                return
+            dims = self.problem.tensor_dims(name)
+            if len(dims) != len(indices):
+                raise NotUnderstood(f"{name} has {len(dims)} indices, {len(indices)} are "
+                                    "written", at)
+            for i, d in zip(indices, dims):
+                give(i, d)
+
         def walk(n):
-            if isinstance(n, lx.Sym) and n.indices is not None and self._is_tensor(n.name):
-                dims = self.problem.tensor_dims(n.name)
-                if len(dims) != len(n.indices):
-                    raise NotUnderstood(f"{n.name} has {len(dims)} indices, {len(n.indices)} "
-                                        "are written", n.offset)
-                for i, d in zip(n.indices, dims):
-                    give(i, d, n.offset)
-            elif isinstance(n, lx.Deriv) and n.indices is not None and self._is_tensor(n.var):
-                dims = self.problem.tensor_dims(n.var)
-                if len(dims) != len(n.indices):
-                    raise NotUnderstood(f"{n.var} has {len(dims)} indices, {len(n.indices)} "
-                                        "are written", n.offset)
-                for i, d in zip(n.indices, dims):
-                    give(i, d, n.offset)
+            if isinstance(n, lx.Sym):
+                read(n.name, n.indices, n.offset)
+            elif isinstance(n, lx.Deriv):
+                read(n.var, n.indices, n.offset)
             elif isinstance(n, lx.Sum) and n.upper in self.problem.dims:
                 for i in n.indices:
                     if i not in self.sizes:
-                        give(i, n.upper, n.offset)
+                        give(i, n.upper)
             for child in _children(n):
                 walk(child)
         walk(node)
