@@ -106,7 +106,8 @@ def test_a_claim_of_the_wrong_shape_does_not_hold_and_says_so():
     v = one("claim dL_dW = X.T @ dL_dY")  # M x N where the result is N x M
     assert not v.holds
     assert v.reason.startswith("wrong shape")
-    assert v.counterexample is None
+    c = v.counterexample  # the inputs, and the two shapes
+    assert c.entry is None and c.shapes == ((4, 5), (5, 4)) and set(c.inputs) >= {"X", "W"}
 
 
 def test_shapes_that_do_not_fit_together_are_a_wrong_shape():
@@ -117,6 +118,7 @@ def test_shapes_that_do_not_fit_together_are_a_wrong_shape():
 def test_an_index_claim_with_too_few_indices_is_a_wrong_shape():
     v = one("claim dL_dW[i] = sum_s dL_dY[s,i]")
     assert not v.holds and "1 index" in v.reason
+    assert v.counterexample.shapes == ((5,), (5, 4))
 
 
 def test_a_false_index_claim():

@@ -39,13 +39,18 @@ class Counterexample:
     difference (0-based, as NumPy indexes it), and the two values there."""
 
     inputs: dict[str, object]  # name -> nested lists (or a number)
-    entry: tuple[int, ...]
-    claimed: float
-    derived: float
+    entry: tuple[int, ...] | None  # None: the shapes differ, no entry compares
+    claimed: float | None
+    derived: float | None
+    #: where the shapes differ: the claim's and the result's
+    shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     def to_json(self) -> dict:
-        return {"inputs": self.inputs, "entry": list(self.entry),
-                "claimed": self.claimed, "derived": self.derived}
+        out = {"inputs": self.inputs, "entry": None if self.entry is None else list(self.entry),
+               "claimed": self.claimed, "derived": self.derived}
+        if self.shapes is not None:
+            out["claimed_shape"], out["derived_shape"] = map(list, self.shapes)
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,13 @@ def decide(claim: Claim, result: Result, problem: Problem, worlds: list[World] |
     worlds = [] if worlds is None else worlds
     derived = _derived_text(result)
     if claim.rank_mismatch:
-        return ClaimVerdict(claim, False, f"wrong shape: {claim.rank_mismatch}", derived)
+        if not worlds:
+            worlds.append(make_world(problem, 0))
+        world = worlds[0]
+        expected = np.shape(compile_lambda(result.numpy)(*lambda_arguments(result.numpy, world)))
+        shapes = (np.shape(_claimed_value(claim, world)), expected)
+        return ClaimVerdict(claim, False, f"wrong shape: {claim.rank_mismatch}", derived,
+                            Counterexample(world_inputs(world), None, None, None, shapes))
     if result.check.passed and _same_as_derived(claim, result):
         return ClaimVerdict(claim, True, "symbolically: it is the derived result, term for "
                                          "term", derived)
@@ -99,14 +110,17 @@ def decide(claim: Claim, result: Result, problem: Problem, worlds: list[World] |
             with np.errstate(all="ignore"):
                 claimed = _claimed_value(claim, world)
         except numpy_text.ShapeError as error:
-            return ClaimVerdict(claim, False, f"wrong shape: {error}", derived)
+            return ClaimVerdict(claim, False, f"wrong shape: {error}", derived,
+                                Counterexample(world_inputs(world), None, None, None))
         except (ValueError, IndexError, TypeError, np.linalg.LinAlgError) as error:
             return ClaimVerdict(claim, False, "the claim cannot be computed: "
                                               f"{_first_line(error)}", derived)
         if claimed.shape != expected.shape:
             return ClaimVerdict(
                 claim, False, f"wrong shape: the claim has shape {_shape(claimed.shape, world)}, "
-                              f"the result {_shape(expected.shape, world)}", derived)
+                              f"the result {_shape(expected.shape, world)}", derived,
+                Counterexample(world_inputs(world), None, None, None,
+                               (claimed.shape, expected.shape)))
         differs = difference(claimed, expected)
         if differs is not None:
             entry, c, d = differs

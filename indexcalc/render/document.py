@@ -356,7 +356,7 @@ def _claim_views(derivation: Derivation, result: Result) -> tuple[ClaimView, ...
             v.claim.location.line if v.claim.location else None, v.to_json()["text"], v.holds,
             v.reason, v.derived,
             f"at entry {list(c.entry)} the claim gives {c.claimed:.6g}, the derived result "
-            f"{c.derived:.6g}" if c is not None else ""))
+            f"{c.derived:.6g}" if c is not None and c.entry is not None else ""))
     return tuple(out)
 
 

@@ -73,8 +73,11 @@ def _claim_text(v: ClaimVerdict) -> list[str]:
         out.append(f"    derived: {v.derived}")
     if v.counterexample is not None:
         c = v.counterexample
-        out.append(f"    counterexample: at entry {list(c.entry)} the claim gives "
-                   f"{c.claimed:.6g}, the derived result {c.derived:.6g}, for")
+        if c.entry is None:
+            out.append("    counterexample: the shapes differ for")
+        else:
+            out.append(f"    counterexample: at entry {list(c.entry)} the claim gives "
+                       f"{c.claimed:.6g}, the derived result {c.derived:.6g}, for")
         out.extend(f"      {name} = {_array(value)}" for name, value in c.inputs.items())
     return out
 
