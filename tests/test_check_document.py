@@ -266,3 +266,23 @@ def test_the_shipped_reports_are_what_the_checker_prints(seed, tmp_path, monkeyp
         out = tmp_path / name
         cli.main(["check", SEEDS[seed], "--against", "document.md", "-f", fmt, "-o", str(out)])
         assert out.read_text() == (folder / name).read_text(), f"regenerate {seed}/{name}"
+
+
+def test_a_jacobian_of_two_vectors_is_read_in_either_layout():
+    """The softmax Jacobian diag(p) - p p^T (symmetric), and d(Wx)/dx as W (numerator
+    layout) or W^T (denominator layout): documents use both."""
+    context = """\
+    dims K, N
+    input o[K], W[K,N], x[N]
+    p[i] = exp(o[i]) / sum_j exp(o[j])
+    z[k] = sum_n W[k,n] x[n]
+    """
+    doc = "\n\n".join([
+        r"$$\frac{\partial \mathbf{p}}{\partial \mathbf{o}} = \operatorname{diag}(\mathbf{p}) - \mathbf{p}\mathbf{p}^\top$$",
+        r"$$\frac{\partial \mathbf{z}}{\partial \mathbf{x}} = \mathbf{W}$$",
+        r"$$\frac{\partial \mathbf{z}}{\partial \mathbf{x}} = \mathbf{W}^T$$",
+        r"$$\frac{\partial \mathbf{p}}{\partial \mathbf{o}} = \operatorname{diag}(\mathbf{p}) + \mathbf{p}\mathbf{p}^\top$$",
+        r"$$\frac{\partial \mathbf{z}}{\partial \mathbf{x}} = \mathbf{W}^T \mathbf{W}$$",
+    ])
+    rep = check_text(context, doc)
+    assert [k.verdict for k in rep.links] == [HOLDS, HOLDS, HOLDS, DOES_NOT_HOLD, DOES_NOT_HOLD]

@@ -280,7 +280,7 @@ class _Context:
                         values[(index, seed)] = evaluation.value(node)
                 left, right = values[(k - 1, seed)], values[(k, seed)]
                 order = head_order if head_order is not None else _free_order(a)
-                differs = _compare(left, right, order, world, chain.condition)
+                differs = _compare_layouts(left, right, order, world, chain.condition)
                 if differs is not None and first_world is None:
                     first_world = (world, differs)
             if first_world is None:
@@ -326,6 +326,8 @@ class Matrix:
     stretch: tuple[bool, ...] = field(default=(False, False))
     #: ``\mathbf{1}`` itself: met elementwise (``1 - Y``) it is a whole matrix of ones
     ones: bool = False
+    #: the Jacobian of two vectors, in numerator layout (denominator layout: its transpose)
+    jacobian_of: bool = False
 
 
 def _free_order(node: lx.Node) -> tuple[str, ...]:
@@ -681,6 +683,7 @@ class _Evaluation:
             raise NotUnderstood(f"{var} has too many entries to differentiate by", n.offset)
         rows = []
         shape_of_value = None
+        vector = False  # d y / d x of two whole vectors: the Jacobian matrix
         for position in np.ndindex(base.shape) if base.ndim else [()]:
             moved = base.astype(complex)
             moved[position] += 1j * H
@@ -688,13 +691,19 @@ class _Evaluation:
                                 self.sizes, self.orientation)
             value = inner.eval(n.num)
             if isinstance(value, Matrix):
-                if value.array.shape != (1, 1):
+                if 1 in value.array.shape and n.indices is None and base.ndim == 1:
+                    vector = True
+                    value = Entries(value.array.reshape(-1), ("#",))
+                elif value.array.shape != (1, 1):
                     raise NotUnderstood("the derivative of a whole matrix is not read", n.offset)
-                value = Entries(value.array.reshape(()), ())
+                else:
+                    value = Entries(value.array.reshape(()), ())
             shape_of_value = value.axes
             rows.append(np.imag(value.array) / H)
         jacobian = np.stack(rows, axis=-1).reshape(rows[0].shape + base.shape)
         axes = shape_of_value
+        if vector:  # numerator layout, J[i, j] = d y_i / d x_j (the other is its transpose)
+            return Matrix(jacobian, jacobian_of=True)
         if n.indices is None:
             if axes:
                 raise NotUnderstood("the derivative of entries by a whole tensor is not read",
@@ -846,6 +855,29 @@ def _compare(left, right, order: tuple[str, ...], world: World, condition):
                     f"{' x '.join(map(str, matrix.array.shape))} matrix")
     l, r = (e, m) if isinstance(left, Entries) else (m, e)
     return _differ(np.asarray(l), np.asarray(r), np.ones(l.shape, dtype=bool), axes)
+
+
+def _compare_layouts(left, right, order, world, condition):
+    """``_compare``; a Jacobian of two vectors on either side is read in numerator layout,
+    and, where that does not agree, in denominator layout (documents use both)."""
+    try:
+        differs = _compare(left, right, order, world, condition)
+    except Wrong:
+        differs = Wrong
+    if differs is None:
+        return None
+    for k, side in enumerate((left, right)):
+        if isinstance(side, Matrix) and side.jacobian_of:
+            other = Matrix(side.array.T)
+            pair = (other, right) if k == 0 else (left, other)
+            try:
+                if _compare(*pair, order, world, condition) is None:
+                    return None
+            except Wrong:
+                pass
+    if differs is Wrong:
+        return _compare(left, right, order, world, condition)  # raises the first reason
+    return differs
 
 
 class _SizeOnly:
