@@ -84,6 +84,8 @@ def refused(text: str) -> lx.LatexError:
     (r"\|\mathbf{x}\|^2", "norm(x)^2"),
     (r"\lVert \mathbf{W} \rVert_F^2", "norm(W)^2"),
     (r"|x_k|", "abs(x[k])"),
+    (r"\frac{1}{2}\,\|\mathbf{x} - \mathbf{W}\mathbf{x}\|^2", "(1 / 2) norm(x - W @ x)^2"),
+    (r"\|\mathbf{x}\| \, \|\mathbf{x}\|", "norm(x) norm(x)"),
     (r"\hat{y}_k", "yhat[k]"),
     (r"\bar{x}", "x_bar"),
     (r"\operatorname{diag}(\mathbf{x}) \mathbf{W}", "diag(x) @ W"),

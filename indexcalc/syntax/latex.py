@@ -275,6 +275,7 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
         self.vocabulary = vocabulary
+        self.norms = 0  # inside how many \| ... \| (a \| there closes, elsewhere it opens)
 
     # tokens
     def peek(self, ahead: int = 0) -> Tok:
@@ -339,7 +340,8 @@ class _Parser:
         if tok.kind == "cmd":
             return not (tok.text in _HADAMARD or tok.text in _RELATIONS or tok.text in
                         (r"\in", r"\\", r"\end", r"\text", r"\dots", r"\cdots", r"\ldots",
-                         r"\vdots", r"\ddots", r"\|", r"\rVert", r"\Vert", r"\rvert", r"\vert")
+                         r"\vdots", r"\ddots", r"\rVert", r"\rvert")
+                        or (self.norms and tok.text in (r"\|", r"\Vert", r"\vert"))
                         or tok.text in _PRODUCT)
         return False
 
@@ -586,7 +588,9 @@ class _Parser:
         tok = self.next()
         closer = {r"\|": r"\|", r"\lVert": r"\rVert", r"\Vert": r"\Vert", r"\lvert": r"\rvert",
                   r"\vert": r"\vert"}[tok.text]
+        self.norms += 1
         inner = self.expression()
+        self.norms -= 1
         self.expect(closer, f"'{closer}'")
         kind = "abs" if tok.text in (r"\lvert", r"\vert") else "norm"
         if kind == "norm" and self.at("_"):
