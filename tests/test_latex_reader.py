@@ -224,3 +224,10 @@ def test_a_context_switch_names_a_file():
     text = "$$A = B$$\n<!-- indexcalc: other.idx -->\n$$C = D$$\n% indexcalc: third.idx\n$$E = F$$"
     contexts = [c.context for d in lx.read_document(text) for c in d.chains]
     assert contexts == [None, "other.idx", "third.idx"]
+
+
+def test_prose_before_a_display_is_a_condition_only_when_it_compares():
+    (display,) = lx.read_document("For $W \\in \\mathbb{R}^{N \\times M}$,\n\n$$A = B$$")
+    assert display.chains[0].condition is None and not display.chains[0].unread_condition
+    (display,) = lx.read_document("If $x_i > 0$:\n\n$$A = B$$")  # on values: not read
+    assert display.chains[0].unread_condition == "x_i > 0"

@@ -24,6 +24,7 @@ comparison to the entries where it holds.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def check_document(text: str, path: str, problem: Problem, load=None) -> Documen
                     raise InputError(f"{path}: a context switch names {chain.context}, "
                                      "which cannot be read here")
                 context = contexts[chain.context] = _Context(load(chain.context), chain.context)
-            links.extend(context.chain_links(chain, text, lines, starts))
+            links.extend(context.chain_links(chain, lines, starts))
     return DocumentReport(path, tuple(links))
 
 
@@ -175,7 +176,7 @@ def _rename_bound(node: lx.Node, mapping: dict[str, str] | None = None,
 
 
 def _place(offset: int, starts: list[int]) -> tuple[int, int]:
-    import bisect
+    """The line and column (1-based) of an offset into the document."""
     line = bisect.bisect_right(starts, offset) - 1
     return line + 1, offset - starts[line] + 1
 
@@ -192,7 +193,7 @@ class _Context:
             frozenset(problem.dims), frozenset(problem.functions),
             {name: problem.reaches(name) for name in problem.definitions})
 
-    def chain_links(self, chain: lx.Chain, text: str, lines: list[str], starts: list[int]):
+    def chain_links(self, chain: lx.Chain, lines: list[str], starts: list[int]) -> list[Link]:
         read: list[tuple[lx.Node | None, str]] = []
         shown: list[lx.Node | None] = []
         for piece in chain.pieces:
@@ -211,7 +212,7 @@ class _Context:
             if node is not None:
                 head_order = _free_order(node)
                 break
-        values: dict[int, list] = {}
+        values: dict[tuple[int, int], Entries | Matrix] = {}  # (piece, world) -> value
         sizes = self._chain_sizes([node for node, _ in read if node is not None])
         out = []
         for k in range(1, len(chain.pieces)):

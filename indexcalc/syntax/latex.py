@@ -898,8 +898,10 @@ _DISPLAY = re.compile(
     r"\\end\{(?P=env)(?P=star)\}",
     re.DOTALL)
 #: "If $i = k$," just before a display: the display holds under that condition.
-_CONDITION_TEXT = re.compile(r"(?:\b(?:if|when|for|where)\s+)\$(?P<cond>[^$]+)\$\s*[,:;]?\s*$",
+_CONDITION_TEXT = re.compile(r"(?:\b(?:if|when|for)\s+)\$(?P<cond>[^$]+)\$\s*[,:;]?\s*$",
                              re.IGNORECASE)
+#: A comparison in that inline math (``x \in \mathbb{R}^n`` is no condition).
+_COMPARISON = re.compile(r"=|<|>|\\neq?\b|\\l[et]q?\b|\\g[et]q?\b")
 #: A context switch inside a document: ``<!-- indexcalc: linear.idx -->``, ``% indexcalc: f.idx``.
 CONTEXT = re.compile(r"(?:<!--|%)\s*indexcalc:\s*(?P<path>[^\s>]+\.idx)")
 
@@ -947,6 +949,8 @@ def read_document(text: str) -> list[Display]:
         previous_end = m.end()
         display = Display(m.start(), m.end())
         condition_match = _CONDITION_TEXT.search(before)
+        if condition_match and not _COMPARISON.search(condition_match.group("cond")):
+            condition_match = None
         condition = parse_condition(condition_match.group("cond")) if condition_match else None
         unread = condition_match.group("cond") if condition_match and condition is None else ""
         for row, offset in _rows(body, start):
