@@ -310,6 +310,8 @@ def check(file: str, *, against: str | None, fmt: str, output: str | None,
     from .render.report import render as render_report
     from .syntax.idx import parse_file
 
+    if file == "-" and against == "-":
+        raise UsageError("standard input (-) can be read only once: give FILE or DOC as a path")
     target = Path(output) if output not in (None, "-") else None
     if target is not None:
         for source in (file, against):

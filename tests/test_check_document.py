@@ -286,3 +286,18 @@ def test_a_jacobian_of_two_vectors_is_read_in_either_layout():
     ])
     rep = check_text(context, doc)
     assert [k.verdict for k in rep.links] == [HOLDS, HOLDS, HOLDS, DOES_NOT_HOLD, DOES_NOT_HOLD]
+
+
+def test_a_context_switch_to_a_missing_file_is_bad_input_at_the_display(tmp_path, capsys):
+    doc = tmp_path / "doc.md"
+    doc.write_text("Intro.\n<!-- indexcalc: nowhere.idx -->\n\n$$A = B$$\n")
+    context = tmp_path / "c.idx"
+    context.write_text(LINEAR)
+    assert cli.main(["check", str(context), "--against", str(doc)]) == 2
+    err = capsys.readouterr().err
+    assert "doc.md:4:1" in err and "nowhere.idx" in err and "Traceback" not in err
+
+
+def test_standard_input_is_read_once(capsys):
+    assert cli.main(["check", "-", "--against", "-"]) == 2
+    assert "only once" in capsys.readouterr().err

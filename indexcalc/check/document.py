@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..functions import builtin
-from ..problem import InputError, Problem
+from ..problem import InputError, Location, Problem
 from ..syntax import latex as lx
 from .claims import Counterexample, world_inputs
 from .numeric import TOLERANCE, Evaluator, World, make_world
@@ -124,7 +124,18 @@ def check_document(text: str, path: str, problem: Problem, load=None) -> Documen
                 if load is None:
                     raise InputError(f"{path}: a context switch names {chain.context}, "
                                      "which cannot be read here")
-                context = contexts[chain.context] = _Context(load(chain.context), chain.context)
+                try:
+                    problem_here = load(chain.context)
+                except InputError as error:
+                    if error.path is not None and Path(error.path).name != Path(chain.context).name:
+                        raise  # an error inside the context file: its own place
+                    line, column = _place(chain.display[0], starts)
+                    raise InputError(
+                        f"the context file {chain.context} named before this display cannot be "
+                        f"read: {error.message}", Location(path, line, column, lines[line - 1]),
+                        hint="the path of <!-- indexcalc: FILE --> is relative to the document"
+                    ) from None
+                context = contexts[chain.context] = _Context(problem_here, chain.context)
             links.extend(context.chain_links(chain, lines, starts))
     return DocumentReport(path, tuple(links))
 

@@ -602,7 +602,9 @@ class _Parser:
         return Norm(inner, kind, tok.offset)
 
     def _is_named_function(self) -> bool:
-        if not self.at("{", r"\operatorname") and self.peek(1).text != "{":
+        """Is the font command here (``\\operatorname``, ``\\mathrm``) a function's name:
+        ``\\operatorname{relu}``, ``\\mathrm{tr}``?"""
+        if self.peek(1).text != "{":
             return False
         k, text = 2, ""
         while self.peek(k).text != "}" and self.peek(k).kind != "end":
