@@ -301,3 +301,35 @@ def test_a_context_switch_to_a_missing_file_is_bad_input_at_the_display(tmp_path
 def test_standard_input_is_read_once(capsys):
     assert cli.main(["check", "-", "--against", "-"]) == 2
     assert "only once" in capsys.readouterr().err
+
+
+TEX_DOC = r"""\documentclass{article}
+\usepackage{amsmath,amssymb}
+\begin{document}
+The gradient of the linear layer, with a slip in the second line:
+\begin{align*}
+\frac{\partial L}{\partial W_{ij}} &= \sum_{s}^{S} \sum_{n}^{N} \frac{\partial L}{\partial Y_{sn}} X_{sj} \delta_{ni} \\
+&= \sum_{s}^{S} \frac{\partial L}{\partial Y_{si}} X_{si} \quad \text{(contract the delta)}
+\end{align*}
+and $\frac{\partial L}{\partial \mathbf{W}} = \Big(\frac{\partial L}{\partial \mathbf{Y}}\Big)^\top \mathbf{X}$ inline is not checked.
+\[ \frac{\partial L}{\partial \mathbf{W}} = \left(\frac{\partial L}{\partial \mathbf{Y}}\right)^\top \mathbf{X}_{\#} \]
+\end{document}
+"""
+
+
+def test_the_annotated_latex_of_a_latex_document_compiles(tmp_path, capsys):
+    from test_render import compile_latex, need_pdflatex
+
+    need_pdflatex()
+    (tmp_path / "c.idx").write_text(LINEAR)
+    (tmp_path / "doc.tex").write_text(TEX_DOC)
+    out = tmp_path / "annotated.tex"
+    assert cli.main(["check", str(tmp_path / "c.idx"), "--against", str(tmp_path / "doc.tex"),
+                     "-f", "latex", "-o", str(out)]) == 1
+    annotated = out.read_text()
+    assert "does not hold" in annotated and "not understood" in annotated
+    assert annotated.count(r"\begin{document}") == 1
+    folder = tmp_path / "build"
+    folder.mkdir()
+    done = compile_latex(annotated, folder)
+    assert done.returncode == 0, done.stdout[-2000:]
