@@ -333,3 +333,11 @@ def test_the_annotated_latex_of_a_latex_document_compiles(tmp_path, capsys):
     folder.mkdir()
     done = compile_latex(annotated, folder)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_documents_are_checked_at_small_sizes_whatever_dims_gives():
+    context = LINEAR.replace("dims S, M, N", "dims S=300, M=200, N=100")
+    doc = (r"$$\frac{\partial L}{\partial W_{ij}} = \sum_{s}^{S} \sum_{n}^{N} "
+           r"\frac{\partial L}{\partial Y_{sn}} \frac{\partial Y_{sn}}{\partial W_{ij}}$$")
+    (link,) = check_text(context, doc).links  # W has 20000 entries at the given sizes
+    assert link.verdict == HOLDS, link.reason

@@ -13,7 +13,9 @@ recomputes what depends on it, and reads the imaginary part of ``E``; ``V`` may 
 or a defined tensor (``\\partial L / \\partial Y_{sn}`` holds ``Y``'s entries as the
 variables, the backpropagation reading).
 
-A link holds when both sides agree, entry for entry over their free indices, to the
+The worlds use the check's small distinct sizes (3, 4, 5, ...) whatever sizes ``dims``
+gives: a link does not depend on them, and each derivative symbol costs one evaluation
+per entry of its variable.  A link holds when both sides agree, entry for entry over their free indices, to the
 check's tolerance (relative to the larger side) on ``DRAWS`` worlds; it does not hold with
 a counterexample, or with the reason when the two sides have different shapes or the
 notation is itself wrong; it is not understood when a side cannot be read or evaluated,
@@ -198,7 +200,7 @@ class _Context:
     def __init__(self, problem: Problem, name: str):
         self.problem = problem
         self.name = name
-        self.worlds = [make_world(problem, seed) for seed in range(DRAWS)]
+        self.worlds = [make_world(problem, seed, small=True) for seed in range(DRAWS)]
         self.vocabulary = lx.Vocabulary(
             frozenset(problem.inputs) | frozenset(problem.definitions),
             frozenset(problem.dims), frozenset(problem.functions),

@@ -156,11 +156,16 @@ KINK_MARGIN = 1e-2
 KINK_DRAWS = 12
 
 
-def make_world(problem: Problem, seed: int = 0) -> World:
+def make_world(problem: Problem, seed: int = 0, small: bool = False) -> World:
     """Random inputs for the check, drawn away from the kinks of the forward pass: among up
     to ``KINK_DRAWS`` draws, the first with every kink argument at least ``KINK_MARGIN``
-    from its kink (else the farthest, with a note)."""
-    sizes, note = check_sizes(problem)
+    from its kink (else the farthest, with a note).  ``small``: the default small sizes
+    for every dim, whatever ``dims`` gives (a hand derivation's links do not depend on
+    them, and each derivative symbol in one costs an evaluation per entry)."""
+    if small:
+        sizes, note = _draw_sizes(problem, {}), ""
+    else:
+        sizes, note = check_sizes(problem)
     world = _draw_world(problem, sizes, note, np.random.default_rng(seed), seed)
     sites = _kink_sites(problem)
     if not sites:
