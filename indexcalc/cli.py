@@ -447,8 +447,8 @@ def _report_failures(derivation, prefix: str) -> bool:
     false = [v for v in derivation.claims if not v.holds]
     for verdict in false:
         line = verdict.claim.location.line if verdict.claim.location else "?"
-        _error(f"{prefix}claim does not hold (line {line}): {verdict.claim.name} = "
-               f"{verdict.claim.text}: {verdict.reason}")
+        _error(f"{prefix}claim does not hold (line {line}): {verdict.to_json()['text']}: "
+               f"{verdict.reason}")
     return bool(failed or false)
 
 
