@@ -231,3 +231,20 @@ def test_prose_before_a_display_is_a_condition_only_when_it_compares():
     assert display.chains[0].condition is None and not display.chains[0].unread_condition
     (display,) = lx.read_document("If $x_i > 0$:\n\n$$A = B$$")  # on values: not read
     assert display.chains[0].unread_condition == "x_i > 0"
+
+
+def test_a_row_break_with_spacing_is_no_display_and_no_value():
+    text = "Title\\\\[4pt] notes\n\\begin{align*} A &= B \\\\[2pt] &= C \\end{align*}"
+    assert chains(text) == [[("A", None), ("B", "="), ("C", "=")]]
+
+
+def test_commands_the_document_defines_are_expanded():
+    text = r"\newcommand{\R}{\mathbb{R}} \newcommand{\vx}{\mathbf{x}} \def\half{\frac{1}{2}}"
+    macros = lx.read_macros(text)
+    assert macros == {r"\R": r"\mathbb{R}", r"\vx": r"\mathbf{x}", r"\half": r"\frac{1}{2}"}
+    node = lx.parse_expression(r"\half \vx^\top \vx", 0, VOCABULARY, macros)
+    assert lx.to_text(node) == "(1 / 2) x.T @ x"
+
+
+def test_a_sum_is_the_argument_of_a_function_written_without_brackets():
+    assert read(r"\log\sum_{j=1}^{C} e^{X_{sj}}") == "log(sum_j exp(X[s,j]))"

@@ -113,11 +113,12 @@ def check_document(text: str, path: str, problem: Problem, load=None) -> Documen
     reads the context file a ``<!-- indexcalc: FILE -->`` switch names (a path relative
     to the document)."""
     displays = lx.read_document(text)
+    macros = lx.read_macros(text)
     lines = text.split("\n")
     starts = [0]
     for line in lines:
         starts.append(starts[-1] + len(line) + 1)
-    contexts: dict[str | None, _Context] = {None: _Context(problem, path)}
+    contexts: dict[str | None, _Context] = {None: _Context(problem, path, macros)}
     links: list[Link] = []
     for display in displays:
         for chain in display.chains:
@@ -137,7 +138,7 @@ def check_document(text: str, path: str, problem: Problem, load=None) -> Documen
                         f"read: {error.message}", Location(path, line, column, lines[line - 1]),
                         hint="the path of <!-- indexcalc: FILE --> is relative to the document"
                     ) from None
-                context = contexts[chain.context] = _Context(problem_here, chain.context)
+                context = contexts[chain.context] = _Context(problem_here, chain.context, macros)
             links.extend(context.chain_links(chain, lines, starts))
     return DocumentReport(path, tuple(links))
 
@@ -197,9 +198,10 @@ def _place(offset: int, starts: list[int]) -> tuple[int, int]:
 class _Context:
     """One context file's worlds and names."""
 
-    def __init__(self, problem: Problem, name: str):
+    def __init__(self, problem: Problem, name: str, macros: dict[str, str] | None = None):
         self.problem = problem
         self.name = name
+        self.macros = macros or {}
         self.worlds = [make_world(problem, seed, small=True) for seed in range(DRAWS)]
         self.vocabulary = lx.Vocabulary(
             frozenset(problem.inputs) | frozenset(problem.definitions),
@@ -211,7 +213,8 @@ class _Context:
         shown: list[lx.Node | None] = []
         for piece in chain.pieces:
             try:
-                read.append((lx.parse_expression(piece.text, piece.offset, self.vocabulary), ""))
+                read.append((lx.parse_expression(piece.text, piece.offset, self.vocabulary,
+                                                 self.macros), ""))
                 shown.append(read[-1][0])
             except lx.LatexError as error:
                 line, column = _place(error.offset, starts)

@@ -252,7 +252,11 @@ _COMPARE = {"=": "==", r"\neq": "!=", r"\ne": "!=", "<": "<", ">": ">", r"\le": 
 _TRANSPOSE = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}", r"\rm T"}
 
 
-def tokenize(text: str, start: int = 0) -> list[Tok]:
+def tokenize(text: str, start: int = 0, macros: dict[str, str] | None = None,
+             _depth: int = 0) -> list[Tok]:
+    """The tokens of ``text`` (found at ``start`` in the document); a command defined in
+    the document without arguments (``\\newcommand{\\R}{\\mathbb{R}}``) is replaced by
+    the tokens of its body, placed where the command is."""
     tokens = []
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
@@ -262,6 +266,10 @@ def tokenize(text: str, start: int = 0) -> list[Tok]:
         if kind == "cmd" and value in _SPACING:
             continue
         if kind == "char" and value == "~":
+            continue
+        if kind == "cmd" and macros and value in macros and _depth < 10:
+            tokens.extend(Tok(t.kind, t.text, start + m.start())
+                          for t in tokenize(macros[value], 0, macros, _depth + 1)[:-1])
             continue
         tokens.append(Tok(kind, value, start + m.start()))
     tokens.append(Tok("end", "", start + len(text)))
@@ -625,7 +633,10 @@ class _Parser:
         return Pow(node, power, tok.offset) if power is not None else node
 
     def _argument(self, tok: Tok) -> Node:
-        """The argument of a function: parenthesised, or the next factor (\\log p_i)."""
+        """The argument of a function: parenthesised, or the next factor (\\log p_i), or a
+        sum with what it covers (\\log \\sum_j e^{z_j})."""
+        if self.at(r"\sum"):
+            return self.sum()
         if self.at("(", "["):
             close = ")" if self.next().text == "(" else "]"
             inner = self.expression()
@@ -871,9 +882,29 @@ def _split_tokens(tokens: list[Tok], separator: str) -> list[list[Tok]]:
     return out
 
 
-def parse_expression(text: str, start: int, vocabulary: Vocabulary) -> Node:
-    """Read one side of a link: ``text`` is found at ``start`` in the document."""
-    return _Parser(tokenize(text, start), vocabulary).whole()
+def parse_expression(text: str, start: int, vocabulary: Vocabulary,
+                     macros: dict[str, str] | None = None) -> Node:
+    """Read one side of a link: ``text`` is found at ``start`` in the document; ``macros``
+    are the document's commands without arguments (``read_macros``)."""
+    return _Parser(tokenize(text, start, macros), vocabulary).whole()
+
+
+_NEWCOMMAND = re.compile(r"\\(?:re)?newcommand\*?\s*\{?\s*(\\[A-Za-z]+)\s*\}?\s*\{"
+                         r"|\\def\s*(\\[A-Za-z]+)\s*\{")
+
+
+def read_macros(text: str) -> dict[str, str]:
+    """The document's commands defined without arguments: ``\\newcommand{\\R}{\\mathbb{R}}``,
+    ``\\renewcommand``, ``\\def\\x{...}`` (a command with arguments is not expanded)."""
+    out = {}
+    for m in _NEWCOMMAND.finditer(text):
+        depth, k = 1, m.end()
+        while k < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[k], 0) if text[k - 1] != "\\" else 0
+            k += 1
+        if depth == 0:
+            out[m.group(1) or m.group(2)] = text[m.end():k - 1]
+    return out
 
 
 def parse_condition(text: str) -> Condition | None:
@@ -894,8 +925,8 @@ _RELATIONS = {"=": "=", ":=": "=", "=:": "=", r"\coloneqq": "=", r"\triangleq": 
 _DISPLAY_ENVS = ("equation", "align", "gather", "multline", "eqnarray", "displaymath", "flalign")
 _INNER_ENVS = ("split", "aligned", "gathered", "alignedat", "multlined")
 _DISPLAY = re.compile(
-    r"\$\$(?P<dollars>.*?)\$\$"
-    r"|\\\[(?P<brackets>.*?)\\\]"
+    r"(?<!\\)\$\$(?P<dollars>.*?)(?<!\\)\$\$"
+    r"|(?<!\\)\\\[(?P<brackets>.*?)(?<!\\)\\\]"
     r"|\\begin\{(?P<env>" + "|".join(_DISPLAY_ENVS) + r")(?P<star>\*?)\}(?P<body>.*?)"
     r"\\end\{(?P=env)(?P=star)\}",
     re.DOTALL)
@@ -972,7 +1003,7 @@ def read_document(text: str) -> list[Display]:
     return displays
 
 
-_ENV_TOKEN = re.compile(r"\\(begin|end)\{([A-Za-z]+)\*?\}|\\\\|\n|\\label\{[^}]*\}|\\tag\{[^}]*\}|%[^\n]*")
+_ENV_TOKEN = re.compile(r"\\(begin|end)\{([A-Za-z]+)\*?\}|\\\\(?:\[[^\]]*\])?|\n|\\label\{[^}]*\}|\\tag\{[^}]*\}|%[^\n]*")
 
 
 _ROW_CONDITION = re.compile(
@@ -1010,8 +1041,8 @@ def _rows(body: str, start: int) -> list[tuple[str, int]]:
                 depth += 1
             else:
                 depth -= 1
-        elif token == "\\\\" and depth == 0:
-            chars[m.start():m.end()] = "  "
+        elif token.startswith("\\\\") and depth == 0:  # \\ or \\[4pt]
+            chars[m.start():m.end()] = " " * (m.end() - m.start())
             cuts.append(m.start())
         elif token == "\n" and depth == 0:
             cuts.append(-m.start() - 1)  # a soft cut, decided below
@@ -1040,7 +1071,7 @@ def _rows(body: str, start: int) -> list[tuple[str, int]]:
                     or _starts_continuation(following)):
                 continue  # the row goes on across the line break
         rows.append((piece, start + begin))
-        begin = at + (1 if soft else 2)
+        begin = at + 1 if soft else _row_break_end(cleaned, at)
     merged: list[tuple[str, int]] = []
     for text, offset in rows:
         if not text.strip():
@@ -1052,6 +1083,15 @@ def _rows(body: str, start: int) -> list[tuple[str, int]]:
             continue
         merged.append((text, offset))
     return merged
+
+
+def _row_break_end(cleaned: str, at: int) -> int:
+    """Where the row after a ``\\\\`` (blanked, with its ``[4pt]``) begins."""
+    return at + 2 + (len(_BREAK_SPACING.match(cleaned, at + 2).group())
+                     if _BREAK_SPACING.match(cleaned, at + 2) else 0)
+
+
+_BREAK_SPACING = re.compile(r" *")
 
 
 def _starts_operator(text: str) -> bool:
