@@ -327,9 +327,9 @@ def test_to_matrix_contracts_over_the_first_axis_with_a_transpose():
 
 
 def test_to_matrix_sums_an_axis_with_a_ones_vector():
-    """sum_s G_si = (1^T G)_i (seed 002, 1b)."""
+    """sum_s G_si = (1^T G)_i (seed 002, 1b); NumPy says it as a sum over axis 0."""
     m = to_matrix(make_sum((s,), G(s, i)), (i,))
-    assert numpy_text(m) == "np.ones(S) @ dL_dY"
+    assert numpy_text(m) == "dL_dY.sum(axis=0)"
     assert matrix_latex(m) == r"\mathbf{1}^{T} \frac{\partial L}{\partial \mathbf{Y}}"
 
 

@@ -30,7 +30,7 @@ from .plan import (
 from ..calculus.rules import within
 from ..problem import Problem
 from ..terms import (
-    Add, Affine, Delta, Grad, Index, Mul, Num, Pow, Tensor, Term, base_exp, mul,
+    ONE, ZERO, Add, Affine, Delta, Grad, Index, Mul, Num, Pow, Tensor, Term, base_exp, mul,
     rename_indices, replace as replace_term, split_coeff,
 )
 
@@ -166,6 +166,9 @@ class NumpyPrinter:
         self.display = display
         self.shared: set[ir.Node] = set()
         self.named: dict[ir.Node, str] = {}
+        #: printing an operand of an elementwise operation beside a full-shape operand:
+        #: a broadcast may print as ``r[:, None]`` (NumPy broadcasts it), even for display
+        self.compact = not display
 
     def print(self, m: ir.Node) -> str:
         if not self.display:
@@ -176,7 +179,16 @@ class NumpyPrinter:
         if m in self.named:
             return self.named[m]
         method = getattr(self, "_" + type(m).__name__.lower())
-        code, prec = method(m)
+        saved = self.compact
+        if self.display:
+            if isinstance(m, (ir.Hadamard, ir.HadamardDiv, ir.Sum)):
+                self.compact = any(not broadcasts(c) for c in m.children())
+            elif not isinstance(m, (ir.Scale, ir.Apply, ir.Power, ir.Broadcast)):
+                self.compact = False
+        try:
+            code, prec = method(m)
+        finally:
+            self.compact = saved
         if m in self.shared:
             name = self.names.next_temp()
             self.named[m] = name
@@ -209,13 +221,17 @@ class NumpyPrinter:
 
     def _matmul(self, m: ir.MatMul):
         c = self.code
-        if self.display:  # X^T diag(v) X, as the textbook writes it
-            return f"{c(m.a, MATMUL)} @ {c(m.b, MATMUL + 1)}", MATMUL
+        if isinstance(m.a, ir.Diag) and m.b.shape.ndim == 1:  # diag(v) w = v * w
+            return f"{c(m.a.v, ELEMENTWISE)} * {c(m.b, MATMUL + 1)}", ELEMENTWISE
+        if isinstance(m.b, ir.Diag) and m.a.shape.ndim == 1:  # w^T diag(v) = w * v
+            return f"{c(m.a, ELEMENTWISE)} * {c(m.b.v, MATMUL + 1)}", ELEMENTWISE
         if isinstance(m.a, ir.Diag) and m.b.shape.ndim == 2:  # diag(v) M scales the rows
-            return f"{c(m.a.v, ATOM)}[:, None] * {c(m.b, MATMUL + 1)}", ELEMENTWISE
+            return f"{c(m.a.v, TRANSPOSED)}[:, None] * {c(m.b, MATMUL + 1)}", ELEMENTWISE
         if isinstance(m.b, ir.Diag) and m.a.shape.ndim == 2:  # M diag(v) scales the columns
+            if self.display:  # NumPy broadcasts v along the rows as it is
+                return f"{c(m.a, ELEMENTWISE)} * {c(m.b.v, MATMUL + 1)}", ELEMENTWISE
             return f"{c(m.a, ELEMENTWISE)} * {c(m.b.v, ATOM)}[None, :]", ELEMENTWISE
-        solved = self._solve(m)
+        solved = None if self.display else self._solve(m)  # displayed: A^{-1} b, as written
         if solved is not None:
             return solved, ATOM
         return f"{c(m.a, MATMUL)} @ {c(m.b, MATMUL + 1)}", MATMUL
@@ -246,11 +262,8 @@ class NumpyPrinter:
 
     def _sumaxis(self, m: ir.SumAxis):
         c = self.code
-        if self.display:
-            ones = f"np.ones({self.names.dim(m.summed_dim)})"
-            if m.axis == 0:
-                return f"{ones} @ {c(m.x, MATMUL + 1)}", MATMUL
-            return f"{c(m.x, MATMUL)} @ {ones}", MATMUL
+        if self.display and m.x.shape.ndim == 2:  # 1^T X in LaTeX, X.sum(axis=0) here
+            return f"{c(m.x, ATOM)}.sum(axis={m.axis})", TRANSPOSED
         if m.x.shape.ndim == 1:
             return f"{c(m.x, ATOM)}.sum()", TRANSPOSED
         return f"{c(m.x, ATOM)}.sum(axis={0 if m.axis == 0 else -1})", TRANSPOSED
@@ -258,13 +271,17 @@ class NumpyPrinter:
     def _broadcast(self, m: ir.Broadcast):
         c = self.code
         if m.x.shape.ndim == 0:
-            if not self.display:
+            if self.compact:
                 return c(m.x, 0), ATOM if _is_atom(m.x) else 20
             shape = ", ".join(self.names.dim(d) for d in m.to.dims)
-            ones = f"np.ones(({shape}))" if m.to.ndim == 2 else f"np.ones({shape})"
-            return f"{c(m.x, ELEMENTWISE)} * {ones}", ELEMENTWISE
-        if not self.display:
-            return f"{c(m.x, ATOM)}[{':, None' if m.along == 1 else 'None, :'}]", TRANSPOSED
+            shape = f"({shape})" if m.to.ndim == 2 else shape
+            if isinstance(m.x, ir.Scalar) and m.x.term in (ONE, ZERO):
+                return f"np.{'ones' if m.x.term == ONE else 'zeros'}({shape})", ATOM
+            return f"{c(m.x, ELEMENTWISE)} * np.ones({shape})", ELEMENTWISE
+        if self.compact and self.display and m.along == 0:  # along the rows: as it is
+            return c(m.x, MATMUL + 1), MATMUL + 1
+        if self.compact:
+            return f"{c(m.x, TRANSPOSED)}[{':, None' if m.along == 1 else 'None, :'}]", TRANSPOSED
         if m.along == 1:
             return f"np.outer({c(m.x, 0)}, np.ones({self.names.dim(m.to.cols)}))", ATOM
         return f"np.outer(np.ones({self.names.dim(m.to.rows)}), {c(m.x, 0)})", ATOM

@@ -11,6 +11,7 @@ The result is an :mod:`indexcalc.matrix.ir` value; the printers in ``emit.numpy`
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -20,7 +21,7 @@ from ..terms import (
 )
 from .ir import (
     Apply, Broadcast, Diag, Hadamard, HadamardDiv, Identity, Inverse, MatMul, Node, Ones, Outer,
-    Power, Ref, Scalar, Scale, Shape, ShapeMismatch, SumAxis, Trace, Transpose,
+    Power, Ref, Scalar, Scale, Shape, ShapeMismatch, SumAxis, Trace, Transpose, walk,
 )
 from .ir import Sum as MSum
 
@@ -47,9 +48,86 @@ def to_matrix(term: Term, out: tuple[Index, ...]) -> Node | None:
         if out and not shaped.idx:  # the same value in every entry: c 1 (or c 1 1^T)
             to = Shape(out[0].dim, out[1].dim if len(out) == 2 else None)
             return Broadcast(shaped.expr, to)
-        return _align(shaped, out).expr
+        return factor(_align(shaped, out).expr)
     except (NoMatrixForm, ShapeMismatch):
         return None
+
+
+# --- factoring ------------------------------------------------------------------------------
+
+def factor(expr: Node) -> Node:
+    """Products with a common left or right factor gathered, as a textbook writes them:
+    ``B X + B^T X`` is ``(B + B^T) X``, ``A B C + A B D^T`` is ``A B (C + D^T)`` (fewer
+    products; the value is the same by distributivity, and the check tests it)."""
+    expr = _map(expr, factor)
+    if not isinstance(expr, MSum):
+        return expr
+    terms = list(expr.terms)
+    while True:
+        best = _best_pair(terms)
+        if best is None:
+            break
+        i, j, merged = best
+        terms = [t for k, t in enumerate(terms) if k not in (i, j)]
+        terms.insert(min(i, j), (1, merged))
+    if len(terms) == 1 and terms[0][0] == 1:
+        return terms[0][1]
+    return MSum(tuple(terms))
+
+
+def _map(expr: Node, fn) -> Node:
+    """``expr`` with ``fn`` applied to each child node."""
+    changes = {}
+    for f in dataclasses.fields(expr):
+        value = getattr(expr, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = fn(value)
+        elif f.name == "terms":
+            changes[f.name] = tuple((sign, fn(t)) for sign, t in value)
+    return dataclasses.replace(expr, **changes) if changes else expr
+
+
+def _chain(expr: Node) -> list[Node]:
+    if isinstance(expr, MatMul):
+        return _chain(expr.a) + _chain(expr.b)
+    return [expr]
+
+
+def _product(chain: list[Node]) -> Node:
+    out = chain[0]
+    for x in chain[1:]:
+        out = MatMul(out, x)
+    return out
+
+
+def _best_pair(terms):
+    """The two terms sharing the longest run of factors at the left or right end of their
+    products, merged; None if no two share one."""
+    best = None
+    chains = [_chain(t) for _, t in terms]
+    for i in range(len(terms)):
+        for j in range(i + 1, len(terms)):
+            a, b = chains[i], chains[j]
+            for side in ("left", "right"):
+                n = 0
+                while (n < len(a) - 1 and n < len(b) - 1
+                       and (a[n] if side == "left" else a[-1 - n])
+                       == (b[n] if side == "left" else b[-1 - n])):
+                    n += 1
+                if not n or (best is not None and n <= best[0]):
+                    continue
+                try:
+                    if side == "left":
+                        inner = MSum(((terms[i][0], _product(a[n:])), (terms[j][0], _product(b[n:]))))
+                        merged = _product(a[:n] + [inner])
+                    else:
+                        inner = MSum(((terms[i][0], _product(a[:-n])),
+                                      (terms[j][0], _product(b[:-n]))))
+                        merged = _product([inner] + a[-n:])
+                except ShapeMismatch:
+                    continue
+                best = (n, i, j, merged)
+    return None if best is None else best[1:]
 
 
 def _dims(indices: tuple[Index, ...]) -> tuple[str, ...]:
@@ -164,7 +242,28 @@ def _transpose(expr: Node) -> Node:
         return Scale(expr.c, _transpose(expr.x))
     if isinstance(expr, (Scalar, Ones)) or expr.shape.ndim < 2:
         return expr
+    if isinstance(expr, (MSum, Hadamard, HadamardDiv, Apply, Power)):
+        # (A + B^T)^T = A^T + B, as a textbook writes it, where that takes no more
+        # transposes than the transpose of the whole
+        distributed = _distribute_transpose(expr)
+        if _transposes(distributed) <= _transposes(expr) + 1:
+            return distributed
     return Transpose(expr)
+
+
+def _distribute_transpose(expr: Node) -> Node:
+    if isinstance(expr, MSum):
+        return MSum(tuple((sign, _transpose(t)) for sign, t in expr.terms))
+    if isinstance(expr, (Hadamard, HadamardDiv)):
+        return type(expr)(_transpose(expr.a), _transpose(expr.b))
+    if isinstance(expr, Apply):
+        return Apply(expr.fn, _transpose(expr.x), expr.order)
+    return Power(_transpose(expr.x), expr.n)
+
+
+def _transposes(expr: Node) -> int:
+    """How many matrix transposes ``expr`` prints."""
+    return sum(1 for n in walk(expr) if isinstance(n, Transpose) and n.shape.ndim == 2)
 
 
 def _diagonal(f: Term) -> Index | None:
