@@ -470,3 +470,22 @@ def test_every_recorded_step_is_a_rule_of_the_table_or_a_planned_step():
                     if step.rule not in ("chain rule", "substitute", "no dependence",
                                          "expand definition"):
                         assert step.reason == rules[step.rule].identity
+
+
+def test_a_loss_argument_that_also_feeds_another_argument_is_derived_through_both():
+    """L = loss(H2, C2) with H2 = O tanh(C2) (an LSTM cell's two outputs): dL/dC2 is the
+    upstream gradient plus the path through H2 (it was the upstream gradient alone, and
+    the check failed)."""
+    from conftest import derive_text
+
+    derived = derive_text("""
+        dims B, H
+        input c[B,H], o[B,H]
+        C2[b,k] = 2 * c[b,k]
+        H2[b,k] = o[b,k] * tanh(C2[b,k])
+        L = loss(H2, C2)
+        grad L wrt c
+    """)
+    (r,) = derived.results
+    assert r.check.passed, r.check.detail
+    assert "dL_dH2" in r.numpy.args and "dL_dC2" in r.numpy.args

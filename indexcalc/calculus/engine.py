@@ -131,7 +131,10 @@ class Engine:
                                      if of_def.is_opaque_loss else Deriv(of_term, wrt_entry))
                 continue
             c_entry = Tensor(consumer, self._consumer_indices(consumer, taken))
-            if of_def.is_opaque_loss and consumer in of_def.loss_args:
+            if (of_def.is_opaque_loss and consumer in of_def.loss_args
+                    and all(c == of_term.name for c in self._consumers(consumer, of_term.name))):
+                # the loss takes the consumer and nothing else on the way to it does: dL/dC
+                # is the upstream gradient (else it is derived: L = loss(H, C), H from C)
                 upstream: Term = Grad(of_term.name, consumer, c_entry.indices)
             else:
                 upstream = Deriv(of_term, c_entry)
