@@ -87,6 +87,9 @@ class MatrixForm:
     text: str
     latex: str
     where: tuple[tuple[str, str], ...] = ()
+    #: tensors the display names that the file does not define (an inline softmax as
+    #: ``S``): (name, LaTeX of its value); their NumPy is in ``where``
+    named: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

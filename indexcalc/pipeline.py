@@ -14,6 +14,7 @@ from .check.numeric import check
 from .derivation import Derivation, MatrixForm, Result
 from .calculus.engine import Engine, IndexResult
 from .emit.assemble import displayed_form, numpy_lambda
+from .matrix.named import name_softmaxes
 from .matrix.recognize import to_matrix
 from .problem import Problem
 from .render.matrix import matrix_latex
@@ -31,9 +32,11 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
         with limits.stage("the matrix form", name):
             expr = to_matrix(derived.index, out)
             matrix = None
-            if expr is not None:
-                shown = displayed_form(problem, expr)
-                matrix = MatrixForm(expr, shown.text, matrix_latex(expr), shown.where)
+            if expr is not None:  # the display names an inline softmax; the code keeps it
+                display, named = name_softmaxes(expr, _names_in_use(problem))
+                shown = displayed_form(problem, display, named)
+                matrix = MatrixForm(expr, shown.text, matrix_latex(display), shown.where,
+                                    tuple((n, matrix_latex(node)) for n, node in named))
         with limits.stage("the code generation", name):
             numpy = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
         with limits.stage("the numeric check", name):
@@ -52,6 +55,17 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
         with limits.stage("the claims", "every claim"):
             derivation = replace(derivation, claims=decide_all(derivation))
     return derivation
+
+
+def _names_in_use(problem: Problem) -> set[str]:
+    """Every name of the file (a name the display gives must be new)."""
+    from . import naming
+
+    names = set(problem.dims) | set(problem.inputs) | set(problem.definitions)
+    names |= set(problem.functions)
+    for d in problem.definitions.values():
+        names |= {naming.gradient(d.name, a) for a in d.loss_args}
+    return names
 
 
 def output_indices(derived: IndexResult | Result) -> tuple[Index, ...]:

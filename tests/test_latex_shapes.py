@@ -353,6 +353,8 @@ def _assert_conforms(path: Path, kind: str, of: str, wrt: str) -> None:
     if hits[0]["matrix"] is None:
         pytest.skip("no matrix form")
     latex = hits[0]["matrix"]["latex"]
+    for name, value in hits[0]["matrix"].get("named", []):  # an inline softmax, named S
+        shapes[name] = tuple(d for d in latex_shape(value, shapes) if d != "1")
     axes = {"grad": shapes[wrt], "jacobian": shapes[of] + shapes[wrt],
             "hessian": shapes[of] + 2 * shapes[wrt]}[kind]
     assert len(axes) <= 2, f"a matrix form for a result of {len(axes)} axes: {latex}"

@@ -123,11 +123,15 @@ def _definition_matrices(problem: Problem):
     return definition
 
 
-def displayed_form(problem: Problem, matrix: ir.Node) -> DisplayedForm:
-    """``matrix.text`` and ``matrix.where`` of ``matrix``, dims by name."""
+def displayed_form(problem: Problem, matrix: ir.Node,
+                   named: list[tuple[str, ir.Node]] = ()) -> DisplayedForm:
+    """``matrix.text`` and ``matrix.where`` of ``matrix``, dims by name; ``named`` are the
+    tensors the display names that the file does not define (``matrix.named``), listed
+    after the definitions they use."""
     names = Names(problem, plain_numbers=True)
     text = display_text(matrix, names)
-    return DisplayedForm(text, tuple(_definitions_code(problem, names, display=True)))
+    extra = [(name, display_text(node, names)) for name, node in named]
+    return DisplayedForm(text, tuple(_definitions_code(problem, names, display=True)) + tuple(extra))
 
 
 def _definitions_code(problem: Problem, names: Names, display: bool) -> list[tuple[str, str]]:

@@ -14,6 +14,8 @@ function registry's ``numpy`` field.
 """
 from __future__ import annotations
 
+import ast
+
 import re
 import string
 from dataclasses import dataclass, field, fields, replace
@@ -335,7 +337,24 @@ def _is_atom(m: ir.Node) -> bool:
 
 def display_text(m: ir.Node, names: Names) -> str:
     """``matrix.text``: NumPy of ``m`` in the documents' notation, dims by name."""
-    return NumpyPrinter(names, display=True).print(m)
+    return _without_double_negation(NumpyPrinter(names, display=True).print(m))
+
+
+class _DoubleNegation(ast.NodeTransformer):
+    def visit_UnaryOp(self, node: ast.UnaryOp):
+        self.generic_visit(node)
+        if (isinstance(node.op, ast.USub) and isinstance(node.operand, ast.UnaryOp)
+                and isinstance(node.operand.op, ast.USub)):
+            return node.operand.operand
+        return node
+
+
+def _without_double_negation(code: str) -> str:
+    """``-(-u)`` as ``u`` (the sigmoid of a negated argument prints ``np.exp(-(-u))``);
+    the code is the printer's own, parsed and printed back only where it has one."""
+    if "-(-" not in code:
+        return code
+    return ast.unparse(_DoubleNegation().visit(ast.parse(code, mode="eval")))
 
 
 def numpy_text(m: ir.Node, problem: Problem | None = None) -> str:

@@ -12,6 +12,7 @@ a matrix form that cannot be typeset with conforming shapes is never built.  Pri
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -407,6 +408,18 @@ class Sum(Node):
 
     def children(self):
         return tuple(t for _, t in self.terms)
+
+
+def map_children(node: Node, fn) -> Node:
+    """``node`` with ``fn`` applied to each child node (the same node if none changed)."""
+    changes = {}
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, Node):
+            changes[f.name] = fn(value)
+        elif f.name == "terms" and isinstance(node, Sum):
+            changes[f.name] = tuple((sign, fn(t)) for sign, t in value)
+    return dataclasses.replace(node, **changes) if changes else node
 
 
 def walk(node: Node):

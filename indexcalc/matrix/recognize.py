@@ -11,7 +11,6 @@ The result is an :mod:`indexcalc.matrix.ir` value; the printers in ``emit.numpy`
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -21,7 +20,8 @@ from ..terms import (
 )
 from .ir import (
     Apply, Broadcast, Diag, Hadamard, HadamardDiv, Identity, Inverse, MatMul, Node, Ones, Outer,
-    Power, Ref, Scalar, Scale, Shape, ShapeMismatch, SumAxis, Trace, Transpose, walk,
+    Power, Ref, Scalar, Scale, Shape, ShapeMismatch, SumAxis, Trace, Transpose, map_children,
+    walk,
 )
 from .ir import Sum as MSum
 
@@ -59,7 +59,7 @@ def factor(expr: Node) -> Node:
     """Products with a common left or right factor gathered, as a textbook writes them:
     ``B X + B^T X`` is ``(B + B^T) X``, ``A B C + A B D^T`` is ``A B (C + D^T)`` (fewer
     products; the value is the same by distributivity, and the check tests it)."""
-    expr = _map(expr, factor)
+    expr = map_children(expr, factor)
     if not isinstance(expr, MSum):
         return expr
     terms = list(expr.terms)
@@ -72,24 +72,30 @@ def factor(expr: Node) -> Node:
         terms.insert(min(i, j), (1, merged))
     if len(terms) == 1 and terms[0][0] == 1:
         return terms[0][1]
-    return MSum(tuple(terms))
+    return _gather_transposes(MSum(tuple(terms)))
 
 
-def _map(expr: Node, fn) -> Node:
-    """``expr`` with ``fn`` applied to each child node."""
-    changes = {}
-    for f in dataclasses.fields(expr):
-        value = getattr(expr, f.name)
-        if isinstance(value, Node):
-            changes[f.name] = fn(value)
-        elif f.name == "terms":
-            changes[f.name] = tuple((sign, fn(t)) for sign, t in value)
-    return dataclasses.replace(expr, **changes) if changes else expr
+def _gather_transposes(expr: MSum) -> Node:
+    """``A^T - B^T`` as ``(A - B)^T`` where that prints fewer transposes."""
+    if expr.shape.ndim != 2:
+        return expr
+    whole = Transpose(MSum(tuple((sign, _transpose(t)) for sign, t in expr.terms)))
+    return whole if _transposes(whole) < _transposes(expr) else expr
 
 
-def _chain(expr: Node) -> list[Node]:
+def _chain(expr: Node, turn: bool = False) -> list[Node]:
+    """The factors of a product, left to right.  ``turn``: a vector on the left is turned
+    to the right (``r^T D = (D^T r)^T``, one array in NumPy), and an outer product of a
+    product with a vector ends in its matrices (``(X c) b^T = X (c b^T)``), so that
+    ``D r + r^T D`` shows its common factor ``r``."""
     if isinstance(expr, MatMul):
-        return _chain(expr.a) + _chain(expr.b)
+        if turn and expr.a.shape.ndim == 1 and expr.b.shape.ndim == 2:
+            return _chain(_transpose(expr.b), turn) + _chain(expr.a, turn)
+        return _chain(expr.a, turn) + _chain(expr.b, turn)
+    if turn and isinstance(expr, Outer) and isinstance(expr.a, MatMul):
+        inner = _chain(expr.a, turn)
+        if len(inner) > 1 and inner[-1].shape.ndim == 1:
+            return inner[:-1] + [Outer(inner[-1], expr.b)]
     return [expr]
 
 
@@ -103,8 +109,15 @@ def _product(chain: list[Node]) -> Node:
 def _best_pair(terms):
     """The two terms sharing the longest run of factors at the left or right end of their
     products, merged; None if no two share one."""
+    for turn in (False, True):  # as written first; with vectors turned where that helps
+        best = _best_pair_of([_chain(t, turn) for _, t in terms], terms)
+        if best is not None:
+            return best
+    return None
+
+
+def _best_pair_of(chains, terms):
     best = None
-    chains = [_chain(t) for _, t in terms]
     for i in range(len(terms)):
         for j in range(i + 1, len(terms)):
             a, b = chains[i], chains[j]
@@ -119,11 +132,11 @@ def _best_pair(terms):
                 try:
                     if side == "left":
                         inner = MSum(((terms[i][0], _product(a[n:])), (terms[j][0], _product(b[n:]))))
-                        merged = _product(a[:n] + [inner])
+                        merged = _product(a[:n] + [_gather_transposes(inner)])
                     else:
                         inner = MSum(((terms[i][0], _product(a[:-n])),
                                       (terms[j][0], _product(b[:-n]))))
-                        merged = _product([inner] + a[-n:])
+                        merged = _product([_gather_transposes(inner)] + a[-n:])
                 except ShapeMismatch:
                     continue
                 best = (n, i, j, merged)
@@ -310,7 +323,7 @@ def _contract(factors: list[Term], bound: tuple[Index, ...]) -> Shaped:
         if not pending:
             break
         k = pending.pop(0)
-        holders = [p for p in items if k in p.idx]
+        holders = _absorb_inverse([p for p in items if k in p.idx])
         others = [p for p in items if k not in p.idx]
         if len(holders) > 2:  # v_k A_kx B_ky = (A^T diag(v) B)_xy
             holders = _absorb_vector(holders, k)
@@ -329,6 +342,22 @@ def _contract(factors: list[Term], bound: tuple[Index, ...]) -> Shaped:
     if result is None:
         return Shaped(Scalar(Num(Fraction(1))), ())
     return result
+
+
+def _absorb_inverse(holders: list[Shaped]) -> list[Shaped]:
+    """A denominator whose axes another factor has divides that factor elementwise:
+    exp(U)_ln / s_n = (exp(U) ⊘ 1 s^T)_ln (an inline softmax), so the sum over n that
+    follows is a product of two matrices."""
+    out = list(holders)
+    for p in holders:
+        if not p.inverse or len(out) < 2:
+            continue
+        for k, q in enumerate(out):
+            if q is not p and not q.inverse and set(p.idx) < set(q.idx):
+                out[k] = _elementwise(q, p)
+                out.remove(p)
+                break
+    return out
 
 
 def _absorb_vector(holders: list[Shaped], k: Index) -> list[Shaped]:

@@ -88,6 +88,8 @@ def _result_json(result: Result) -> dict:
     if result.matrix is not None:
         matrix = {"text": result.matrix.text, "latex": result.matrix.latex,
                   "where": [[name, text] for name, text in result.matrix.where]}
+        if result.matrix.named:  # only then: the contract's shape stays exact otherwise
+            matrix["named"] = [[name, latex] for name, latex in result.matrix.named]
     return {
         "kind": result.kind,
         "of": result.of,
@@ -292,6 +294,8 @@ class ResultView:
     index: Equation  # dL_dW[i,j] = sum_s dL_dY[s,i] * X[s,j]
     matrix: Equation | None  # dL_dW = dL_dY.T @ X; None when NumPy uses einsum
     matrix_where: tuple[str, ...]  # "Y = np.exp(Z) / ...": what matrix.text names
+    #: LaTeX of what the matrix form names that the file does not define: "\mathbf{S} = ..."
+    matrix_named: tuple[str, ...]
     numpy_source: str
     numpy_lines: tuple[str, ...]  # the source broken inside brackets to fit a printed page
     numpy_args: tuple[str, ...]
@@ -383,6 +387,8 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         matrix=_matrix_forms(result, of_rank, wrt_rank),
         matrix_where=tuple(f"{name} = {text}" for name, text in
                            (result.matrix.where if result.matrix is not None else ())),
+        matrix_named=tuple(f"{_bold_name(name, 2)} = {latex}" for name, latex in
+                           (result.matrix.named if result.matrix is not None else ())),
         numpy_source=source,
         numpy_lines=wrap_code(source, _CODE_WIDTH),
         numpy_args=tuple(result.numpy.args),
