@@ -18,12 +18,13 @@ from pathlib import Path
 
 from indexcalc.check.numeric import check
 from indexcalc.calculus.engine import Engine
-from indexcalc.matrix.recognize import to_matrix
+from indexcalc.matrix.named import name_softmaxes
+from indexcalc.matrix.recognize import factor, to_matrix
 from indexcalc.syntax.idx import parse_text
 from indexcalc.derivation import MatrixForm
 from indexcalc.render.matrix import matrix_latex
 from indexcalc.emit.assemble import displayed_form, numpy_lambda
-from indexcalc.pipeline import output_indices, run
+from indexcalc.pipeline import names_in_use, output_indices, run, with_intermediates
 
 from .measure import median_seconds, ms
 from .problems import MODELS, REPO, seed_files
@@ -32,7 +33,10 @@ from .settings import Settings
 
 SEED_LIMIT_S = 0.050
 MODEL_LIMIT_S = 0.250
-CLI_LIMIT_S = 1.0
+CLI_LIMIT_S = 0.5
+#: Issue 13: per result (a file's time over its results), the median and the worst.
+RESULT_MEDIAN_LIMIT_S = 0.010
+RESULT_WORST_LIMIT_S = 0.150
 #: Shipped files beyond the seed documents (models and networks): held to the models'
 #: limit, not the seeds'.  The seed derivations are the files that reproduce the documents.
 MODEL_FILES = {"attention.idx", "layer_norm.idx", "batch_norm.idx", "mlp_tanh.idx",
@@ -79,15 +83,18 @@ def stage_seconds(text: str, path: str) -> list[float]:
     problem = parse_text(text, path)
     lap(0)
     engine = Engine(problem)
+    file_problem = problem
     for goal in problem.goals:
         derived = engine.derive(goal)
         lap(1)
+        problem = with_intermediates(file_problem, derived.intermediates)
         out = output_indices(derived)
         expr = to_matrix(derived.index, out)
         matrix = None
-        if expr is not None:
-            shown = displayed_form(problem, expr)
-            matrix = MatrixForm(expr, shown.text, matrix_latex(expr), shown.where)
+        if expr is not None:  # as pipeline.run: factored and named for the display
+            display, named = name_softmaxes(factor(expr), names_in_use(problem))
+            shown = displayed_form(problem, display, named)
+            matrix = MatrixForm(expr, shown.text, matrix_latex(display), shown.where)
         lap(2)
         fn = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
         lap(3)
@@ -193,6 +200,17 @@ def targets(seeds: list[Latency], models: list[Latency], cli: list[float]) -> li
             f"{m.name} (benchmark's .idx) in-process",
             m.error or f"{ms(m.median_s)} ms ({m.checks})", f"< {MODEL_LIMIT_S * 1000:.0f} ms",
             m.error is None and m.median_s < MODEL_LIMIT_S and m.checks_passed == m.results))
+    per_result = [(lat.median_s / lat.results, lat.name) for lat in seeds + models
+                  if lat.error is None and lat.results]
+    if per_result:
+        median_result = statistics.median(t for t, _ in per_result)
+        worst, worst_name = max(per_result)
+        out.append(Target(f"time per result, median over {len(per_result)} files and models",
+                          f"{ms(median_result)} ms", f"<= {RESULT_MEDIAN_LIMIT_S * 1000:.0f} ms",
+                          median_result <= RESULT_MEDIAN_LIMIT_S))
+        out.append(Target("time per result, worst file or model", f"{ms(worst)} ms ({worst_name})",
+                          f"<= {RESULT_WORST_LIMIT_S * 1000:.0f} ms",
+                          worst <= RESULT_WORST_LIMIT_S))
     median_cli = statistics.median(cli)
     out.append(Target(f"CLI wall time, {CLI_FILE.name}", f"{median_cli:.3f} s",
                       f"< {CLI_LIMIT_S:g} s", median_cli < CLI_LIMIT_S))

@@ -99,5 +99,60 @@ L = loss(O)
 grad L wrt Q, K, V
 """
 
-#: The models with their own latency target (issue 4: under 250 ms each).
-MODELS = {"attention": ATTENTION, "layer norm": LAYER_NORM, "batch norm": BATCH_NORM}
+LSTM_CELL = """\
+title: LSTM cell (one step, a batch as rows), both outputs into the loss
+dims B, D, H
+input x[B,D], h[B,H], c[B,H], Wi[H,D], Ui[H,H], Wf[H,D], Uf[H,H], Wo[H,D], Uo[H,H], Wg[H,D], Ug[H,H]
+I[b,k] = sigmoid(sum_d x[b,d] Wi[k,d] + sum_j h[b,j] Ui[k,j])
+F[b,k] = sigmoid(sum_d x[b,d] Wf[k,d] + sum_j h[b,j] Uf[k,j])
+O[b,k] = sigmoid(sum_d x[b,d] Wo[k,d] + sum_j h[b,j] Uo[k,j])
+G[b,k] = tanh(sum_d x[b,d] Wg[k,d] + sum_j h[b,j] Ug[k,j])
+C2[b,k] = F[b,k] c[b,k] + I[b,k] G[b,k]
+H2[b,k] = O[b,k] tanh(C2[b,k])
+L = loss(H2, C2)
+grad L wrt Wi, Ui, Wf, Uf, Wo, Uo, Wg, Ug, x, h, c
+"""
+
+GRU_CELL = """\
+title: GRU cell (one step, a batch as rows)
+dims B, D, H
+input x[B,D], h[B,H], Wz[H,D], Uz[H,H], Wr[H,D], Ur[H,H], Wn[H,D], Un[H,H]
+Z[b,k] = sigmoid(sum_d x[b,d] Wz[k,d] + sum_j h[b,j] Uz[k,j])
+R[b,k] = sigmoid(sum_d x[b,d] Wr[k,d] + sum_j h[b,j] Ur[k,j])
+N2[b,k] = tanh(sum_d x[b,d] Wn[k,d] + R[b,k] * sum_j h[b,j] Un[k,j])
+H2[b,k] = (1 - Z[b,k]) * N2[b,k] + Z[b,k] * h[b,k]
+L = loss(H2)
+grad L wrt Wz, Uz, Wr, Ur, Wn, Un, x, h
+"""
+
+MULTI_HEAD_ATTENTION = """\
+title: Multi-head self-attention with projections
+dims T, D, E, A
+input X[T,D], Wq[A,D,E], Wk[A,D,E], Wv[A,D,E], Wo[A,E,D]
+Q[a,t,e] = sum_d X[t,d] Wq[a,d,e]
+K[a,t,e] = sum_d X[t,d] Wk[a,d,e]
+V[a,t,e] = sum_d X[t,d] Wv[a,d,e]
+S[a,t,u] = sum_e Q[a,t,e] K[a,u,e] / sqrt(E)
+P[a,t,u] = exp(S[a,t,u]) / sum_v exp(S[a,t,v])
+O[a,t,e] = sum_u P[a,t,u] V[a,u,e]
+Y[t,d] = sum_{a,e} O[a,t,e] Wo[a,e,d]
+L = loss(Y)
+grad L wrt X, Wq, Wk, Wv, Wo
+"""
+
+
+def nested_chain(k: int) -> str:
+    """``y_k = sin(y_{k-1}) * (sum_j y_{k-1}[j]) * y_{k-1}``: each layer uses its input
+    twice, so the gradient written out doubles with every layer (issue 13)."""
+    lines = [f"title: Nested chain of depth {k}", "dims N", "input y0[N]"]
+    lines += [f"y{i}[n] = sin(y{i - 1}[n]) * sum_j y{i - 1}[j] * y{i - 1}[n]"
+              for i in range(1, k + 1)]
+    lines += [f"f = sum_n y{k}[n]", "grad f wrt y0"]
+    return "\n".join(lines) + "\n"
+
+
+#: The models with their own latency target (issue 4: under 250 ms each; issue 13: each
+#: result under 150 ms).
+MODELS = {"attention": ATTENTION, "layer norm": LAYER_NORM, "batch norm": BATCH_NORM,
+          "LSTM cell": LSTM_CELL, "GRU cell": GRU_CELL,
+          "multi-head attention": MULTI_HEAD_ATTENTION}

@@ -36,10 +36,15 @@ from pathlib import Path
 
 from . import __version__, limits
 from .problem import InputError
-from .check.frameworks import FRAMEWORKS as CHECK_FRAMEWORKS, available
-from .emit.module import FRAMEWORKS, module_source
-from .render.document import FORMATS, render
-from .render.report import FORMATS as REPORT_FORMATS
+
+# The stages are imported when a command needs them (a run imports only what it uses: the
+# command line starts in about a third of a second).  Their names, for the options:
+#: ``--format`` of derive (``render.document.FORMATS``) and of check (``render.report``)
+FORMATS = ("latex", "markdown", "text", "json")
+REPORT_FORMATS = ("text", "json", "markdown", "latex")
+#: ``--emit`` (``emit.module.FRAMEWORKS``) and ``--check-with`` (``check.frameworks``)
+FRAMEWORKS = ("numpy", "torch", "jax")
+CHECK_FRAMEWORKS = ("torch", "jax")
 
 #: What to install for a framework --check-with asks for.
 FRAMEWORK_PACKAGES = {"torch": "torch", "jax": "'jax[cpu]'"}
@@ -256,6 +261,10 @@ def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
     if pdf and pdflatex is None:
         raise UsageError("--pdf needs pdflatex, which is not installed (on Debian: apt-get "
                          "install texlive-latex-base texlive-latex-recommended)")
+    from .check.frameworks import available
+    from .emit.module import module_source
+    from .render.document import render
+
     for framework in check_with:
         if not available(framework):
             raise UsageError(f"--check-with {framework}: {framework} is not installed "

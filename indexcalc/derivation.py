@@ -103,6 +103,9 @@ class Result:
     matrix: MatrixForm | None  # None when only einsum fits
     numpy: NumpyFunction
     check: CheckResult
+    #: the problem the result's code and check read: the file's, plus the gradients its
+    #: index form names as intermediates (``df_dy3``) as definitions; None: the file's
+    context: Problem | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ what this returns.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 from . import limits
@@ -15,8 +16,8 @@ from .derivation import Derivation, MatrixForm, Result
 from .calculus.engine import Engine, IndexResult
 from .emit.assemble import displayed_form, numpy_lambda
 from .matrix.named import name_softmaxes
-from .matrix.recognize import to_matrix
-from .problem import Problem
+from .matrix.recognize import factor, to_matrix
+from .problem import Definition, Problem
 from .render.matrix import matrix_latex
 from .terms import Deriv, Grad, Index, Tensor
 
@@ -24,16 +25,18 @@ from .terms import Deriv, Grad, Index, Tensor
 def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
     engine = Engine(problem)
     results = []
+    file_problem = problem
     for goal in problem.goals:
         name = goal.describe()
         with limits.stage("the derivation", name):
             derived = engine.derive(goal)
+        problem = with_intermediates(file_problem, derived.intermediates)
         out = output_indices(derived)
         with limits.stage("the matrix form", name):
             expr = to_matrix(derived.index, out)
             matrix = None
-            if expr is not None:  # the display names an inline softmax; the code keeps it
-                display, named = name_softmaxes(expr, _names_in_use(problem))
+            if expr is not None:  # the display factors and names; the code keeps its order
+                display, named = name_softmaxes(factor(expr), names_in_use(problem))
                 shown = displayed_form(problem, display, named)
                 matrix = MatrixForm(expr, shown.text, matrix_latex(display), shown.where,
                                     tuple((n, matrix_latex(node)) for n, node in named))
@@ -48,7 +51,8 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
         results.append(Result(
             kind=goal.kind, of=goal.of, wrt=goal.wrt, target=derived.target,
             index=derived.index, blocks=derived.blocks, matrix=matrix, numpy=numpy,
-            check=checked))
+            check=checked, context=problem if derived.intermediates else None))
+    problem = file_problem
     derivation = Derivation(problem, tuple(results))
     if problem.claims:
         from .check.claims import decide_all
@@ -57,7 +61,18 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
     return derivation
 
 
-def _names_in_use(problem: Problem) -> set[str]:
+def with_intermediates(problem: Problem, intermediates) -> Problem:
+    """``problem`` with the gradients an index form names (``df_dy3``) as definitions, so
+    that its code computes them and its check evaluates them like any defined tensor."""
+    if not intermediates:
+        return problem
+    definitions = dict(problem.definitions)
+    for name, indices, term in intermediates:
+        definitions[name] = Definition(name, indices, term)
+    return dataclasses.replace(problem, definitions=definitions, _reach={}, _mentions={})
+
+
+def names_in_use(problem: Problem) -> set[str]:
     """Every name of the file (a name the display gives must be new)."""
     from . import naming
 

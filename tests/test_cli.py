@@ -280,3 +280,15 @@ def test_python_m_indexcalc_bad_input(bad_file, tmp_path):
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.startswith("bad.idx:3:") and "Traceback" not in done.stderr
+
+
+def test_the_option_choices_are_the_stages_own():
+    """The command line names formats and frameworks without importing the stages."""
+    from indexcalc.check import frameworks
+    from indexcalc.emit import module
+    from indexcalc.render import document, report
+
+    assert set(cli.FORMATS) == set(document.FORMATS)
+    assert set(cli.REPORT_FORMATS) == set(report.FORMATS)
+    assert cli.FRAMEWORKS == module.FRAMEWORKS
+    assert cli.CHECK_FRAMEWORKS == frameworks.FRAMEWORKS

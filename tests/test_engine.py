@@ -489,3 +489,36 @@ def test_a_loss_argument_that_also_feeds_another_argument_is_derived_through_bot
     (r,) = derived.results
     assert r.check.passed, r.check.detail
     assert "dL_dH2" in r.numpy.args and "dL_dC2" in r.numpy.args
+
+
+def _nested_chain(depth: int) -> str:
+    """Each layer uses its input twice, nonlinearly (issue 13): written out, the gradient
+    doubles in size with every layer."""
+    lines = ["dims N", "input y0[N]"]
+    lines += [f"y{k}[i] = sin(y{k - 1}[i]) * sum_j y{k - 1}[j] * y{k - 1}[i]"
+              for k in range(1, depth + 1)]
+    return "\n".join(lines + [f"f = sum_i y{depth}[i]", "grad f wrt y0"]) + "\n"
+
+
+def test_a_gradient_used_twice_per_layer_is_named_not_written_out():
+    from indexcalc.calculus.engine import Engine
+    from indexcalc.syntax.idx import parse_text
+
+    sizes = []
+    for depth in (6, 12, 24):
+        problem = parse_text(_nested_chain(depth), "nested.idx")
+        derived = Engine(problem).derive(problem.goals[0])
+        names = [name for name, _, _ in derived.intermediates]
+        assert names and all(name.startswith("df_dy") for name in names)
+        sizes.append(derived.index.size + sum(t.size for _, _, t in derived.intermediates))
+    assert sizes[2] < 5 * sizes[0]  # linear in the depth (written out: 2^24 times)
+
+
+def test_named_gradients_are_computed_and_checked():
+    from conftest import derive_text
+
+    (r,) = derive_text(_nested_chain(7)).results
+    assert r.check.passed, r.check.detail
+    assert r.context is not None and "df_dy" in r.numpy.source
+    assert any(name.startswith("df_dy") for name, _ in r.matrix.where)
+    assert not any(a.startswith("df_dy") for a in r.numpy.args)  # computed, not passed in

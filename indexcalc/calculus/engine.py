@@ -29,6 +29,10 @@ from ..terms import (
 #: next chain rule and written out once at the end: each layer of a deep network is then
 #: derived on a small expression (linear, not quadratic, time in the depth).
 INLINE_LIMIT = 40
+#: Written out, those gradients may repeat: when the result would grow past this many times
+#: the size of its parts (each layer using its input twice doubles it), it names them
+#: instead, as reverse mode does (linear, not exponential, in the depth).
+NAMED_GROWTH = 2
 
 #: No real derivation comes near this many steps in one block; a runaway rewrite stops here.
 #: Time and memory are the run's budget (``limits``), which every block ticks.
@@ -47,6 +51,10 @@ class IndexResult:
     target: Term
     index: Term
     blocks: tuple[Block, ...]
+    #: gradients the index form names instead of writing them out (``df_dy3[j]``), each
+    #: (array name, its indices, its derived form), those it uses first: a chain whose
+    #: layers each use their input twice would double in size with every layer inlined
+    intermediates: tuple[tuple[str, tuple[Index, ...], Term], ...] = ()
 
 
 @dataclass
@@ -67,18 +75,24 @@ class Engine:
         wrt_indices = self._fresh_indices(goal.wrt, avoid={i.name for i in of_term.indices})
         result, blocks = self.total_derivative(of_term, goal.wrt, wrt_indices)
         target = self._target(of_term, goal.wrt, wrt_indices)
-        inlined = self._inline_deferred(result)
-        if inlined != result:
-            title = target_name(of_term, goal.wrt)
-            blocks = blocks + [Block(title, target, result, (self.step(
-                SUBSTITUTE, result, inlined, title, "put in the gradients derived above"),))]
-            result = inlined
+        intermediates: tuple = ()
+        named = self._intermediates(result)
+        if named:
+            parts = result.size + sum(term.size for _, _, term in named)
+            if goal.kind != "hessian" and self._inlined_size(result, {}) > NAMED_GROWTH * parts:
+                intermediates = named  # reverse mode: each gradient once, by name
+            else:
+                inlined = self._inline_deferred(result)
+                title = target_name(of_term, goal.wrt)
+                blocks = blocks + [Block(title, target, result, (self.step(
+                    SUBSTITUTE, result, inlined, title, "put in the gradients derived above"),))]
+                result = inlined
         if goal.kind == "hessian":
             result, more = self._second_derivative(goal, result, wrt_indices)
             blocks = blocks + more
             target = Deriv(Deriv(of_term, Tensor(goal.wrt, wrt_indices)),
                            Tensor(goal.wrt, self._second_indices(goal.wrt, wrt_indices)))
-        return IndexResult(goal, target, result, tuple(blocks))
+        return IndexResult(goal, target, result, tuple(blocks), intermediates)
 
     # -- the chain rule over definitions -----------------------------------------------
     def total_derivative(self, of_term: Tensor, wrt: str, wrt_indices: tuple[Index, ...]):
@@ -173,6 +187,33 @@ class Engine:
                 else:
                     substitutions[node] = rename_indices(lemma, dict(zip(own, consumer.indices)))
         return substitutions
+
+    def _inlined_size(self, term: Term, memo: dict) -> int:
+        """The size ``term`` would have with every gradient carried as a symbol written out,
+        counted without writing it out (that may be exponentially large)."""
+        size = term.size
+        for node in term.walk():
+            key = (node.of, node.wrt) if isinstance(node, Grad) else None
+            if key in self._deferred:
+                if key not in memo:
+                    memo[key] = self._inlined_size(self._deferred[key][0], memo)
+                size += memo[key] - node.size
+        return size
+
+    def _intermediates(self, term: Term) -> tuple[tuple[str, tuple[Index, ...], Term], ...]:
+        """The gradients carried as symbols that ``term`` uses, directly or through each
+        other, those used by others first."""
+        order: list[tuple[str, str]] = []
+
+        def visit(t: Term) -> None:
+            for node in t.walk():
+                key = (node.of, node.wrt) if isinstance(node, Grad) else None
+                if key in self._deferred and key not in order:
+                    visit(self._deferred[key][0])
+                    order.append(key)
+        visit(term)
+        return tuple((naming.gradient(*key), self._deferred[key][1], self._deferred[key][0])
+                     for key in order)
 
     def _inline_deferred(self, term: Term) -> Term:
         """``term`` with every gradient carried as a symbol replaced by its derived form."""

@@ -427,6 +427,12 @@ class Evaluator:
                 self.cache[name] = self.array(d.body, d.indices)
         return self.cache[name]
 
+    def _read(self, name: str, grad: bool) -> np.ndarray:
+        """An upstream gradient, or a tensor (a gradient derived on the way is defined)."""
+        if grad and name in self.world.upstream:
+            return self.world.upstream[name]
+        return self.tensor(name)
+
     def array(self, term: Term, order: tuple[Index, ...]) -> np.ndarray:
         value, idx = self.evaluate(term)
         return _arrange(value, idx, order, self.world.sizes)
@@ -461,7 +467,7 @@ class Evaluator:
 
     def _gather(self, p: Gather) -> np.ndarray:
         """Entries at shifted positions, 0 outside the range (zero padding)."""
-        value = self.world.upstream[p.name] if p.grad else self.tensor(p.name)
+        value = self._read(p.name, p.grad)
         if p.order != tuple(range(value.ndim)):
             value = np.transpose(value, p.order)
         # broadcast together over all their indices
@@ -492,7 +498,7 @@ class Evaluator:
         if isinstance(p, ConstantValue):
             return np.array(CONSTANTS[p.name].value)
         if isinstance(p, Read):
-            value = self.world.upstream[p.name] if p.grad else self.tensor(p.name)
+            value = self._read(p.name, p.grad)
             if p.diagonal:
                 value = np.einsum(_spec(p.indices) + "->" + _spec(p.axes, p.indices), value)
             return value

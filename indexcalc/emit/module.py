@@ -142,6 +142,7 @@ def _result_function(problem: Problem, result: Result, framework: str) -> _Funct
     from ..pipeline import output_indices  # the pipeline imports this package
 
     code = result.numpy
+    problem = result.context or problem  # with the gradients it names, as definitions
     if framework != "numpy":
         expr = result.matrix.expr if result.matrix is not None else None
         code = numpy_lambda(problem, result.index, output_indices(result), expr,

@@ -75,6 +75,8 @@ class Names:
         return naming.code_name(name)
 
     def grad(self, array_name: str) -> str:
+        if self.problem is not None and array_name in self.problem.definitions:
+            return self.tensor(array_name)  # a gradient derived on the way (an intermediate)
         if array_name not in self.grads:
             self.grads.append(array_name)
         return naming.code_name(array_name)

@@ -48,7 +48,7 @@ def to_matrix(term: Term, out: tuple[Index, ...]) -> Node | None:
         if out and not shaped.idx:  # the same value in every entry: c 1 (or c 1 1^T)
             to = Shape(out[0].dim, out[1].dim if len(out) == 2 else None)
             return Broadcast(shaped.expr, to)
-        return factor(_align(shaped, out).expr)
+        return _align(shaped, out).expr
     except (NoMatrixForm, ShapeMismatch):
         return None
 
