@@ -138,3 +138,26 @@ def test_no_double_negation():
         grad f wrt w
     """)
     assert "-(-" not in m.text and "np.exp(y * (X @ w))" in m.text
+
+
+def test_a_sum_of_a_product_of_two_vectors_is_a_dot_product():
+    """d(sqrt(x^T x))/dx = x / sqrt(x @ x): not (x ** 2).sum()."""
+    m = matrix("""
+        dims N
+        input x[N]
+        f = sqrt(sum_n x[n] * x[n])
+        grad f wrt x
+    """)
+    assert m.text == "x / np.sqrt(x @ x)"
+
+
+def test_a_product_with_a_sigmoid_divides():
+    """A softplus layer: dL/dZ * sigmoid(Z) reads dL/dZ / (1 + exp(-Z))."""
+    m = matrix("""
+        dims N, D, H
+        input X[N,D], W[D,H]
+        P[n,h] = softplus(sum_d X[n,d] W[d,h])
+        L = loss(P)
+        grad L wrt W
+    """)
+    assert m.text == "X.T @ (dL_dP / (1 + np.exp(-(X @ W))))"

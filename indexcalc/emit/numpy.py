@@ -268,6 +268,10 @@ class NumpyPrinter:
         c = self.code
         if self.display and m.x.shape.ndim == 2:  # 1^T X in LaTeX, X.sum(axis=0) here
             return f"{c(m.x, ATOM)}.sum(axis={m.axis})", TRANSPOSED
+        if self.display and m.x.shape.ndim == 1:  # sum of a product of two vectors: a @ b
+            pair = _dot_pair(m.x)
+            if pair is not None:
+                return f"{c(pair[0], MATMUL)} @ {c(pair[1], MATMUL + 1)}", MATMUL
         if m.x.shape.ndim == 1:
             return f"{c(m.x, ATOM)}.sum()", TRANSPOSED
         return f"{c(m.x, ATOM)}.sum(axis={0 if m.axis == 0 else -1})", TRANSPOSED
@@ -298,7 +302,15 @@ class NumpyPrinter:
 
     # elementwise
     def _hadamard(self, m: ir.Hadamard):
-        return f"{self.code(m.a, _left_level(m.a))} * {self.code(m.b, MATMUL + 1)}", ELEMENTWISE
+        left = self.code(m.a, _left_level(m.a))
+        if self.display and _is_reciprocal(m.b):  # a * (1 / b) is a / b
+            return f"{left} / {self.code(m.b.b, MATMUL + 1)}", ELEMENTWISE
+        right = self.code(m.b, MATMUL + 1)
+        if self.display:  # a * sigmoid(u), printed 1 / (1 + exp(-u)), is a / (1 + exp(-u))
+            inner = _reciprocal_code(right)
+            if inner is not None:
+                return f"{left} / {inner}", ELEMENTWISE
+        return f"{left} * {right}", ELEMENTWISE
 
     def _hadamarddiv(self, m: ir.HadamardDiv):
         return f"{self.code(m.a, _left_level(m.a))} / {self.code(m.b, MATMUL + 1)}", ELEMENTWISE
@@ -331,6 +343,35 @@ class NumpyPrinter:
                 parts.append(f" + {self.code(t, SUM + 1)}" if sign > 0
                              else f" - {self.code(t, SUM + 1)}")
         return "".join(parts), SUM
+
+
+def _dot_pair(m: ir.Node) -> tuple[ir.Node, ir.Node] | None:
+    """``(a, b)`` where the vector ``m`` is ``a ⊙ b`` of two vectors or ``a^2``: its sum is
+    the dot product ``a @ b`` (``x @ x``, not ``(x ** 2).sum()``)."""
+    if isinstance(m, ir.Hadamard) and m.a.shape.ndim == 1 and m.b.shape.ndim == 1:
+        return m.a, m.b
+    if isinstance(m, ir.Power) and m.n == 2:
+        return m.x, m.x
+    return None
+
+
+def _reciprocal_code(code: str) -> str | None:
+    """``b`` where ``code`` is ``(1 / b)`` with ``b`` bracketed (a function printed as a
+    reciprocal, the sigmoid); else None."""
+    if not (code.startswith("(1 / (") and code.endswith("))")):
+        return None
+    inner = code[len("(1 / "):-1]
+    depth = 0
+    for k, char in enumerate(inner):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and k < len(inner) - 1:
+            return None  # "(1 / (a) * (b))": not one bracket
+    return inner
+
+
+def _is_reciprocal(m: ir.Node) -> bool:
+    return (isinstance(m, ir.HadamardDiv) and isinstance(m.a, ir.Scalar)
+            and m.a.term == ONE)
 
 
 def _is_atom(m: ir.Node) -> bool:
