@@ -140,6 +140,13 @@ EXTENSION_FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown",
                      ".tex": "latex", ".json": "json"}
 
 
+def available(framework: str) -> bool:
+    """Is ``framework`` (torch, jax) installed? (Imports the check's module when asked.)"""
+    from .check.frameworks import available as installed
+
+    return installed(framework)
+
+
 def _format_of(output: str | None) -> str:
     if output is None or output == "-" or _is_folder(output):
         return "text"
@@ -261,7 +268,6 @@ def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
     if pdf and pdflatex is None:
         raise UsageError("--pdf needs pdflatex, which is not installed (on Debian: apt-get "
                          "install texlive-latex-base texlive-latex-recommended)")
-    from .check.frameworks import available
     from .emit.module import module_source
     from .render.document import render
 
