@@ -248,3 +248,12 @@ def test_commands_the_document_defines_are_expanded():
 
 def test_a_sum_is_the_argument_of_a_function_written_without_brackets():
     assert read(r"\log\sum_{j=1}^{C} e^{X_{sj}}") == "log(sum_j exp(X[s,j]))"
+
+
+@pytest.mark.parametrize("latex, text", [
+    (r"\frac12 x_k", "(1 / 2) x[k]"),
+    (r"\left. x_k \right.", "x[k]"),
+    (r"x_k^2", "x[k]^2"),
+])
+def test_terse_latex(latex, text):
+    assert read(latex) == text

@@ -655,7 +655,7 @@ def apply_assumptions(term: Term, ctx: Context) -> Term | None:
         binding = match(assumption.lhs, term)
         if binding is not None:
             return rename_indices(assumption.rhs, binding)
-    if isinstance(term, Sum) and len(term.indices) > 1:
+    if isinstance(term, Sum) and len(term.indices) > 1 and ctx.problem.assumptions:
         return _assumption_in_multiple_sum(term, ctx)
     return None
 

@@ -258,11 +258,16 @@ def tokenize(text: str, start: int = 0, macros: dict[str, str] | None = None,
     the document without arguments (``\\newcommand{\\R}{\\mathbb{R}}``) is replaced by
     the tokens of its body, placed where the command is."""
     tokens = []
+    after_delimiter = False  # \left. and \right. are invisible delimiters
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
         if kind == "space":
             continue
         value = m.group()
+        if after_delimiter and value == ".":
+            after_delimiter = False
+            continue
+        after_delimiter = value in (r"\left", r"\right", r"\bigl", r"\bigr", r"\Bigl", r"\Bigr")
         if kind == "cmd" and value in _SPACING:
             continue
         if kind == "char" and value == "~":
@@ -420,8 +425,13 @@ class _Parser:
         return names, None
 
     def _group_tokens(self) -> list[Tok]:
-        """The tokens of ``{...}`` (balanced) or of the one token that follows."""
+        """The tokens of ``{...}`` (balanced) or of the one token that follows (one digit
+        of a number: ``\\frac12`` is 1/2, ``x^23`` is x^2 3)."""
         if not self.at("{"):
+            tok = self.peek()
+            if tok.kind == "num" and len(tok.text) > 1 and "." not in tok.text:
+                self.tokens[self.pos] = Tok("num", tok.text[1:], tok.offset + 1)
+                return [Tok("num", tok.text[0], tok.offset)]
             tok = self.next()
             if tok.kind == "end":
                 self.fail("expected a subscript or superscript", tok)
