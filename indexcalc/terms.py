@@ -664,10 +664,11 @@ def map_children(term: Term, fn: Callable[[Term], Term]) -> Term:
     kids = term.children()
     if not kids:
         return term
-    new = tuple(fn(k) for k in kids)
-    if all(a is b for a, b in zip(new, kids)):
-        return term
-    return term.rebuild(new)
+    new = [fn(k) for k in kids]
+    for a, b in zip(new, kids):
+        if a is not b:
+            return term.rebuild(tuple(new))
+    return term
 
 
 def rename_indices(term: Term, mapping: Mapping[Index, Index]) -> Term:

@@ -348,16 +348,22 @@ def apply_everywhere(rule: Rule, term: Term, ctx: Context) -> Term | None:
     derivation costs about its number of steps times the size of what each step changes.
     """
     changed = False
+    differentiate = rule.phase == "differentiate"
+    fixed_key = (None if rule.reads_bound
+                 else (rule.name, id(ctx.problem), ctx.partial, None))  # the same everywhere
+    apply = rule.apply
 
     def visit(t: Term, c: Context) -> Term:
         nonlocal changed
-        if rule.phase == "differentiate" and not t.has_deriv:
+        if differentiate and not t.has_deriv:
             return t
-        key = (rule.name, id(c.problem), c.partial, c.bound if rule.reads_bound else None)
-        settled = t.__dict__.setdefault("_settled", set())
-        if key in settled:
+        key = fixed_key or (rule.name, id(c.problem), c.partial, c.bound)
+        settled = t.__dict__.get("_settled")
+        if settled is None:
+            settled = t.__dict__["_settled"] = set()
+        elif key in settled:
             return t
-        new = rule.apply(t, c)
+        new = apply(t, c)
         if new is not None and new != t:
             changed = True
             return new
