@@ -65,6 +65,7 @@ class Engine:
     _deferred: dict = field(default_factory=dict)  # (of, Y) -> (dL/dY at own indices, own)
     _inlined: dict = field(default_factory=dict)
     _index_names: set | None = None
+    _rules: tuple | None = None
 
     # -- public ------------------------------------------------------------------------
     def derive(self, goal: Goal) -> IndexResult:
@@ -263,9 +264,10 @@ class Engine:
         if first is not None:
             steps.append(first)
             term = first.after
+        rules = self._active_rules()
         for _ in range(self.max_steps):
             limits.tick()
-            for rule in RULES:
+            for rule in rules:
                 new = apply_everywhere(rule, term, ctx)
                 if new is not None and new != term:
                     new = unshadow(new)
@@ -275,6 +277,12 @@ class Engine:
             else:
                 return Block(title, target, start, tuple(steps))
         raise DerivationError(f"{title}: no result after {self.max_steps} steps")
+
+    def _active_rules(self) -> tuple[Rule, ...]:
+        """The rules that can fire in this problem, in the table's order."""
+        if self._rules is None:
+            self._rules = tuple(r for r in RULES if r.needs is None or r.needs(self.problem))
+        return self._rules
 
     def step(self, rule: Rule, before: Term, after: Term, title: str,
              reason: str | None = None, free: frozenset[Index] | None = None) -> Step:

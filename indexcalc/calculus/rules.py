@@ -52,6 +52,9 @@ class Rule:
     identity: str = ""
     phase: str = "simplify"  # "differentiate" | "simplify" | "tidy"
     reads_bound: bool = False  # whether it looks at the sums around the node (ctx.bound)
+    #: whether the rule can fire at all in a problem (None: always); a rule that cannot is
+    #: not searched for (the search visits every changed node once per rule and step)
+    needs: Callable[[Problem], bool] | None = None
 
     def __post_init__(self):
         if not self.identity:
@@ -799,6 +802,25 @@ NO_DEPENDENCE = Rule("no dependence", _planned, "dY/dW = 0 where Y does not depe
                      "differentiate")
 EXPAND_DEFINITION = Rule("expand definition", expand_definition_rule, phase="differentiate")
 
+def _bodies(problem: Problem):
+    return [d.body for d in problem.definitions.values() if d.body is not None]
+
+
+def _has(problem: Problem, *classes) -> bool:
+    """Does any definition hold a node of one of ``classes`` (or a shifted read)?"""
+    for body in _bodies(problem):
+        for t in body.walk():
+            if isinstance(t, classes):
+                return True
+            if isinstance(t, (Tensor, Grad)) and any(isinstance(i, Affine) for i in t.indices):
+                return True
+    return False
+
+
+def _functions(problem: Problem) -> set[str]:
+    return {t.name for body in _bodies(problem) for t in body.walk() if isinstance(t, Func)}
+
+
 RULES: tuple[Rule, ...] = (
     EXPAND_DEFINITION,
     Rule("linearity", linearity, phase="differentiate"),
@@ -817,17 +839,19 @@ RULES: tuple[Rule, ...] = (
     Rule("derivative of an entry", entry_rule, phase="differentiate"),
     Rule("contract deltas", contract_delta),
     Rule("delta identities", delta_identities),
-    Rule("zero padding", zero_padding),
+    Rule("zero padding", zero_padding, needs=lambda p: _has(p, Bracket, Affine, Arg, IndexValue)),
     Rule("change of summation index", change_summation_index),
-    Rule("index in range", index_in_range),
+    Rule("index in range", index_in_range,
+         needs=lambda p: _has(p, Bracket, Affine, Arg, IndexValue)),
     Rule("cancel", cancel),
     Rule("fold definition", fold_definitions),
-    Rule("sigmoid", sigmoid_identity),
-    Rule("symmetric input", symmetric_input),
+    Rule("sigmoid", sigmoid_identity, needs=lambda p: _functions(p) & {"exp", "erf"} != set()),
+    Rule("symmetric input", symmetric_input,
+         needs=lambda p: any(i.symmetric for i in p.inputs.values())),
     Rule("pull constant out of sum", pull_out_constant),
     Rule("expand product", distribute),
     Rule("split sum", split_sum),
-    Rule("assumption", apply_assumptions),
+    Rule("assumption", apply_assumptions, needs=lambda p: bool(p.assumptions)),
     Rule("collect terms", collect_terms),
     Rule("expand and collect", expand_and_collect),
     Rule("factor", factor, phase="tidy", reads_bound=True),
