@@ -391,3 +391,32 @@ def test_templates_ship_in_the_installed_package():
     folder = importlib.resources.files("indexcalc.templates")
     names = {entry.name for entry in folder.iterdir()}
     assert {"derivation.tex.j2", "derivation.md.j2", "derivation.txt.j2"} <= names
+
+
+def test_wrap_code_breaks_before_operators_inside_brackets():
+    """A long expression without commas (batch norm's gradient) breaks before + - * / @ &
+    inside brackets (never inside ** or before a unary minus), and stays valid Python."""
+    source = ("lambda dL_dY, Xh, gamma, v, eps: ((dL_dY - (dL_dY.sum(axis=0) / dL_dY.shape[0])"
+              "[None, :] - (Xh * ((dL_dY * Xh).sum(axis=0))[None, :]) / dL_dY.shape[0]) * "
+              "(gamma / np.sqrt(v + eps))[None, :] * (-Xh) ** 2)")
+    lines = wrap_code(source, 60)
+    assert len(lines) > 1 and all(len(line) <= 64 for line in lines)
+    assert not any(line.strip().startswith("**") for line in lines)
+    compile("\n".join(lines), "<wrapped>", "eval")
+
+
+def test_the_code_of_every_derivation_fits_the_page(tmp_path):
+    """No verbatim line of generated code runs off the page (issue 14: batch norm was 371 pt
+    over): pdflatex reports no overfull box in typewriter type."""
+    from conftest import derivation
+
+    need_pdflatex()
+    for name in ("batch_norm", "layer_norm", "conv1d", "strided_conv", "gelu"):
+        folder = tmp_path / name
+        folder.mkdir()
+        done = compile_latex(render(derivation(name), "latex"), folder)
+        assert done.returncode == 0, done.stdout[-2000:]
+        log = (folder / "doc.log").read_text(errors="replace")
+        overfull = [k for k, line in enumerate(log.splitlines()) if line.startswith("Overfull")]
+        typewriter = [k for k in overfull if "cmtt" in "".join(log.splitlines()[k:k + 3])]
+        assert not typewriter, name

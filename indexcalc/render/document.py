@@ -474,11 +474,16 @@ def _framework_view(f) -> FrameworkView:
                          _error_latex(f.max_rel_error), _one_line(f.detail))
 
 
+#: Binary operators a line of code may break before (inside brackets).
+_OPERATOR_STARTS = ("+", "-", "*", "/", "@", "&", "|")
+
+
 def wrap_code(source: str, width: int) -> tuple[str, ...]:
     """Python ``source`` in lines of at most ``width`` characters where possible.
 
-    Lines break only after a ``, `` inside parentheses and outside string literals, so the
-    lines are still valid Python; continuation lines are indented by four spaces.
+    Lines break after a ``, `` or before a binary operator (`` + - * / @ & ``) inside
+    parentheses and outside string literals, so the lines are still valid Python (a
+    bracket continues a line); continuation lines are indented by four spaces.
     """
     breaks, brackets, quote = [], [], ""
     for k, char in enumerate(source):
@@ -492,6 +497,9 @@ def wrap_code(source: str, width: int) -> tuple[str, ...]:
             brackets = brackets[:-1]
         elif char == "," and brackets[-1:] == ["("] and source[k + 1:k + 2] == " ":
             breaks.append(k + 2)  # the next line starts after ", "; never inside [:, None]
+        elif (char == " " and "(" in brackets and source[k + 1:k + 2] in _OPERATOR_STARTS
+              and source[k + 2:k + 3] == " " and source[k - 1:k] not in ("", ",", "(")):
+            breaks.append(k + 1)  # the next line starts with the operator
     lines, start, last_fit, indent = [], 0, None, ""
     for point in breaks + [len(source)]:
         if len(indent) + point - start > width and last_fit is not None:
