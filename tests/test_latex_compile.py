@@ -2,6 +2,8 @@
 every derivation file compiles with pdflatex in CI")."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from conftest import DERIVATIONS, derivation, derive_text
@@ -10,12 +12,29 @@ from indexcalc.render.document import render
 from test_render import compile_latex, need_pdflatex
 
 
-@pytest.mark.parametrize("path", sorted(DERIVATIONS.glob("*.idx")), ids=lambda p: p.stem)
-def test_latex_of_every_derivation_compiles(path, tmp_path):
+#: Known to overflow (issue 14, still open): a fraction whose numerator holds the sum that
+#: would break it (gaussian_process's dL/d ell, 68 pt).  Strict: the test says when it fits.
+OVERFLOWING = {"gaussian_process": "a stacked fraction around a long sum does not break"}
+
+
+def _paths():
+    for path in sorted(DERIVATIONS.glob("*.idx")):
+        marks = ([pytest.mark.xfail(reason=OVERFLOWING[path.stem], strict=True)]
+                 if path.stem in OVERFLOWING else [])
+        yield pytest.param(path, marks=marks, id=path.stem)
+
+
+@pytest.mark.parametrize("path", list(_paths()))
+def test_latex_of_every_derivation_compiles_within_the_page(path, tmp_path):
+    """It compiles, and no box is wider than the page by more than 1 pt (issue 14): long
+    rows break at their additions, long code before its operators."""
     need_pdflatex()
     done = compile_latex(render(derivation(path.stem), "latex"), tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    widths = [float(m) for m in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide", log)]
+    assert max(widths, default=0.0) <= 1.0, widths
 
 
 def test_a_sum_of_many_long_names_compiles(tmp_path):

@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 
 #: A right side wider than this (estimated characters) is broken into rows.
-BREAK_WIDTH = 160
+BREAK_WIDTH = 75
 #: The width each row is filled to before it breaks.
-ROW_WIDTH = 100
+ROW_WIDTH = 60
 #: Beyond this a row cannot be typeset at all (TeX's largest dimension, with a margin).
 TEX_LIMIT = 2500
 
