@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(- is standard output; never the input file); an existing "
                              "directory (or a name ending in /) gets one file per FILE, "
                              "named after it: DIR/linear_layer.tex")
+    derive.add_argument("--fragment", action="store_true",
+                        help="with the LaTeX format: the body only (no preamble, no "
+                             "\\begin{document}), to \\input in a course's own document "
+                             "that loads amsmath and amssymb")
     derive.add_argument("--pdf", action="store_true",
                         help="also typeset the LaTeX form with pdflatex, to OUT with the "
                              "suffix .pdf (without -o: FILE's stem + .pdf here)")
@@ -186,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--emit prints a Python module: it takes no --format")
         if args.emit is not None and args.pdf:
             raise UsageError("--emit prints a Python module: it takes no --pdf")
+        if args.fragment and (fmt != "latex" or args.emit is not None):
+            raise UsageError("--fragment is a LaTeX body: use it with --format latex "
+                             "(or -o FILE.tex)")
+        if args.fragment and args.pdf:
+            raise UsageError("--fragment has no preamble to typeset: it takes no --pdf")
         return derive(args.files, fmt=fmt, output=args.output, pdf=args.pdf,
-                      budget=budget, emit=args.emit,
+                      budget=budget, emit=args.emit, fragment=args.fragment,
                       check_with=tuple(dict.fromkeys(args.check_with)))
     except limits.BudgetExceeded as error:
         budget.report(error.message())
@@ -254,6 +263,7 @@ class _Job:
 
 def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
            budget: limits.Budget | None = None, emit: str | None = None,
+           fragment: bool = False,
            check_with: tuple[str, ...] = ()) -> int:
     """``indexcalc derive``: parse, derive and render every FILE, then write; returns the
     exit status (the worst of the files').  Everything before writing runs within
@@ -287,7 +297,7 @@ def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
                 _error(warning.render())
             job.derivation = derivation = run(problem, check_with=check_with)
             with budget.stage("rendering"):
-                job.text = (render(derivation, fmt) if emit is None
+                job.text = (render(derivation, fmt, fragment) if emit is None
                             else module_source(derivation, emit))
             if job.pdf_path is not None:
                 with budget.stage("typesetting"):

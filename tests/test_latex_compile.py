@@ -65,3 +65,23 @@ def test_rows_break_only_wide_sides_outside_brace_groups():
     assert broken[-1].endswith("\\frac{1}{" + " + ".join([term] * 3) + "}")
     unbreakable = "\\frac{1}{" + " + ".join([term] * 200) + "}"
     assert rows.rows(unbreakable) == [rows.TOO_WIDE]
+
+
+def test_a_fragment_is_input_into_a_courses_own_document(tmp_path, capsys):
+    """``--fragment`` (issue 14): the body only, to \\input in a document of the course's."""
+    from indexcalc import cli
+
+    need_pdflatex()
+    fragment = tmp_path / "softmax.tex"
+    source = str(DERIVATIONS / "softmax.idx")
+    assert cli.main(["derive", source, "--format", "latex", "--fragment", "-o",
+                     str(fragment)]) == 0
+    body = fragment.read_text()
+    assert "\\documentclass" not in body and "\\begin{document}" not in body
+    assert "\\section{" in body
+    course = ("\\documentclass{article}\n\\usepackage{amsmath,amssymb}\n\\begin{document}\n"
+              "\\section*{Week 3: the softmax}\n\\input{softmax}\n\\end{document}\n")
+    done = compile_latex(course, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert cli.main(["derive", source, "--fragment"]) == 2  # text has no fragment
+    assert "--fragment is a LaTeX body" in capsys.readouterr().err

@@ -47,15 +47,16 @@ _RULE_COLUMN_LIMIT = 72
 _CODE_WIDTH = 88
 
 
-def render(derivation: Derivation, fmt: str) -> str:
-    """``derivation`` as a document in ``fmt``: one of ``latex markdown text json``."""
+def render(derivation: Derivation, fmt: str, fragment: bool = False) -> str:
+    """``derivation`` as a document in ``fmt``: one of ``latex markdown text json``;
+    ``fragment`` (LaTeX): the body only, to ``\\input`` in a course's own document."""
     if fmt == "json":
         return json.dumps(to_json_data(derivation), indent=2, allow_nan=False) + "\n"
     if fmt not in _TEMPLATES:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     view = _document_view(derivation)
     template = _environment(fmt).get_template(_TEMPLATES[fmt])
-    return template.render(doc=view)
+    return template.render(doc=view, fragment=fragment)
 
 
 # --- JSON (CONTRACT section 2) ------------------------------------------------------------
