@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import replace
 
-from . import limits
+from . import limits, naming
 from .check.frameworks import check_with as check_framework
 from .check.numeric import check
 from .derivation import Derivation, MatrixForm, Result
@@ -26,6 +26,7 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
     engine = Engine(problem)
     results = []
     file_problem = problem
+    taken = names_in_use(problem)  # the names a display may not give
     for goal in problem.goals:
         name = goal.describe()
         with limits.stage("the derivation", name):
@@ -36,7 +37,7 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
             expr = to_matrix(derived.index, out)
             matrix = None
             if expr is not None:  # the display factors and names; the code keeps its order
-                display, named = name_softmaxes(factor(expr), names_in_use(problem))
+                display, named = name_softmaxes(factor(expr), taken)
                 shown = displayed_form(problem, display, named)
                 matrix = MatrixForm(expr, shown.text, matrix_latex(display), shown.where,
                                     tuple((n, matrix_latex(node)) for n, node in named))
@@ -74,8 +75,6 @@ def with_intermediates(problem: Problem, intermediates) -> Problem:
 
 def names_in_use(problem: Problem) -> set[str]:
     """Every name of the file (a name the display gives must be new)."""
-    from . import naming
-
     names = set(problem.dims) | set(problem.inputs) | set(problem.definitions)
     names |= set(problem.functions)
     for d in problem.definitions.values():

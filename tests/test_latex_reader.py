@@ -17,12 +17,12 @@ VOCABULARY = lx.Vocabulary(tensors=frozenset({"X", "W", "b", "Y", "L", "T", "x",
 
 
 def read(text: str) -> str:
-    return lx.to_text(lx.parse_expression(text, 0, VOCABULARY), VOCABULARY.dims)
+    return lx.to_text(lx.read_side(text, 0, VOCABULARY), VOCABULARY.dims)
 
 
 def refused(text: str) -> lx.LatexError:
     with pytest.raises(lx.LatexError) as caught:
-        lx.parse_expression(text, 0, VOCABULARY)
+        lx.read_side(text, 0, VOCABULARY)
     return caught.value
 
 
@@ -99,7 +99,7 @@ def test_each_construct_is_read(latex, text):
 
 
 def test_cases_are_read_with_their_conditions():
-    node = lx.parse_expression(r"\begin{cases} p_k (1 - p_k) & \text{if }\; i=k \\ - p_k p_i & "
+    node = lx.read_side(r"\begin{cases} p_k (1 - p_k) & \text{if }\; i=k \\ - p_k p_i & "
                                r"\text{if }\; i\neq k \end{cases}", 0, VOCABULARY)
     assert read.__name__ and lx.to_text(node) == \
         "{p[k] (1 - p[k]) if [i == k]; -p[k] p[i] if [i != k]}"
@@ -242,7 +242,7 @@ def test_commands_the_document_defines_are_expanded():
     text = r"\newcommand{\R}{\mathbb{R}} \newcommand{\vx}{\mathbf{x}} \def\half{\frac{1}{2}}"
     macros = lx.read_macros(text)
     assert macros == {r"\R": r"\mathbb{R}", r"\vx": r"\mathbf{x}", r"\half": r"\frac{1}{2}"}
-    node = lx.parse_expression(r"\half \vx^\top \vx", 0, VOCABULARY, macros)
+    node = lx.read_side(r"\half \vx^\top \vx", 0, VOCABULARY, macros)
     assert lx.to_text(node) == "(1 / 2) x.T @ x"
 
 

@@ -1,7 +1,7 @@
 """Checking a worked solution link by link (CONTRACT section 6).
 
 Each chain of the document's display math (``syntax.latex.read_document``) is split into
-links; each side is read (``syntax.latex.parse_expression``) and evaluated numerically in a
+links; each side is read (``syntax.latex.read_side``) and evaluated numerically in a
 world of the context file: the numeric check's sizes and random inputs
 (``check.numeric.make_world``, assumptions made true, kinks avoided), an unspecified loss
 ``L = loss(Y)`` as the linear loss whose gradient is the upstream gradient ``dL/dY``.
@@ -213,7 +213,7 @@ class _Context:
         shown: list[lx.Node | None] = []
         for piece in chain.pieces:
             try:
-                read.append((lx.parse_expression(piece.text, piece.offset, self.vocabulary,
+                read.append((lx.read_side(piece.text, piece.offset, self.vocabulary,
                                                  self.macros), ""))
                 shown.append(read[-1][0])
             except lx.LatexError as error:
@@ -406,13 +406,13 @@ class _Evaluation:
     def value(self, node: lx.Node):
         self._index_sizes(node)
         try:
-            return self.eval(node)
+            return self.value_of(node)
         except _Shape as error:
             if self.orientation == "column" and _has_vector(node, self.problem):
                 other = _Evaluation(self.problem, self.world, self.evaluator.overrides,
                                     self.sizes, "row")
                 try:
-                    return other.eval(node)
+                    return other.value_of(node)
                 except _Shape:
                     pass
             raise Wrong(f"the shapes do not fit together: {error}") from None
@@ -467,13 +467,16 @@ class _Evaluation:
     def _is_tensor(self, name: str) -> bool:
         return name in self.problem.inputs or name in self.problem.definitions
 
+    def _sizes_of(self, indices, at: int) -> dict[str, int]:
+        return {i: self.size(i, at) for i in indices}
+
     def size(self, index: str, at: int) -> int:
         if index not in self.sizes:
             raise NotUnderstood(f"cannot tell the range of index {index.split('~')[0]}", at)
         return self.sizes[index]
 
     # evaluation
-    def eval(self, n: lx.Node):
+    def value_of(self, n: lx.Node):
         method = getattr(self, "_" + type(n).__name__.lower())
         return method(n)
 
@@ -512,7 +515,7 @@ class _Evaluation:
         return Entries((np.arange(a)[:, None] == np.arange(b)[None, :]).astype(float), (n.a, n.b))
 
     def _norm(self, n: lx.Norm):
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         if n.kind == "abs":
             fn = builtin("abs").value
             return (Entries(fn(arg.array), arg.axes) if isinstance(arg, Entries)
@@ -528,7 +531,7 @@ class _Evaluation:
     def _call(self, n: lx.Call):
         if n.fn == "diag":
             return self._diag(n)
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         known = builtin(n.fn)
         if n.fn in self.problem.functions:
             fn = self.world.functions[n.fn][n.order]
@@ -543,7 +546,7 @@ class _Evaluation:
         return Matrix(fn(arg.array), arg.stretch)
 
     def _diag(self, n: lx.Call):
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         if not isinstance(arg, Matrix) or any(arg.stretch):
             raise NotUnderstood("diag of a vector or of a square matrix", n.offset)
         a = arg.array
@@ -554,7 +557,7 @@ class _Evaluation:
         raise _Shape(f"diag of a {_shape_text(arg)} matrix")
 
     def _neg(self, n: lx.Neg):
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         if isinstance(arg, Entries):
             return Entries(-arg.array, arg.axes)
         return Matrix(-arg.array, arg.stretch)
@@ -562,7 +565,7 @@ class _Evaluation:
     def _add(self, n: lx.Add):
         total = None
         for sign, term in n.terms:
-            value = self.eval(term)
+            value = self.value_of(term)
             if sign < 0:
                 value = self._neg_value(value)
             total = value if total is None else self._combine(total, value, np.add, "+", n)
@@ -592,13 +595,13 @@ class _Evaluation:
         return Matrix(op(_broadcast(a, shape), _broadcast(b, shape)), stretch)
 
     def _mul(self, n: lx.Mul):
-        a, b = self.eval(n.a), self.eval(n.b)
+        a, b = self.value_of(n.a), self.value_of(n.b)
         if isinstance(a, Entries) or isinstance(b, Entries):
             return self._combine(a, b, np.multiply, "*", n)
         return _matmul(a, b)
 
     def _elementwise(self, n: lx.Elementwise):
-        a, b = self.eval(n.a), self.eval(n.b)
+        a, b = self.value_of(n.a), self.value_of(n.b)
         if n.op == "kron":
             if isinstance(a, Matrix) and isinstance(b, Matrix):
                 return Matrix(np.kron(a.array, b.array), (False, False))
@@ -607,7 +610,7 @@ class _Evaluation:
         return self._combine(a, b, op, "*" if n.op == "*" else "/", n)
 
     def _pow(self, n: lx.Pow):
-        base, exponent = self.eval(n.base), self.eval(n.exponent)
+        base, exponent = self.value_of(n.base), self.value_of(n.exponent)
         if not isinstance(exponent, Entries) or exponent.axes:
             raise NotUnderstood("an exponent is a number", n.offset)
         if isinstance(base, Entries):
@@ -615,7 +618,7 @@ class _Evaluation:
         return Matrix(base.array ** exponent.array, base.stretch)
 
     def _transpose(self, n: lx.Transpose):
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         if isinstance(arg, Entries):
             if arg.axes:
                 raise NotUnderstood("the transpose of an entry", n.offset)
@@ -623,7 +626,7 @@ class _Evaluation:
         return Matrix(arg.array.T, arg.stretch[::-1], arg.ones)
 
     def _inverse(self, n: lx.Inverse):
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         if isinstance(arg, Entries):
             return Entries(1.0 / arg.array, arg.axes)
         if any(arg.stretch) or arg.array.shape[0] != arg.array.shape[1]:
@@ -631,27 +634,27 @@ class _Evaluation:
         return Matrix(np.linalg.inv(arg.array), (False, False))
 
     def _trace(self, n: lx.Trace):
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         if not isinstance(arg, Matrix) or arg.array.shape[0] != arg.array.shape[1]:
             raise NotUnderstood("the trace of a square matrix", n.offset)
         return Entries(np.array(np.trace(arg.array)), ())
 
     def _sum(self, n: lx.Sum):
-        body = self.eval(n.body)
+        body = self.value_of(n.body)
         if isinstance(body, Matrix):
             raise NotUnderstood("a sum over an index of a whole matrix", n.offset)
         axes = tuple(dict.fromkeys(body.axes + n.indices))
         array = _spread(body, axes)
         if n.condition is not None:
             c = n.condition
-            mask = _condition_mask(c, axes, self)
+            mask = _condition_mask(c, axes, self._sizes_of((c.a, c.b), n.offset))
             array = array * mask
         keep = tuple(a for a in axes if a not in n.indices)
         summed = tuple(axes.index(i) for i in n.indices)
         return Entries(array.sum(axis=summed), keep)
 
     def _cases(self, n: lx.Cases):
-        values = [(self.eval(v), c) for v, c in n.branches]
+        values = [(self.value_of(v), c) for v, c in n.branches]
         if any(isinstance(v, Matrix) for v, _ in values):
             raise NotUnderstood("cases of whole matrices", n.offset)
         axes = tuple(dict.fromkeys(a for v, c in values for a in
@@ -660,14 +663,15 @@ class _Evaluation:
         taken = np.zeros(out.shape, dtype=bool)
         for v, c in values:
             mask = (np.ones(out.shape, dtype=bool) if c is None
-                    else np.broadcast_to(_condition_mask(c, axes, self), out.shape))
+                    else np.broadcast_to(_condition_mask(
+                        c, axes, self._sizes_of((c.a, c.b), n.offset)), out.shape))
             use = mask & ~taken
             out = np.where(use, _spread(v, axes, self), out)
             taken |= use
         return Entries(np.real_if_close(out), axes)
 
     def _entry(self, n: lx.Entry):
-        arg = self.eval(n.arg)
+        arg = self.value_of(n.arg)
         if isinstance(arg, Entries):
             if arg.axes:
                 raise NotUnderstood("indices on an expression that already has indices",
@@ -706,7 +710,7 @@ class _Evaluation:
             moved[position] += 1j * H
             inner = _Evaluation(self.problem, self.world, {**self.evaluator.overrides, var: moved},
                                 self.sizes, self.orientation)
-            value = inner.eval(n.num)
+            value = inner.value_of(n.num)
             if isinstance(value, Matrix):
                 if 1 in value.array.shape and n.indices is None and base.ndim == 1:
                     vector = True
@@ -775,13 +779,12 @@ def _spread(v: Entries, axes: tuple[str, ...], evaluation=None) -> np.ndarray:
     return array
 
 
-def _condition_mask(c: lx.Condition, axes, evaluation) -> np.ndarray:
+def _condition_mask(c: lx.Condition, axes, sizes: dict[str, int]) -> np.ndarray:
+    """Where ``c`` holds, over ``axes`` (the two indices' aranges, broadcast)."""
     ops = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
            ">": np.greater, ">=": np.greater_equal}
-    shape_a = [evaluation.size(c.a, 0) if x == c.a else 1 for x in axes]
-    shape_b = [evaluation.size(c.b, 0) if x == c.b else 1 for x in axes]
-    a = np.arange(evaluation.size(c.a, 0)).reshape(shape_a)
-    b = np.arange(evaluation.size(c.b, 0)).reshape(shape_b)
+    a = np.arange(sizes[c.a]).reshape([-1 if x == c.a else 1 for x in axes])
+    b = np.arange(sizes[c.b]).reshape([-1 if x == c.b else 1 for x in axes])
     return ops[c.op](a, b)
 
 
@@ -844,8 +847,7 @@ def _compare(left, right, order: tuple[str, ...], world: World, condition):
         r = np.broadcast_to(_spread(right, axes), shape)
         mask = np.ones(shape, dtype=bool)
         if condition is not None and condition.a in axes and condition.b in axes:
-            ev = _SizeOnly(sizes)
-            mask = np.broadcast_to(_condition_mask(condition, axes, ev), shape)
+            mask = np.broadcast_to(_condition_mask(condition, axes, sizes), shape)
         return _differ(l, r, mask, axes)
     if isinstance(left, Matrix) and isinstance(right, Matrix):
         l, r = _matrices(left, right)
@@ -895,14 +897,6 @@ def _compare_layouts(left, right, order, world, condition):
     if differs is Wrong:
         return _compare(left, right, order, world, condition)  # raises the first reason
     return differs
-
-
-class _SizeOnly:
-    def __init__(self, sizes):
-        self.sizes = sizes
-
-    def size(self, index, at):
-        return self.sizes[index]
 
 
 def _shape_name(shape, axes) -> str:

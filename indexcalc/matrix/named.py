@@ -12,6 +12,7 @@ the check evaluates the displayed form with its ``where`` as printed.
 from __future__ import annotations
 
 from .ir import Apply, Broadcast, HadamardDiv, Node, Ref, SumAxis, Transpose, map_children
+from .recognize import factor, transpose
 
 #: Names tried for a softmax, in order (the documents' S and P), then P2, P3, ...
 SOFTMAX_NAMES = ("S", "P", "A")
@@ -42,8 +43,6 @@ def name_softmaxes(expr: Node, taken: set[str]) -> tuple[Node, list[tuple[str, N
 
     named_expr = visit(expr)
     if order:  # S^T - Y^T, once S is a name, reads (S - Y)^T
-        from .recognize import factor
-
         named_expr = factor(named_expr)
     return named_expr, order
 
@@ -74,6 +73,4 @@ def _is_exp(node: Node) -> bool:
 
 def _transposed(node: Node) -> Node:
     """``exp(A)^T`` as the recognizer writes it: ``exp(A^T)``, with ``(B C)^T = C^T B^T``."""
-    from .recognize import _transpose  # the recognizer's one spelling of a transpose
-
-    return Apply(node.fn, _transpose(node.x), node.order)
+    return Apply(node.fn, transpose(node.x), node.order)

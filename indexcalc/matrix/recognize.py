@@ -79,7 +79,7 @@ def _gather_transposes(expr: MSum) -> Node:
     """``A^T - B^T`` as ``(A - B)^T`` where that prints fewer transposes."""
     if expr.shape.ndim != 2:
         return expr
-    whole = Transpose(MSum(tuple((sign, _transpose(t)) for sign, t in expr.terms)))
+    whole = Transpose(MSum(tuple((sign, transpose(t)) for sign, t in expr.terms)))
     return whole if _transposes(whole) < _transposes(expr) else expr
 
 
@@ -90,7 +90,7 @@ def _chain(expr: Node, turn: bool = False) -> list[Node]:
     ``D r + r^T D`` shows its common factor ``r``."""
     if isinstance(expr, MatMul):
         if turn and expr.a.shape.ndim == 1 and expr.b.shape.ndim == 2:
-            return _chain(_transpose(expr.b), turn) + _chain(expr.a, turn)
+            return _chain(transpose(expr.b), turn) + _chain(expr.a, turn)
         return _chain(expr.a, turn) + _chain(expr.b, turn)
     if turn and isinstance(expr, Outer) and isinstance(expr.a, MatMul):
         inner = _chain(expr.a, turn)
@@ -230,7 +230,7 @@ def _align(p: Shaped, order: tuple[Index, ...]) -> Shaped:
     if p.idx == tuple(order):
         return p
     if len(p.idx) == 2 and tuple(reversed(p.idx)) == tuple(order):
-        return Shaped(_transpose(p.expr), tuple(order))
+        return Shaped(transpose(p.expr), tuple(order))
     if len(p.idx) == 1 and len(order) == 2 and p.idx[0] in order:
         if p.idx[0] == order[0]:
             return Shaped(Broadcast(p.expr, Shape(order[0].dim, order[1].dim), along=1), tuple(order))
@@ -240,7 +240,9 @@ def _align(p: Shaped, order: tuple[Index, ...]) -> Shaped:
     raise NoMatrixForm
 
 
-def _transpose(expr: Node) -> Node:
+def transpose(expr: Node) -> Node:
+    """``expr^T``, written as a textbook does: (A B)^T = B^T A^T, transposes of sums and
+    elementwise operations distributed where that prints no more of them."""
     if isinstance(expr, Transpose):
         return expr.x
     if isinstance(expr, (Identity, Diag)):
@@ -250,9 +252,9 @@ def _transpose(expr: Node) -> Node:
     if isinstance(expr, Broadcast) and expr.x.shape.ndim == 1:
         return Broadcast(expr.x, expr.to.transposed(), 1 - expr.along)
     if isinstance(expr, MatMul) and expr.a.shape.ndim == 2 and expr.b.shape.ndim == 2:
-        return MatMul(_transpose(expr.b), _transpose(expr.a))  # (A B)^T = B^T A^T
+        return MatMul(transpose(expr.b), transpose(expr.a))  # (A B)^T = B^T A^T
     if isinstance(expr, Scale):
-        return Scale(expr.c, _transpose(expr.x))
+        return Scale(expr.c, transpose(expr.x))
     if isinstance(expr, (Scalar, Ones)) or expr.shape.ndim < 2:
         return expr
     if isinstance(expr, (MSum, Hadamard, HadamardDiv, Apply, Power)):
@@ -266,12 +268,12 @@ def _transpose(expr: Node) -> Node:
 
 def _distribute_transpose(expr: Node) -> Node:
     if isinstance(expr, MSum):
-        return MSum(tuple((sign, _transpose(t)) for sign, t in expr.terms))
+        return MSum(tuple((sign, transpose(t)) for sign, t in expr.terms))
     if isinstance(expr, (Hadamard, HadamardDiv)):
-        return type(expr)(_transpose(expr.a), _transpose(expr.b))
+        return type(expr)(transpose(expr.a), transpose(expr.b))
     if isinstance(expr, Apply):
-        return Apply(expr.fn, _transpose(expr.x), expr.order)
-    return Power(_transpose(expr.x), expr.n)
+        return Apply(expr.fn, transpose(expr.x), expr.order)
+    return Power(transpose(expr.x), expr.n)
 
 
 def _transposes(expr: Node) -> int:
@@ -444,8 +446,8 @@ def _matmul(a: Shaped, b: Shaped, k: Index) -> Shaped:
     if set(a_rest) & set(b_rest) or len(a_rest) + len(b_rest) > 2:
         raise NoMatrixForm
     # orient a as (rest, k) and b as (k, rest)
-    ea = a.expr if a.idx[-1] == k else _transpose(a.expr)
-    eb = b.expr if b.idx[0] == k else _transpose(b.expr)
+    ea = a.expr if a.idx[-1] == k else transpose(a.expr)
+    eb = b.expr if b.idx[0] == k else transpose(b.expr)
     if not a_rest and b_rest:  # a vector times a matrix reads better as written
         return Shaped(MatMul(ea, eb), b_rest)
     if a_rest and not b_rest:

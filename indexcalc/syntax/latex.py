@@ -4,7 +4,7 @@ A second front end beside the ``.idx`` parser.  ``read_document`` finds the disp
 of a Markdown or LaTeX document (``$$...$$``, ``\\[...\\]``, ``equation``, ``align``,
 ``gather``, ``multline``, with ``split``/``aligned`` inside) and splits it into chains
 ``A = B = C`` (rows joined by ``&=`` continue a chain; a row or a display that starts with a
-relation continues the chain before it); ``parse_expression`` reads one side of a link
+relation continues the chain before it); ``read_side`` reads one side of a link
 into the small tree below.  The grammar is the documents' (lowest precedence first)::
 
     expr    := ['+'|'-'] hadamard (('+'|'-') hadamard)*
@@ -892,7 +892,7 @@ def _split_tokens(tokens: list[Tok], separator: str) -> list[list[Tok]]:
     return out
 
 
-def parse_expression(text: str, start: int, vocabulary: Vocabulary,
+def read_side(text: str, start: int, vocabulary: Vocabulary,
                      macros: dict[str, str] | None = None) -> Node:
     """Read one side of a link: ``text`` is found at ``start`` in the document; ``macros``
     are the document's commands without arguments (``read_macros``)."""
