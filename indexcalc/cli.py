@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__, limits
-from .problem import InputError
+from .notation import DEFAULT as DEFAULT_NOTATION, NotationError
+from .problem import InputError, TemplateError
 
 # The stages are imported when a command needs them (a run imports only what it uses: the
 # command line starts in about a third of a second).  Their names, for the options:
@@ -94,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with the LaTeX format: the body only (no preamble, no "
                              "\\begin{document}), to \\input in a course's own document "
                              "that loads amsmath and amssymb")
+    derive.add_argument("--notation", metavar="OPTIONS", action="append", default=[],
+                        type=_notation,
+                        help="how the mathematics is written, over the file's notation: "
+                             "statements: sums=limits, derivative=nabla, matrices=plain, "
+                             "digits=subscript, layout=denominator, steps=grouped, "
+                             "cases=split, opening=bracket, style=documents (comma-"
+                             "separated, repeatable; see docs/worked-solutions.md)")
+    derive.add_argument("--template", metavar="DIR",
+                        help="a folder of jinja2 templates (derivation.tex.j2, "
+                             "derivation.md.j2, derivation.txt.j2) that replace the built-in "
+                             "ones or extend them: {% extends \"indexcalc/derivation.tex.j2\" "
+                             "%} (with ((* *)) delimiters in LaTeX)")
     derive.add_argument("--pdf", action="store_true",
                         help="also typeset the LaTeX form with pdflatex, to OUT with the "
                              "suffix .pdf (without -o: FILE's stem + .pdf here)")
@@ -157,6 +170,16 @@ def _format_of(output: str | None) -> str:
     return EXTENSION_FORMATS.get(Path(output).suffix.lower(), "text")
 
 
+def _notation(text: str) -> str:
+    """``--notation sums=limits,cases=split``: checked here, applied to each file."""
+    try:
+        DEFAULT_NOTATION.read(text)
+    except NotationError as error:
+        raise argparse.ArgumentTypeError(
+            f"{error}{'; ' + error.hint if error.hint else ''}") from None
+    return text
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -195,9 +218,16 @@ def main(argv: list[str] | None = None) -> int:
                              "(or -o FILE.tex)")
         if args.fragment and args.pdf:
             raise UsageError("--fragment has no preamble to typeset: it takes no --pdf")
+        if args.template is not None and not Path(args.template).is_dir():
+            raise UsageError(f"--template {args.template}: not a folder (it holds the "
+                             "course's derivation.tex.j2, derivation.md.j2 or "
+                             "derivation.txt.j2)")
+        if args.template is not None and args.emit is not None:
+            raise UsageError("--emit prints a Python module: it takes no --template")
         return derive(args.files, fmt=fmt, output=args.output, pdf=args.pdf,
                       budget=budget, emit=args.emit, fragment=args.fragment,
-                      check_with=tuple(dict.fromkeys(args.check_with)))
+                      check_with=tuple(dict.fromkeys(args.check_with)),
+                      notation=tuple(args.notation), template=args.template)
     except limits.BudgetExceeded as error:
         budget.report(error.message())
         return EXIT_INTERNAL
@@ -209,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except UsageError as error:
         _error(f"indexcalc: error: {error}")
+        return EXIT_BAD_INPUT
+    except TemplateError as error:  # a course's template: its file and line
+        _error(f"indexcalc: error in a template: {error}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         _error("indexcalc: interrupted")
@@ -264,7 +297,8 @@ class _Job:
 def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
            budget: limits.Budget | None = None, emit: str | None = None,
            fragment: bool = False,
-           check_with: tuple[str, ...] = ()) -> int:
+           check_with: tuple[str, ...] = (), notation: tuple[str, ...] = (),
+           template: str | None = None) -> int:
     """``indexcalc derive``: parse, derive and render every FILE, then write; returns the
     exit status (the worst of the files').  Everything before writing runs within
     ``budget``, which covers the whole run; nothing is written unless every FILE succeeded.
@@ -295,13 +329,16 @@ def derive(files: list[str] | str, *, fmt: str, output: str | None, pdf: bool,
                 problem = parse_file(job.file)
             for warning in problem.warnings:  # likely mistakes; the derivation goes on
                 _error(warning.render())
+            for options in notation:  # the command line's notation, over the file's
+                problem.notation = problem.notation.read(options)
             job.derivation = derivation = run(problem, check_with=check_with)
             with budget.stage("rendering"):
-                job.text = (render(derivation, fmt, fragment) if emit is None
+                job.text = (render(derivation, fmt, fragment, template) if emit is None
                             else module_source(derivation, emit))
             if job.pdf_path is not None:
                 with budget.stage("typesetting"):
-                    job.pdf_bytes = _typeset(pdflatex, render(derivation, "latex"),
+                    job.pdf_bytes = _typeset(pdflatex, render(derivation, "latex",
+                                                              templates=template),
                                              timeout=budget.remaining())
         combined = _combine([job for job in jobs if job.target is None], fmt)
 

@@ -90,6 +90,9 @@ class MatrixForm:
     #: tensors the display names that the file does not define (an inline softmax as
     #: ``S``): (name, LaTeX of its value); their NumPy is in ``where``
     named: tuple[tuple[str, str], ...] = ()
+    #: "numerator": entry [i, k] is d of[i] / d wrt[k], as the code returns it;
+    #: "denominator" (``notation: layout = denominator``): the display is its transpose
+    layout: str = "numerator"
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,19 @@ from .derivation import Derivation, MatrixForm, Result
 from .calculus.engine import Engine, IndexResult
 from .emit.assemble import displayed_form, numpy_lambda
 from .matrix.named import name_softmaxes
-from .matrix.recognize import factor, to_matrix
+from .matrix.recognize import factor, to_matrix, transpose
 from .problem import Definition, Problem
 from .render.matrix import matrix_latex
+from .render.printing import notation
 from .terms import Deriv, Grad, Index, Tensor
 
 
 def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
+    with notation(problem.notation):  # every LaTeX string of the run, in the file's notation
+        return _run(problem, check_with)
+
+
+def _run(problem: Problem, check_with: tuple[str, ...]) -> Derivation:
     engine = Engine(problem)
     results = []
     file_problem = problem
@@ -38,9 +44,13 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
             matrix = None
             if expr is not None:  # the display factors and names; the code keeps its order
                 display, named = name_softmaxes(factor(expr), taken)
+                layout = _layout(problem, goal)
+                if layout == "denominator":  # the rows are the input's entries
+                    display = transpose(display)
                 shown = displayed_form(problem, display, named)
                 matrix = MatrixForm(expr, shown.text, matrix_latex(display), shown.where,
-                                    tuple((n, matrix_latex(node)) for n, node in named))
+                                    tuple((n, matrix_latex(node)) for n, node in named),
+                                    layout)
         with limits.stage("the code generation", name):
             numpy = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
         with limits.stage("the numeric check", name):
@@ -60,6 +70,15 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
         with limits.stage("the claims", "every claim"):
             derivation = replace(derivation, claims=decide_all(derivation))
     return derivation
+
+
+def _layout(problem: Problem, goal) -> str:
+    """The layout of ``goal``'s matrix form: ``denominator`` (transposed) only for the
+    Jacobian of a vector by a vector under ``notation: layout = denominator``."""
+    if goal.kind != "jacobian" or problem.notation.layout == "numerator":
+        return "numerator"
+    ranks = (len(problem.tensor_dims(goal.of)), len(problem.tensor_dims(goal.wrt)))
+    return problem.notation.layout if ranks == (1, 1) else "numerator"
 
 
 def with_intermediates(problem: Problem, intermediates) -> Problem:

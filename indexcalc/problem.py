@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .terms import Index, Term
+from .notation import DEFAULT as DEFAULT_NOTATION, Notation
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class Location:
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
+
+
+class TemplateError(ValueError):
+    """A course's template (``indexcalc derive --template DIR``) could not be read or
+    filled in: the message starts with its file and line where jinja2 knows them."""
 
 
 class InputError(Exception):
@@ -252,6 +258,8 @@ class Problem:
     #: dims defined from others (``dims U = T - K + 1``); their ``dims`` entry is the size
     #: when the dims they use have sizes, else None
     dim_formulas: dict[str, DimFormula] = field(default_factory=dict)
+    #: how results are written (``notation:`` statements; the command line may add more)
+    notation: Notation = DEFAULT_NOTATION
     _reach: dict = field(default_factory=dict, repr=False, compare=False)
     _mentions: dict = field(default_factory=dict, repr=False, compare=False)
 

@@ -382,4 +382,14 @@ def latex_shape(latex: str, shapes: dict[str, tuple[str, ...]]) -> tuple[Dim, Di
     Raises ShapeError on a non-conforming operation, LatexSyntaxError on what it cannot read.
     """
     inference = _Shapes()
-    return inference.resolve(inference.of(_Parser(latex, shapes).parse()))
+    return inference.resolve(inference.of(_Parser(_plain_names(latex), shapes).parse()))
+
+
+def _plain_names(latex: str) -> str:
+    """The printer's spellings of names (``\\mathbf{W}^{(1)}``, ``\\mathbf{Xh}``) as the
+    ones this reader knows (``\\mathbf{W1}``, ``\\mathbf{\\mathrm{Xh}}``)."""
+    latex = re.sub(r"\\mathbf\{([A-Za-z])\}\^\{\((\d+)\)\}", r"\\mathbf{\1\2}", latex)
+    latex = re.sub(r"\\left\(\\mathbf\{([A-Za-z]\d+)\}\\right\)", r"\\mathbf{\1}", latex)
+    latex = re.sub(r"(?<![A-Za-z\\])([A-Za-z])\^\{\((\d+)\)\}", r"\1\2", latex)
+    return re.sub(r"\\mathbf\{([A-Za-z][A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*)\}",
+                  r"\\mathbf{\\mathrm{\1}}", latex)

@@ -490,7 +490,7 @@ def test_names_python_needs_are_renamed_in_the_generated_code():
     args = by_wrt["lambda"].numpy.args
     assert set(args) >= {"np_", "lambda_", "lambda__", "for_", "yield_", "yield_prime"}
     shown = by_wrt["np"].matrix
-    assert shown.text == "class_ ** 2" and "\\mathrm{class}" in shown.latex
+    assert shown.text == "class_ ** 2" and "\\mathbf{class}" in shown.latex
     assert shown.where == (("class_", "yield_(lambda_ @ lambda__) + for_"),)
     compile(by_wrt["lambda"].numpy.source, "<test>", "eval")  # valid Python
 

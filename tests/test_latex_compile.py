@@ -12,19 +12,7 @@ from indexcalc.render.document import render
 from test_render import compile_latex, need_pdflatex
 
 
-#: Known to overflow (issue 14, still open): a fraction whose numerator holds the sum that
-#: would break it (gaussian_process's dL/d ell, 68 pt).  Strict: the test says when it fits.
-OVERFLOWING = {"gaussian_process": "a stacked fraction around a long sum does not break"}
-
-
-def _paths():
-    for path in sorted(DERIVATIONS.glob("*.idx")):
-        marks = ([pytest.mark.xfail(reason=OVERFLOWING[path.stem], strict=True)]
-                 if path.stem in OVERFLOWING else [])
-        yield pytest.param(path, marks=marks, id=path.stem)
-
-
-@pytest.mark.parametrize("path", list(_paths()))
+@pytest.mark.parametrize("path", sorted(DERIVATIONS.glob("*.idx")), ids=lambda p: p.stem)
 def test_latex_of_every_derivation_compiles_within_the_page(path, tmp_path):
     """It compiles, and no box is wider than the page by more than 1 pt (issue 14): long
     rows break at their additions, long code before its operators."""

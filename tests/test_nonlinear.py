@@ -231,7 +231,7 @@ def test_hessian_of_logistic_regression_is_x_t_diag_x():
     res = derived.results[0]
     # LaTeX as the textbook writes it; NumPy without forming the N x N diagonal (issue 13)
     assert res.matrix.latex == (r"\mathbf{X}^{T} \operatorname{diag}\left(\mathbf{p} \odot "
-                                r"\left(1 - \mathbf{p}\right)\right) \mathbf{X}")
+                                r"\left(\mathbf{1} - \mathbf{p}\right)\right) \mathbf{X}")
     assert res.matrix.text == "(X.T * (p * (1 - p))) @ X"
     g = rng()
     X, w = g.normal(size=(9, 3)), g.normal(size=3)

@@ -85,7 +85,7 @@ def check(term, text, latex):
         (Tensor("eps"), "eps", r"\epsilon"),
         (Tensor("alpha"), "alpha", r"\alpha"),
         (Tensor("lr"), "lr", r"\mathrm{lr}"),
-        (Tensor("W1", (n, m)), "W1[n,m]", "W1_{nm}"),
+        (Tensor("W1", (n, m)), "W1[n,m]", "W^{(1)}_{nm}"),
         (Tensor("x_hat", (s,)), "x_hat[s]", r"\mathrm{x\_hat}_{s}"),
         (dL_dY(s, i), "dL_dY[s,i]", r"\frac{\partial L}{\partial Y_{si}}"),
         (Grad("f", "lam"), "df_dlam", r"\frac{\partial f}{\partial \lambda}"),

@@ -109,6 +109,8 @@ def decide(claim: Claim, result: Result, problem: Problem, worlds: list[World] |
         try:
             with np.errstate(all="ignore"):
                 claimed = _claimed_value(claim, world)
+            if claim.kind == "matrix" and _denominator_layout(result):
+                claimed = claimed.T  # the claim is read in the layout the result is shown in
         except numpy_text.ShapeError as error:
             return ClaimVerdict(claim, False, f"wrong shape: {error}", derived,
                                 Counterexample(world_inputs(world), None, None, None))
@@ -174,6 +176,10 @@ def _claimed_value(claim: Claim, world: World) -> np.ndarray:
         else:
             values[name] = evaluator.tensor(name)
     return np.asarray(numpy_text.evaluate(claim.tree, values), dtype=float)
+
+
+def _denominator_layout(result: Result) -> bool:
+    return result.matrix is not None and result.matrix.layout == "denominator"
 
 
 def _same_as_derived(claim: Claim, result: Result) -> bool:

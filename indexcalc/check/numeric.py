@@ -1043,7 +1043,9 @@ def evaluate_displayed(form: MatrixForm, world: World) -> np.ndarray:
                                {"np": np, "__builtins__": {}}, namespace)
     value = eval(compile(form.text, "<matrix.text>", "eval"),  # noqa: S307
                  {"np": np, "__builtins__": {}}, namespace)
-    return np.asarray(value, dtype=float)
+    value = np.asarray(value, dtype=float)
+    # a Jacobian displayed in denominator layout is the transpose of the entries d of/d wrt
+    return value.T if form.layout == "denominator" else value
 
 
 class _DisplayNamespace(dict):

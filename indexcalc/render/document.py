@@ -15,6 +15,7 @@ and never re-derives anything, so the steps shown and the results printed always
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import json
 import math
@@ -25,14 +26,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jinja2
+from jinja2.sandbox import SandboxedEnvironment
 
 from .. import naming
 from ..derivation import Block, CheckResult, Derivation, Result
+from ..problem import TemplateError
 from . import rows
-from .printing import name_latex, to_latex, to_text
-from ..terms import ZERO
+from .cases import split as split_cases
+from .printing import (current_notation, gradient_latex, index_latex, index_subscript,
+                       inline_latex, name_latex, notation, shown_indices, to_latex, to_text)
+from ..terms import ZERO, Grad
 
-__all__ = ["FORMATS", "render", "latex_escape", "markdown_escape", "to_json_data"]
+__all__ = ["FORMATS", "render", "TemplateError", "latex_escape", "markdown_escape", "to_json_data"]
 
 FORMATS = ("latex", "markdown", "text", "json")
 
@@ -47,16 +52,19 @@ _RULE_COLUMN_LIMIT = 72
 _CODE_WIDTH = 88
 
 
-def render(derivation: Derivation, fmt: str, fragment: bool = False) -> str:
+def render(derivation: Derivation, fmt: str, fragment: bool = False,
+           templates: str | Path | None = None) -> str:
     """``derivation`` as a document in ``fmt``: one of ``latex markdown text json``;
-    ``fragment`` (LaTeX): the body only, to ``\\input`` in a course's own document."""
-    if fmt == "json":
-        return json.dumps(to_json_data(derivation), indent=2, allow_nan=False) + "\n"
-    if fmt not in _TEMPLATES:
-        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    view = _document_view(derivation)
-    template = _environment(fmt).get_template(_TEMPLATES[fmt])
-    return template.render(doc=view, fragment=fragment)
+    ``fragment`` (LaTeX): the body only, to ``\\input`` in a course's own document;
+    ``templates``: a course's folder of templates that replace or extend the built-in ones
+    (a mistake in them raises TemplateError).  Mathematics is written in the problem's
+    notation (``notation:`` statements)."""
+    with notation(derivation.problem.notation):
+        if fmt == "json":
+            return json.dumps(to_json_data(derivation), indent=2, allow_nan=False) + "\n"
+        if fmt not in _TEMPLATES:
+            raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return _fill(fmt, templates, doc=_document_view(derivation), fragment=fragment)
 
 
 # --- JSON (CONTRACT section 2) ------------------------------------------------------------
@@ -248,10 +256,13 @@ class Equation(NamedTuple):
 
 @dataclass(frozen=True)
 class LineView:
-    """``= rhs`` on one line of a block; ``rule`` is None for a block without steps."""
+    """``= rhs`` on one line of a block; ``rule`` is None for a block without steps.
+    ``lhs`` is set where the line has its own left side (a block recalling several results
+    derived earlier), instead of continuing the block's target."""
 
     rule: str | None
     rhs: Forms
+    lhs: Forms | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,11 @@ class BlockView:
     target: Forms
     lines: tuple[LineView, ...]
     text_width: int  # the width the text template pads right sides to before the rule
+    title_latex: str = ""  # the title for LaTeX text, names in math: "Derivative of $Y$"
+    #: the equation number of the block's last line ("3"), when a later block refers to it
+    tag: str = ""
+    #: the number of the earlier block this one repeats (its steps are not shown again)
+    repeats: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,14 +341,68 @@ class DocumentView:
 
 def _document_view(derivation: Derivation) -> DocumentView:
     problem = derivation.problem
-    results = tuple(
-        _result_view(number, result, _tensor_rank(problem, result.of),
-                     _tensor_rank(problem, result.wrt), _depends(problem, result),
-                     _claim_views(derivation, result))
-        for number, result in enumerate(derivation.results, 1)
-    )
+    file_indices = _file_index_names(problem)
+    names = frozenset(problem.inputs) | frozenset(problem.definitions)
+    repeats, tags = _block_numbers(derivation)
+    results = []
+    for number, result in enumerate(derivation.results, 1):
+        r = number - 1
+        with shown_indices(readable_indices(result, file_indices)):
+            results.append(_result_view(
+                number, result, _tensor_rank(problem, result.of),
+                _tensor_rank(problem, result.wrt), _depends(problem, result),
+                _claim_views(derivation, result), names,
+                {b: t for (rr, b), t in tags.items() if rr == r},
+                {b: t for (rr, b), t in repeats.items() if rr == r}))
+    results = tuple(results)
     return DocumentView(title=_printable(_one_line(derivation.title or "")) or DEFAULT_TITLE,
                         results=results)
+
+
+#: Letters a fresh index is shown as, in the order a teacher reaches for them.
+_READABLE_INDICES = "ijklmnpqrtuvabcdefgh"
+#: How the engine names a fresh index: a letter and a number (``t2``, ``k3``).
+_ENGINE_INDEX = re.compile(r"[a-z][0-9]+")
+
+
+def _file_index_names(problem) -> frozenset[str]:
+    names: set[str] = set()
+    for definition in problem.definitions.values():
+        names.update(i.name for i in definition.indices)
+        if definition.body is not None:
+            names.update(definition.body.all_index_names())
+    return frozenset(names)
+
+
+def _result_terms(result: Result):
+    yield result.target
+    yield result.index
+    for block in result.blocks:
+        yield block.target
+        yield block.start
+        for step in block.steps:
+            yield step.after
+
+
+def readable_indices(result: Result, file_indices: frozenset[str] = frozenset()) -> dict:
+    """The engine's fresh indices of ``result`` (``t2``, not in the file) and the names its
+    LaTeX shows them by: an unused letter of ``i j k l m n p ...``, else a primed one."""
+    used: set[str] = set()
+    for term in _result_terms(result):
+        used.update(term.all_index_names())
+    fresh = sorted(n for n in used if _ENGINE_INDEX.fullmatch(n) and n not in file_indices)
+    taken = used - set(fresh)
+    mapping = {}
+    for name in fresh:
+        letter = next((c for c in _READABLE_INDICES if c not in taken), None)
+        if letter is None:  # every letter in use: t2 -> t', t''
+            primes = 1
+            while name[0] + "'" * primes in taken:
+                primes += 1
+            letter = name[0] + "'" * primes
+        mapping[name] = letter
+        taken.add(letter)
+    return mapping
 
 
 def _tensor_rank(problem, name: str) -> int:
@@ -366,7 +436,10 @@ def _claim_views(derivation: Derivation, result: Result) -> tuple[ClaimView, ...
 
 
 def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
-                 depends: bool = True, claims: tuple[ClaimView, ...] = ()) -> ResultView:
+                 depends: bool = True, claims: tuple[ClaimView, ...] = (),
+                 names: frozenset[str] = frozenset(), tags: dict | None = None,
+                 repeats: dict | None = None) -> ResultView:
+    tags, repeats = tags or {}, repeats or {}
     kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
     source = result.numpy.source
     statement = f"{kind} of {result.of} with respect to {result.wrt}"
@@ -383,7 +456,9 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         number=number,
         statement=statement,
         statement_latex=statement_latex,
-        blocks=tuple(_block_view(block) for block in result.blocks),
+        blocks=_opening(result, of_rank, wrt_rank, _recall_runs(tuple(
+            _block_view(block, names, tags.get(b, ""), repeats.get(b, ""))
+            for b, block in enumerate(result.blocks)))),
         index=Equation(_forms(result.target), _forms(result.index)),
         matrix=_matrix_forms(result, of_rank, wrt_rank),
         matrix_where=tuple(f"{name} = {text}" for name, text in
@@ -399,14 +474,114 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
     )
 
 
-def _block_view(block: Block) -> BlockView:
-    if block.steps:
+def _block_view(block: Block, names: frozenset[str] = frozenset(), tag: str = "",
+                repeats: str = "") -> BlockView:
+    if repeats:  # derived before: its result, and where to find the steps
+        lines = (LineView(f"as derived in ({repeats})", _forms(_block_end(block))),)
+    elif block.steps:
         lines = tuple(LineView(step.rule, _forms(step.after)) for step in block.steps)
+        if current_notation().steps == "grouped" and len(lines) > 2:
+            lines = (lines[0], LineView(", ".join(line.rule for line in lines[1:]),
+                                        lines[-1].rhs))
     else:
         lines = (LineView(None, _forms(block.start)),)
+    if current_notation().cases == "split" and block.steps and not repeats:
+        cases = split_cases(_block_end(block), block.target.free)
+        if cases is not None:
+            lines += (LineView("cases", _cases_forms(cases)),)
     widest = max(len(line.rhs.text) for line in lines)
-    return BlockView(title=block.title, target=_forms(block.target), lines=lines,
-                     text_width=min(widest, _RULE_COLUMN_LIMIT))
+    title, title_latex = block.title, _title_latex(block.title, names)
+    if block.title == "Chain rule":  # which chain rule: there are as many as definitions
+        title = f"Chain rule for {to_text(block.target)}"
+        title_latex = f"Chain rule for ${inline_latex(block.target)}$"
+    return BlockView(title=title, target=_forms(block.target), lines=lines,
+                     text_width=min(widest, _RULE_COLUMN_LIMIT), title_latex=title_latex,
+                     tag=tag, repeats=repeats)
+
+
+def _opening(result: Result, of_rank: int, wrt_rank: int,
+             blocks: tuple[BlockView, ...]) -> tuple[BlockView, ...]:
+    """With ``notation: opening = bracket``, the first block of a gradient opens as the
+    documents do: ``\\left[\\frac{\\partial L}{\\partial \\mathbf{W}}\\right]_{ij} =
+    \\frac{\\partial L}{\\partial W_{ij}} = ...``."""
+    if (current_notation().opening != "bracket" or current_notation().derivative == "nabla"
+            or not blocks or not wrt_rank
+            or not isinstance(result.target, Grad) or blocks[0].target.text != to_text(result.target)):
+        return blocks
+    whole = _whole_derivative_latex(result, of_rank, wrt_rank)
+    entry = f"\\left[{whole}\\right]_{{{index_subscript(result.target.indices)}}}"
+    first = blocks[0]
+    target = Forms(first.target.text, f"{entry} = {first.target.latex}")
+    return (dataclasses.replace(first, target=target),) + blocks[1:]
+
+
+#: The title of a block that recalls sub-derivations of an earlier section.
+RECALL_TITLE = "Derived earlier"
+
+
+def _recall_runs(blocks: tuple[BlockView, ...]) -> tuple[BlockView, ...]:
+    """Consecutive blocks that repeat earlier ones as one block, a line for each with its
+    own left side and the number to find its steps by."""
+    out: list[BlockView] = []
+    for block in blocks:
+        if block.repeats and out and out[-1].title == RECALL_TITLE:
+            last = out[-1]
+            line = LineView(block.lines[0].rule, block.lines[0].rhs, block.target)
+            out[-1] = dataclasses.replace(last, lines=last.lines + (line,),
+                                          text_width=max(last.text_width, block.text_width))
+        elif block.repeats:
+            line = LineView(block.lines[0].rule, block.lines[0].rhs, block.target)
+            out.append(dataclasses.replace(block, title=RECALL_TITLE,
+                                           title_latex=RECALL_TITLE, lines=(line,)))
+        else:
+            out.append(block)
+    return tuple(out)
+
+
+def _cases_forms(cases) -> Forms:
+    """``{ p[i] * (1 - p[i]) if i = k; -p[i] * p[k] if i != k }`` and its ``cases``."""
+    a, b = cases.a, cases.b
+    text = (f"{{ {to_text(cases.equal)} if {a.name} = {b.name}; "
+            f"{to_text(cases.unequal)} if {a.name} != {b.name} }}")
+    la, lb = index_latex(a), index_latex(b)
+    latex = (f"\\begin{{cases}} {to_latex(cases.equal)} & {la} = {lb} \\\\ "
+             f"{to_latex(cases.unequal)} & {la} \\ne {lb} \\end{{cases}}")
+    return Forms(text, latex)
+
+
+def _block_end(block: Block):
+    return block.steps[-1].after if block.steps else block.start
+
+
+def _title_latex(title: str, names: frozenset[str]) -> str:
+    """A block title for LaTeX text: the tensor names in it as mathematics."""
+    words = title.split(" ")
+    return " ".join(_name_math(w) if w in names else latex_escape(w) for w in words)
+
+
+def _block_key(block: Block) -> tuple:
+    """Blocks with equal keys are the same sub-derivation, derived once and referred to."""
+    return (to_text(block.target), to_text(block.start),
+            tuple((step.rule, to_text(step.after)) for step in block.steps))
+
+
+def _block_numbers(derivation: Derivation) -> tuple[dict, dict]:
+    """Which blocks repeat an earlier one, and the numbers of the blocks referred to:
+    ``(repeats, tags)``, both keyed by (result position, block position)."""
+    first: dict[tuple, tuple[int, int]] = {}
+    repeats: dict[tuple[int, int], tuple[int, int]] = {}
+    for r, result in enumerate(derivation.results):
+        for b, block in enumerate(result.blocks):
+            if len(block.steps) < 1:
+                continue
+            key = _block_key(block)
+            if key in first:
+                repeats[(r, b)] = first[key]
+            else:
+                first[key] = (r, b)
+    referred = sorted(set(repeats.values()))
+    tags = {place: str(n) for n, place in enumerate(referred, 1)}
+    return {place: tags[earlier] for place, earlier in repeats.items()}, tags
 
 
 def _forms(term) -> Forms:
@@ -424,21 +599,33 @@ def _name_math(name: str) -> str:
 
 
 def _bold_name(name: str, rank: int) -> str:
-    latex = name_latex(name) if _IDENTIFIER.fullmatch(name) else f"\\text{{{latex_escape(name)}}}"
-    return f"\\mathbf{{{latex}}}" if rank else latex
+    if not _IDENTIFIER.fullmatch(name):
+        return f"\\text{{{latex_escape(name)}}}"
+    return name_latex(name, bold=bool(rank))
 
 
 def _matrix_forms(result: Result, of_rank: int, wrt_rank: int) -> Equation | None:
     """``dL_dW = dL_dY.T @ X`` and ``\\frac{\\partial L}{\\partial \\mathbf{W}} = ...``."""
     if result.matrix is None:
         return None
-    of, wrt = _bold_name(result.of, of_rank), _bold_name(result.wrt, wrt_rank)
     lhs_text = naming.result(result.kind, result.of, result.wrt)
+    return Equation(Forms(lhs_text, _whole_derivative_latex(result, of_rank, wrt_rank)),
+                    Forms(result.matrix.text, result.matrix.latex))
+
+
+def _whole_derivative_latex(result: Result, of_rank: int, wrt_rank: int) -> str:
+    """The result as a whole: ``\\frac{\\partial L}{\\partial \\mathbf{W}}``, a Hessian
+    ``\\frac{\\partial^2 f}{\\partial \\mathbf{w} \\, \\partial \\mathbf{w}}``."""
+    of, wrt = _bold_name(result.of, of_rank), _bold_name(result.wrt, wrt_rank)
+    nabla = current_notation().derivative == "nabla"
     if result.kind == "hessian":
-        lhs_latex = f"\\frac{{\\partial^2 {of}}}{{\\partial {wrt} \\, \\partial {wrt}}}"
-    else:
-        lhs_latex = f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
-    return Equation(Forms(lhs_text, lhs_latex), Forms(result.matrix.text, result.matrix.latex))
+        if nabla:
+            return f"\\nabla^2_{{{wrt}}} {of}"
+        return f"\\frac{{\\partial^2 {of}}}{{\\partial {wrt} \\, \\partial {wrt}}}"
+    if result.kind == "grad" and _IDENTIFIER.fullmatch(result.of) and \
+            _IDENTIFIER.fullmatch(result.wrt):
+        return gradient_latex(result.of, result.wrt, rank=wrt_rank)
+    return f"\\frac{{\\partial {of}}}{{\\partial {wrt}}}"
 
 
 #: What each method of the check compares a result with, in the documents' words.
@@ -548,9 +735,26 @@ def _template_source(name: str) -> str:
     return (root / name).read_text(encoding="utf-8")
 
 
-def _environment(fmt: str) -> jinja2.Environment:
+#: The prefix by which a course's template names a built-in one, to extend it:
+#: ``((* extends "indexcalc/derivation.tex.j2" *))``.
+BUILTIN_PREFIX = "indexcalc/"
+
+
+def _builtin_template(name: str) -> str | None:
+    name = name[len(BUILTIN_PREFIX):] if name.startswith(BUILTIN_PREFIX) else name
+    if name not in _TEMPLATES.values():
+        return None
+    return _template_source(name)
+
+
+def _environment(fmt: str, folder: str | Path | None = None) -> jinja2.Environment:
+    """The jinja2 environment of ``fmt``'s template: the built-in templates, or first those
+    of a course's ``folder`` (sandboxed: a template lays out strings, it runs nothing)."""
+    loader: jinja2.BaseLoader = jinja2.FunctionLoader(_builtin_template)
+    if folder is not None:
+        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(folder)), loader])
     common = dict(
-        loader=jinja2.FunctionLoader(_template_source),
+        loader=loader,
         autoescape=False,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -559,15 +763,28 @@ def _environment(fmt: str) -> jinja2.Environment:
     )
     if fmt == "latex":
         # Delimiters that never occur in TeX, so braces and % in the template stay TeX.
-        env = jinja2.Environment(
+        env = SandboxedEnvironment(
             block_start_string="((*", block_end_string="*))",
             variable_start_string="(((", variable_end_string=")))",
             comment_start_string="((=", comment_end_string="=))",
             **common,
         )
     else:
-        env = jinja2.Environment(**common)
+        env = SandboxedEnvironment(**common)
     env.filters["tex"] = latex_escape  # free text inside LaTeX or Markdown math
     env.filters["md"] = markdown_escape
     env.filters["rows"] = rows.join  # a right side of an align* row, broken if too wide
     return env
+
+
+def _fill(fmt: str, folder, **context) -> str:
+    """The template of ``fmt`` filled in; a course template's mistakes as TemplateError."""
+    if folder is None:
+        return _environment(fmt).get_template(_TEMPLATES[fmt]).render(**context)
+    try:
+        return _environment(fmt, folder).get_template(_TEMPLATES[fmt]).render(**context)
+    except jinja2.TemplateSyntaxError as error:
+        where = f"{error.filename or error.name}:{error.lineno}"
+        raise TemplateError(f"{where}: {error.message}") from None
+    except jinja2.TemplateError as error:
+        raise TemplateError(f"in the templates of {folder}: {error}") from None

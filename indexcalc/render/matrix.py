@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from ..matrix import ir
 from ..terms import Add, Constant, DimSize, Num, Tensor, split_coeff
-from .printing import function_latex, name_latex, to_latex
+from .printing import function_latex, gradient_latex, name_has_superscript, name_latex, to_latex
 
 ATOM, TRANSPOSED, FRACTION, POWER, PRODUCT, ELEMENTWISE, SUM, LOW = 100, 90, 85, 80, 50, 40, 30, 20
 
@@ -24,7 +24,14 @@ def matrix_latex(m: ir.Node) -> str:
 
 
 def bold(name: str) -> str:
-    return f"\\mathbf{{{name_latex(name)}}}"
+    """A matrix or vector by name: ``\\mathbf{W}``, ``\\boldsymbol{\\gamma}``, ``\\mathbf{W}^{(1)}``
+    (plain with the ``matrices = plain`` notation)."""
+    return name_latex(name, bold=True)
+
+
+def _named(name: str, text: str) -> tuple[str, int]:
+    """A name's LaTeX, ranked so that a further superscript brackets ``W^{(1)}``."""
+    return text, TRANSPOSED if name_has_superscript(name) else ATOM
 
 
 def _latex(m: ir.Node) -> tuple[str, int]:
@@ -58,9 +65,8 @@ def _oriented(m: ir.Node, want: str | None, outer: int) -> str:
 def _ref(m: ir.Ref):
     if m.grad:
         of, wrt = m.grad
-        wrt_text = bold(wrt) if m.dims else name_latex(wrt)
-        return f"\\frac{{\\partial {name_latex(of)}}}{{\\partial {wrt_text}}}", FRACTION
-    return (bold(m.name) if m.dims else name_latex(m.name)), ATOM
+        return gradient_latex(of, wrt, rank=len(m.dims)), FRACTION
+    return _named(m.name, bold(m.name) if m.dims else name_latex(m.name))
 
 
 def _scalar(m: ir.Scalar):
@@ -75,18 +81,23 @@ def _ones(m: ir.Ones):
 
 
 def _inverse(m: ir.Inverse):
-    return f"{bold(m.name)}^{{-1}}", TRANSPOSED  # bracketed before a further superscript
+    return f"{_wrap_named(m.name)}^{{-1}}", TRANSPOSED  # bracketed before a further superscript
 
 
 def _identity(m: ir.Identity):
     return "\\mathbf{I}", ATOM
 
 
+def _wrap_named(name: str) -> str:
+    text = bold(name)
+    return f"\\left({text}\\right)" if name_has_superscript(name) else text
+
+
 # --- structure -------------------------------------------------------------------------------
 
 def _transpose(m: ir.Transpose):
     if isinstance(m.x, ir.Inverse):  # (S^-1)^T = S^-T
-        return f"{bold(m.x.name)}^{{-T}}", TRANSPOSED
+        return f"{_wrap_named(m.x.name)}^{{-T}}", TRANSPOSED
     return f"{_wrap(m.x, ATOM)}^{{T}}", TRANSPOSED
 
 
@@ -162,9 +173,9 @@ def _apply(m: ir.Apply):
 
 def _power(m: ir.Power):
     n = _fraction_text(m.n)
-    if m.x.shape.ndim == 0:
-        return f"{_wrap(m.x, POWER + 1)}^{{{n}}}", POWER
-    return f"{_wrap(m.x, POWER + 1)}^{{\\circ {n}}}", POWER
+    if m.x.shape.ndim == 0:  # the base has no superscript of its own (^{T}, ^{(1)})
+        return f"{_wrap(m.x, ATOM)}^{{{n}}}", POWER
+    return f"{_wrap(m.x, ATOM)}^{{\\circ {n}}}", POWER
 
 
 def _sum(m: ir.Sum):
@@ -172,11 +183,19 @@ def _sum(m: ir.Sum):
     out = ""
     for k, (sign, t) in enumerate(m.terms):
         text = _oriented(t, want, SUM + 1)
+        if m.shape.ndim == 1 and _is_number(t):  # 1 - p: the vector of ones, minus p
+            value = t.term.value
+            text = "\\mathbf{1}" if value == 1 else f"{_fraction_text(value)} \\, \\mathbf{{1}}"
         if k == 0:
             out = text if sign > 0 else f"-{text}"
         else:
             out += f" + {text}" if sign > 0 else f" - {text}"
     return out, SUM
+
+
+def _is_number(m: ir.Node) -> bool:
+    return (isinstance(m, ir.Scalar) and isinstance(m.term, Num) and m.term.value > 0
+            and m.term.value.denominator == 1)
 
 
 def _fraction_text(n: Fraction) -> str:

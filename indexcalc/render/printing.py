@@ -32,12 +32,16 @@ Helpers for other printers: ``name_latex`` (``lam`` -> ``\\lambda``) and ``funct
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, replace as replace_field
 from fractions import Fraction
 from functools import singledispatch
 from typing import Callable, NamedTuple
 
 from ..functions import CONSTANTS, builtin
+from ..notation import DEFAULT, Notation
 from ..terms import (
     Add,
     Arg,
@@ -61,7 +65,60 @@ from ..terms import (
     Term,
 )
 
-__all__ = ["to_text", "to_latex", "name_latex", "function_latex"]
+__all__ = ["to_text", "to_latex", "inline_latex", "name_latex", "function_latex", "notation",
+           "current_notation", "shown_indices", "index_latex", "index_subscript"]
+
+# --- the notation in force ---------------------------------------------------------------
+
+#: The LaTeX printers read the course's notation (``indexcalc.notation``) from here, so
+#: that every printer below it (terms, matrix forms, names) writes the same way.
+_NOTATION: ContextVar[Notation] = ContextVar("indexcalc_notation", default=DEFAULT)
+
+
+@contextmanager
+def notation(chosen: Notation):
+    """Print LaTeX in the ``chosen`` notation inside the ``with`` block."""
+    token = _NOTATION.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _NOTATION.reset(token)
+
+
+def current_notation() -> Notation:
+    return _NOTATION.get()
+
+
+#: Index names the LaTeX shows in place of the engine's (``t2`` -> ``q``): set per result
+#: by the documents, so that fresh indices read as a teacher would name them.
+_SHOWN_INDICES: ContextVar[dict[str, str]] = ContextVar("indexcalc_indices", default={})
+
+
+@contextmanager
+def shown_indices(mapping: dict[str, str]):
+    """Print the index named ``k`` as ``mapping[k]`` inside the ``with`` block (LaTeX)."""
+    token = _SHOWN_INDICES.set(dict(mapping))
+    try:
+        yield
+    finally:
+        _SHOWN_INDICES.reset(token)
+
+
+def index_latex(index) -> str:
+    """An index as the LaTeX shows it (``t2`` may be shown as ``q``)."""
+    return _shown(index)
+
+
+def _shown(index) -> str:
+    """An index (or an affine position ``u+k``) as the LaTeX shows it."""
+    mapping = _SHOWN_INDICES.get()
+    if not mapping:
+        return index.name
+    if isinstance(index, Index):
+        return mapping.get(index.name, index.name)
+    terms = tuple((c, Index(mapping.get(i.name, i.name), i.dim)) for c, i in index.terms)
+    return replace_field(index, terms=terms).name
+
 
 # --- precedence ------------------------------------------------------------------------
 
@@ -167,6 +224,8 @@ def _add(terms, render, paren) -> Rendered:
     for k, t in enumerate(terms):
         if k and _is_negative(t):
             parts.append("- " + _wrap(render(_negate(t)), MUL, paren))
+        elif k and render is _latex and isinstance(t, Sum) and _is_negative(t.body):
+            parts.append("- " + render(Sum(t.indices, _negate(t.body))).text)
         else:
             parts.append(("+ " if k else "") + _wrap(render(t), MUL, paren))
     return Rendered(" ".join(parts), ADD)
@@ -372,25 +431,102 @@ def _lparen(text: str) -> str:
     return f"\\left({text}\\right)"
 
 
-def name_latex(name: str, operator: bool = False) -> str:
-    """A tensor, scalar, dim or function name: ``lam`` -> ``\\lambda``, ``lr`` -> ``\\mathrm{lr}``.
+#: A name ending in one of these is its stem under the accent: ``yhat`` -> ``\\hat{y}``.
+_ACCENTS = {"hat": "\\hat", "bar": "\\bar", "tilde": "\\tilde"}
+#: ``W1``, ``H12``, ``x0``: letters, then the digits that number them (a layer, a step).
+_NUMBERED = re.compile(r"([A-Za-z]+?)([0-9]+)")
 
-    A name with one letter (``X``, ``W1``) stays as it is.
-    """
+
+@dataclass(frozen=True)
+class _Name:
+    """A name split for printing: ``core`` (``W``, ``\\gamma``, ``\\mathrm{lr}``), an
+    ``accent`` around it, and the ``number`` its digits give (``1`` in ``W1``)."""
+
+    core: str
+    accent: str = ""
+    number: str = ""
+    greek: bool = False
+    letters: str = ""  # the plain letters of a multi-letter core (``lr``), else ""
+
+
+def _split_name(name: str) -> _Name:
     if name in _GREEK:
-        return _GREEK[name]
+        return _Name(_GREEK[name], greek=True)
+    for suffix, accent in _ACCENTS.items():
+        stem = name[:-len(suffix)]
+        if name.endswith(suffix) and stem and (stem in _GREEK or stem.isalpha()):
+            inner = _split_name(stem)
+            if not inner.accent and not inner.number:
+                return _Name(inner.core, accent, "", inner.greek, inner.letters)
+    numbered = _NUMBERED.fullmatch(name)
+    if numbered and current_notation().digits != "plain":
+        inner = _split_name(numbered.group(1))
+        return _Name(inner.core, inner.accent, numbered.group(2), inner.greek, inner.letters)
     if sum(ch.isalpha() for ch in name) <= 1 and "_" not in name:
-        return name  # an underscore would make a double subscript: W_1_{s}
-    wrapper = "\\operatorname" if operator else "\\mathrm"
-    return wrapper + "{" + name.replace("_", "\\_") + "}"
+        return _Name(name)  # an underscore would make a double subscript: W_1_{s}
+    return _Name("\\mathrm{" + name.replace("_", "\\_") + "}",
+                 letters=name if name.isalnum() else "")
+
+
+def _bold_core(parts: _Name) -> str:
+    if parts.greek:
+        return f"\\boldsymbol{{{parts.core}}}"
+    if parts.letters:
+        return f"\\mathbf{{{parts.letters}}}"  # \mathbf{\mathrm{Xh}} would print upright thin
+    return f"\\mathbf{{{parts.core}}}"
+
+
+def name_latex(name: str, operator: bool = False, bold: bool = False,
+               indices: str = "") -> str:
+    """A tensor, scalar, dim or function name: ``lam`` -> ``\\lambda``, ``lr`` ->
+    ``\\mathrm{lr}``, ``W1`` -> ``W^{(1)}``, ``yhat`` -> ``\\hat{y}``.
+
+    ``bold`` (a matrix or vector, unless the notation's matrices are plain) prints
+    ``\\mathbf{W}``, ``\\boldsymbol{\\gamma}``; ``indices`` (``ij``, ``s,t``) is the
+    subscript of an entry, joined with the name's own number where the notation writes
+    digits as subscripts (``W_{1,ij}``).  A name with one letter stays as it is.
+    """
+    if operator:
+        if sum(ch.isalpha() for ch in name) <= 1 and "_" not in name or name in _GREEK:
+            return _GREEK.get(name, name)
+        return "\\operatorname{" + name.replace("_", "\\_") + "}"
+    parts = _split_name(name)
+    core = _bold_core(parts) if bold and current_notation().matrices == "bold" else parts.core
+    if parts.accent:
+        core = f"{parts.accent}{{{core}}}"
+    number, lower = parts.number, indices
+    if number and current_notation().digits == "subscript":
+        lower = f"{number},{indices}" if indices else number
+        number = ""
+    upper = f"^{{({number})}}" if number else ""
+    return core + upper + (f"_{{{lower}}}" if lower else "")
+
+
+def name_has_superscript(name: str) -> bool:
+    """Does ``name`` print with a superscript (``W^{(1)}``), so that a power or a transpose
+    of it needs brackets?"""
+    return bool(_split_name(name).number) and current_notation().digits == "superscript"
+
+
+def index_subscript(indices) -> str:
+    """The subscript of an entry with these indices, as the LaTeX shows them: ``ij``."""
+    return _index_subscript(indices)
+
+
+def _index_subscript(indices) -> str:
+    """``ij`` for one-letter indices, else ``s,t2``."""
+    names = [_shown(i) for i in indices]
+    return ("" if all(len(n) == 1 for n in names) else ",").join(names)
 
 
 def _latex_indices(indices: tuple[Index, ...]) -> str:
-    if not indices:
-        return ""
-    names = [i.name for i in indices]
-    sep = "" if all(len(n) == 1 for n in names) else ","
-    return "_{" + sep.join(names) + "}"
+    return "_{" + _index_subscript(indices) + "}" if indices else ""
+
+
+def _entry(name: str, indices, bold: bool = False) -> Rendered:
+    """``W_{ij}``, ``W^{(1)}_{ij}`` (a power of it needs brackets: it has a superscript)."""
+    text = name_latex(name, bold=bold, indices=_index_subscript(indices))
+    return Rendered(text, POW if name_has_superscript(name) else ATOM)
 
 
 def _latex_fraction(num: str, den: str) -> str:
@@ -433,13 +569,23 @@ def _(term: Constant) -> Rendered:
 
 @_latex.register
 def _(term: Tensor) -> Rendered:
-    return Rendered(name_latex(term.name) + _latex_indices(term.indices), ATOM)
+    return _entry(term.name, term.indices)
 
 
 @_latex.register
 def _(term: Grad) -> Rendered:
-    wrt = name_latex(term.wrt) + _latex_indices(term.indices)
-    return Rendered(_latex_fraction(f"\\partial {name_latex(term.of)}", f"\\partial {wrt}"), POW)
+    return Rendered(gradient_latex(term.of, term.wrt, _index_subscript(term.indices)), POW)
+
+
+def gradient_latex(of: str, wrt: str, indices: str = "", rank: int = 0) -> str:
+    """The gradient of ``of`` with respect to ``wrt`` (an entry when ``indices``, else the
+    whole of a tensor of ``rank``): ``\\frac{\\partial L}{\\partial W_{ij}}``, or with the
+    ``nabla`` notation ``[\\nabla_{\\mathbf{W}} L]_{ij}``."""
+    if current_notation().derivative == "nabla":
+        whole = f"\\nabla_{{{name_latex(wrt, bold=bool(rank or indices))}}} {name_latex(of)}"
+        return f"\\left[{whole}\\right]_{{{indices}}}" if indices else whole
+    return _latex_fraction(f"\\partial {name_latex(of)}",
+                           f"\\partial {name_latex(wrt, bold=bool(rank), indices=indices)}")
 
 
 @_latex.register
@@ -481,12 +627,18 @@ def _(term: Bracket) -> Rendered:
     return Rendered(f"\\left[{inner}\\right]", ATOM)
 
 
-_latex.register(IndexValue, _index_value)
+@_latex.register
+def _(term: IndexValue) -> Rendered:
+    value = term.value
+    single = len(value.terms) <= 1 and not (value.terms and value.offset)
+    return Rendered(_shown(value), ATOM if single else ADD)
 
 
 @_latex.register
 def _(term: MatrixFunc) -> Rendered:
-    matrix = "\\mathbf{" + name_latex(term.matrix) + "}"
+    matrix = name_latex(term.matrix, bold=True)
+    if name_has_superscript(term.matrix):
+        matrix = _lparen(matrix)
     if term.name == "det":
         return Rendered(f"\\det {matrix}", ATOM)
     if term.name == "logdet":
@@ -497,8 +649,8 @@ def _(term: MatrixFunc) -> Rendered:
 @_latex.register
 def _(term: Arg) -> Rendered:
     body = _wrap(_latex(term.body), MUL, _lparen)
-    head = f"\\operatorname*{{arg\\,{term.kind}}}_{{{term.over.name}}}"
-    return Rendered(f"\\left[{term.at.name} = {head} {body}\\right]", ATOM)
+    head = f"\\operatorname*{{arg\\,{term.kind}}}_{{{_shown(term.over)}}}"
+    return Rendered(f"\\left[{_shown(term.at)} = {head} {body}\\right]", ATOM)
 
 
 @_latex.register
@@ -506,9 +658,34 @@ def _(term: Sum) -> Rendered:
     extreme = as_extreme(term)
     if extreme is not None:
         kind, d, value = extreme
-        return Rendered(f"\\{kind}_{{{d.name}}} {_wrap(_latex(value), MUL, _lparen)}", MUL)
-    head = "\\sum_{" + ",".join(i.name for i in term.indices) + "}"
-    return Rendered(f"{head} {_wrap(_latex(term.body), MUL, _lparen)}", MUL)
+        return Rendered(f"\\{kind}_{{{_shown(d)}}} {_wrap(_latex(value), MUL, _lparen)}", MUL)
+    body = term.body
+    negative = _is_negative(body)  # -\\sum_{s} a, not \\sum_{s} -a
+    if negative:
+        body = _negate(body)
+    text = f"{sum_head_latex(term.indices)} {_wrap(_latex(body), MUL, _lparen)}"
+    return _signed(negative, Rendered(text, MUL))
+
+
+def inline_latex(term: Term) -> str:
+    """``term`` for a line of text: a derivative as ``\\partial L / \\partial W_{ij}``
+    (a stacked fraction would crowd the line); anything else as ``to_latex`` prints it."""
+    if isinstance(term, Grad) and current_notation().derivative != "nabla":
+        wrt = name_latex(term.wrt, indices=_index_subscript(term.indices))
+        return f"\\partial {name_latex(term.of)} / \\partial {wrt}"
+    if isinstance(term, Deriv) and isinstance(term.expr, Tensor):
+        return f"\\partial {_latex(term.expr).text} / \\partial {_latex(term.wrt).text}"
+    return to_latex(term)
+
+
+def sum_head_latex(indices) -> str:
+    """``\\sum_{s,n}``; with the notation's limits ``\\sum_{s}^{S} \\sum_{n}^{N}`` or
+    ``\\sum_{s=1}^{S} \\sum_{n=1}^{N}``, one sum per index as the documents write them."""
+    sums = current_notation().sums
+    if sums == "plain" or not all(i.dim for i in indices):
+        return "\\sum_{" + ",".join(_shown(i) for i in indices) + "}"
+    start = "=1" if sums == "range" else ""
+    return " ".join(f"\\sum_{{{_shown(i)}{start}}}^{{{name_latex(i.dim)}}}" for i in indices)
 
 
 @_latex.register
@@ -534,6 +711,14 @@ def _(term: Pow) -> Rendered:
 @_latex.register
 def _(term: Deriv) -> Rendered:
     wrt = f"\\partial {_latex(term.wrt).text}"
+    if isinstance(term.expr, Grad):  # a second derivative: d^2 L / (dw_i dw_j)
+        first = name_latex(term.expr.wrt, indices=_index_subscript(term.expr.indices))
+        return Rendered(_latex_fraction(f"\\partial^2 {name_latex(term.expr.of)}",
+                                        f"\\partial {first} \\, {wrt}"), POW)
+    if isinstance(term.expr, Tensor) and not term.expr.indices and isinstance(term.wrt, Tensor):
+        # d(L)/d(Z[s,h]): an entry of a gradient, written as the gradients are
+        return Rendered(gradient_latex(term.expr.name, term.wrt.name,
+                                       _index_subscript(term.wrt.indices)), POW)
     if isinstance(term.expr, Tensor):
         return Rendered(_latex_fraction(f"\\partial {_latex(term.expr).text}", wrt), POW)
     return Rendered(_latex_fraction("\\partial", wrt) + " " + _lparen(_latex(term.expr).text), POW)
@@ -549,8 +734,15 @@ def _(term: Mul) -> Rendered:
     if not p.numer:
         return _signed(p.negative, head or Rendered("1", ATOM))
     if p.denom:
-        num, den = _latex_product(list(p.numer)), _latex_product(list(p.denom))
-        parts = [Rendered(_latex_fraction(num, den), POW)]
+        # \\frac{T}{Y} \\frac{dY}{dX}, never \\frac{T \\frac{dY}{dX}}{Y}: a fraction inside a
+        # numerator prints in script size; so does a sum of fractions (then 1/den leads)
+        after = [f for f in p.numer if isinstance(f, (Grad, Deriv))]
+        numer = [f for f in p.numer if not isinstance(f, (Grad, Deriv))]
+        den = _latex_product(list(p.denom))
+        if numer and "\\frac" in _latex_product(numer):
+            after, numer = numer + after, []
+        parts = [Rendered(_latex_fraction(_latex_product(numer) if numer else "1", den), POW)]
+        parts += _factors(tuple(after), _latex, _lparen, tail=True)
     else:
         parts = _factors(p.numer, _latex, _lparen, tail=True)
     parts = ([head] if head else []) + parts

@@ -102,6 +102,8 @@ from ..terms import (
     unshadow,
 )
 
+from ..notation import NotationError
+
 __all__ = ["parse_text", "parse_file", "KEYWORDS", "RESERVED_NAMES"]
 
 #: Words of the language; none of them can name a dim, tensor or function.
@@ -1407,6 +1409,8 @@ def _declared_names(tokens: list[Token]) -> list[str]:
 
 
 _TITLE = re.compile(r"^\s*(title)\s*:(.*)$")
+#: ``notation: sums = limits, cases = split``: options for how results are written
+_NOTATION = re.compile(r"^\s*(notation)\s*:(.*)$")
 #: ``claim NAME = ...`` or ``claim NAME[i,j] = ...``: a matrix claim's NumPy text is not
 #: tokenized as the file language.
 _CLAIM = re.compile(r"^\s*claim\b")
@@ -1445,6 +1449,11 @@ class _FileParser:
                 self.title_line = line.number
                 self.problem.title = title.group(2).strip()
                 _check_printable(line, title.group(2), title.start(2))
+                statements += 1
+                continue
+            notation = _NOTATION.match(line.code)
+            if notation:
+                self._notation(line, notation)
                 statements += 1
                 continue
             if _CLAIM.match(line.code):
@@ -1551,6 +1560,14 @@ class _FileParser:
         self.declared[name] = _Declared(kind, location)
 
     # -- keyword statements --
+
+    def _notation(self, line: _Line, match: re.Match) -> None:
+        """``notation: sums = limits, cases = split`` (indexcalc.notation lists the options)."""
+        try:
+            self.problem.notation = self.problem.notation.read(match.group(2))
+        except NotationError as error:
+            raise line.error(str(error), match.start(2) + error.column + 1,
+                             hint=error.hint) from None
 
     def _title(self, line: _Line, cursor: _Cursor) -> None:
         cursor.next()
