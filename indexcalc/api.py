@@ -25,7 +25,7 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from . import derivation as _internal
 from .problem import InputError, Location
@@ -39,30 +39,39 @@ class IndexWarning(UserWarning):
     covers more than it seems to); its text gives the place, the line and a hint."""
 
 
-def derive(text: str, *, path: str = "<input>", check_with: tuple[str, ...] = ()
-           ) -> Derivation:
+def derive(text: str, *, path: str = "<input>", check_with: tuple[str, ...] = (),
+           notation: str | Mapping[str, str] = "") -> Derivation:
     """Derive every goal of a derivation file's ``text`` (CONTRACT section 1).
 
     ``path`` names the text in error messages.  ``check_with`` names frameworks ("torch",
-    "jax") whose autograd each result is also compared with.  Bad input raises
-    ``InputError`` with its ``path``, ``line``, ``column`` and ``message``.
+    "jax") whose autograd each result is also compared with.  ``notation`` sets how the
+    mathematics is written, over the file's ``notation:`` statements: ``"sums=limits,
+    cases=split"`` or ``{"sums": "limits"}`` (docs/worked-solutions.md; a bad option raises
+    ValueError).  Bad input raises ``InputError`` with its ``path``, ``line``, ``column``
+    and ``message``.
     """
     from .syntax.idx import parse_text
 
-    return _run(parse_text(text, path), check_with)
+    return _run(parse_text(text, path), check_with, notation)
 
 
-def load(path: str | Path, *, check_with: tuple[str, ...] = ()) -> Derivation:
+def load(path: str | Path, *, check_with: tuple[str, ...] = (),
+         notation: str | Mapping[str, str] = "") -> Derivation:
     """``derive`` the derivation file at ``path`` (UTF-8)."""
     from .syntax.idx import parse_file
 
-    return _run(parse_file(str(path)), check_with)
+    return _run(parse_file(str(path)), check_with, notation)
 
 
-def _run(problem, check_with) -> Derivation:
+def _run(problem, check_with, notation: str | Mapping[str, str] = "") -> Derivation:
     from .pipeline import run
 
     from .check.frameworks import FRAMEWORKS
+
+    if isinstance(notation, Mapping):
+        notation = ", ".join(f"{option} = {value}" for option, value in notation.items())
+    if notation:
+        problem.notation = problem.notation.read(notation)  # NotationError is a ValueError
 
     if isinstance(check_with, str):
         check_with = (check_with,)
@@ -215,17 +224,19 @@ class Derivation:
             raise KeyError(f"several results are taken with respect to {name!r}: {names}")
         raise KeyError(f"no result {name!r}: {names}")
 
-    def latex(self) -> str:
-        """The LaTeX document, as ``indexcalc derive FILE --format latex``."""
-        return self._render("latex")
+    def latex(self, *, fragment: bool = False, template: str | Path | None = None) -> str:
+        """The LaTeX document, as ``indexcalc derive FILE --format latex``; ``fragment``:
+        the body only, as ``--fragment``; ``template``: a course's folder of templates, as
+        ``--template DIR``."""
+        return self._render("latex", fragment, template)
 
-    def markdown(self) -> str:
+    def markdown(self, *, template: str | Path | None = None) -> str:
         """The Markdown document, as ``--format markdown``."""
-        return self._render("markdown")
+        return self._render("markdown", template=template)
 
-    def text(self) -> str:
+    def text(self, *, template: str | Path | None = None) -> str:
         """The plain text, as ``--format text``."""
-        return self._render("text")
+        return self._render("text", template=template)
 
     def to_json(self) -> str:
         """The JSON object of CONTRACT section 2, as ``--format json``."""
@@ -241,10 +252,11 @@ class Derivation:
 
         return module_source(self._derivation, framework)
 
-    def _render(self, fmt: str) -> str:
+    def _render(self, fmt: str, fragment: bool = False,
+                template: str | Path | None = None) -> str:
         from .render.document import render
 
-        return render(self._derivation, fmt)
+        return render(self._derivation, fmt, fragment, template)
 
     def __repr__(self) -> str:
         names = ", ".join(f"{r.name} ({r.check.status})" for r in self.results)

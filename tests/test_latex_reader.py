@@ -257,3 +257,16 @@ def test_a_sum_is_the_argument_of_a_function_written_without_brackets():
 ])
 def test_terse_latex(latex, text):
     assert read(latex) == text
+
+
+def test_a_row_break_that_forbids_a_page_break_is_a_row_break():
+    """indexcalc's own documents join a result's index and matrix forms with \\\\* (issue 14)."""
+    text = "\\begin{align*} A &= B \\\\* \\Leftrightarrow\\quad C &= D \\end{align*}"
+    assert [[(side.strip().replace("\\quad ", ""), relation) for side, relation in chain]
+            for chain in chains(text)] == [[("A", None), ("B", "="), ("C", "iff"), ("D", "=")]]
+
+
+def test_a_hadamard_power_is_read_as_the_elementwise_power():
+    """X^{\\circ 2}, as the matrix forms print the square of every entry (issue 14)."""
+    assert read(r"\mathbf{X}^{\circ 2}") == read(r"\mathbf{X}^{2}")
+    assert read(r"\left(\mathbf{1} - \mathbf{Y}^{\circ 2}\right)") == read(r"\left(\mathbf{1} - \mathbf{Y}^{2}\right)")

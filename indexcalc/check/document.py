@@ -917,6 +917,11 @@ def _matrices(a: Matrix, b: Matrix):
     return _broadcast(a, shape), _broadcast(b, shape)
 
 
+#: Two sides that are both zero up to round-off (1e-16 against 2e-16, from inputs of size
+#: about 1) are equal: below this absolute gap, the relative tolerance does not apply.
+ROUND_OFF = 1e-12
+
+
 def _differ(l: np.ndarray, r: np.ndarray, mask: np.ndarray, axes):
     l = np.real_if_close(l)
     r = np.real_if_close(r)
@@ -927,7 +932,7 @@ def _differ(l: np.ndarray, r: np.ndarray, mask: np.ndarray, axes):
     gap = np.where(mask, np.abs(l - r), 0.0)
     scale = max(float(np.max(np.where(mask, np.abs(l), 0.0), initial=0.0)),
                 float(np.max(np.where(mask, np.abs(r), 0.0), initial=0.0)), 1e-300)
-    if gap.size == 0 or float(np.max(gap)) <= TOLERANCE * scale:
+    if gap.size == 0 or float(np.max(gap)) <= max(TOLERANCE * scale, ROUND_OFF):
         return None
     entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(gap)), gap.shape))
     return entry, float(np.real(r[entry])), float(np.real(l[entry])), axes

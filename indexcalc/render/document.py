@@ -70,7 +70,13 @@ def render(derivation: Derivation, fmt: str, fragment: bool = False,
 # --- JSON (CONTRACT section 2) ------------------------------------------------------------
 
 def to_json_data(derivation: Derivation) -> dict:
-    """The JSON object of CONTRACT section 2 as plain Python data."""
+    """The JSON object of CONTRACT section 2 as plain Python data (its LaTeX strings in
+    the problem's notation)."""
+    with notation(derivation.problem.notation):
+        return _json_data(derivation)
+
+
+def _json_data(derivation: Derivation) -> dict:
     data = {
         "title": derivation.title,
         "results": [_result_json(result) for result in derivation.results],

@@ -210,7 +210,9 @@ def _factors(factors, render, paren, tail: bool) -> list[Rendered]:
     out = []
     for k, f in enumerate(factors):
         r = render(f)
-        last_sum = tail and k == len(factors) - 1 and isinstance(f, Sum)
+        # a last sum needs no brackets, unless it prints with its sign pulled out
+        last_sum = (tail and k == len(factors) - 1 and isinstance(f, Sum)
+                    and not r.text.startswith("-"))
         out.append(r if last_sum or r.prec >= POW else Rendered(paren(r.text), ATOM))
     return out
 

@@ -475,7 +475,9 @@ class _Parser:
                     node = Transpose(node, node.offset)
                 elif text == "-1":
                     node = Inverse(node, node.offset)
-                else:
+                else:  # X^{\circ 2}: a Hadamard power, which is how powers are read
+                    if script and script[0].text == r"\circ" and len(script) > 1:
+                        script = script[1:]
                     node = Pow(node, self._sub_parser(script).whole(), tok.offset)
             elif self.at("_"):
                 tok = self.next()
@@ -1013,7 +1015,7 @@ def read_document(text: str) -> list[Display]:
     return displays
 
 
-_ENV_TOKEN = re.compile(r"\\(begin|end)\{([A-Za-z]+)\*?\}|\\\\(?:\[[^\]]*\])?|\n|\\label\{[^}]*\}|\\tag\{[^}]*\}|%[^\n]*")
+_ENV_TOKEN = re.compile(r"\\(begin|end)\{([A-Za-z]+)\*?\}|\\\\\*?(?:\[[^\]]*\])?|\n|\\label\{[^}]*\}|\\tag\{[^}]*\}|%[^\n]*")
 
 
 _ROW_CONDITION = re.compile(
