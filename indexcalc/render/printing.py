@@ -717,6 +717,11 @@ def _(term: Deriv) -> Rendered:
         first = name_latex(term.expr.wrt, indices=_index_subscript(term.expr.indices))
         return Rendered(_latex_fraction(f"\\partial^2 {name_latex(term.expr.of)}",
                                         f"\\partial {first} \\, {wrt}"), POW)
+    inner = term.expr
+    if (isinstance(inner, Deriv) and isinstance(inner.expr, Tensor) and not inner.expr.indices
+            and isinstance(inner.wrt, Tensor)):  # the same, as the engine states a Hessian
+        return Rendered(_latex_fraction(f"\\partial^2 {_latex(inner.expr).text}",
+                                        f"\\partial {_latex(inner.wrt).text} \\, {wrt}"), POW)
     if isinstance(term.expr, Tensor) and not term.expr.indices and isinstance(term.wrt, Tensor):
         # d(L)/d(Z[s,h]): an entry of a gradient, written as the gradients are
         return Rendered(gradient_latex(term.expr.name, term.wrt.name,

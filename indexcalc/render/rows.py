@@ -19,6 +19,8 @@ import re
 BREAK_WIDTH = 75
 #: The width each row is filled to before it breaks.
 ROW_WIDTH = 60
+#: A bracket no wider than this is never broken inside: ``(X_{id} - X_{jd})^{2}``.
+SHORT_GROUP = 30
 #: Beyond this a row cannot be typeset at all (TeX's largest dimension, with a margin).
 TEX_LIMIT = 2500
 
@@ -61,21 +63,60 @@ def join(latex: str) -> str:
     return SEPARATOR.join(rows(latex))
 
 
+_OPEN = ("\\bigl(", "\\bigl[", "\\bigl|", "(", "[")
+_CLOSE = ("\\bigr)", "\\bigr]", "\\bigr|", ")", "]")
+
+
 def _split_at_additions(latex: str) -> list[str]:
-    """``latex`` cut before each `` + `` and `` - `` that is outside every brace group."""
-    pieces, depth, start, k = [], 0, 0, 0
+    """``latex`` cut before `` + `` and `` - `` outside every brace group: first at the
+    additions outside brackets, then, in a piece still too wide, at those one bracket
+    deeper, and so on; never inside a short bracket
+    (``(X_{id} - X_{jd})^{2}`` stays together)."""
+    candidates = _candidates(latex)
+    cuts: set[int] = set()
+    for level in sorted({depth for _, depth in candidates}):
+        bounds = [0, *sorted(cuts), len(latex)]
+        for start, end in zip(bounds, bounds[1:]):
+            if level and width(latex[start:end]) <= ROW_WIDTH:
+                continue
+            cuts.update(k for k, depth in candidates if depth == level and start < k < end)
+    bounds = [0, *sorted(cuts), len(latex)]
+    return [latex[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
+def _candidates(latex: str) -> list[tuple[int, int]]:
+    """Where ``latex`` may break: the position of each `` + `` / `` - `` outside braces, with
+    its bracket depth; inside a short bracket, none."""
+    out, braces, opened, k = [], 0, [], 0
     while k < len(latex):
+        if latex.startswith(_CLOSE, k) and opened and braces == opened[-1][1]:
+            opened.pop()
+        elif latex.startswith(_OPEN, k):
+            opened.append((k, braces))
         char = latex[k]
         if char == "\\":
             k += 2  # an escaped character (\{, \}) or the first letter of a command
             continue
         if char == "{":
-            depth += 1
+            braces += 1
         elif char == "}":
-            depth -= 1
-        elif depth == 0 and latex.startswith((" + ", " - "), k) and k > start:
-            pieces.append(latex[start:k])
-            start = k
+            braces -= 1
+        elif braces == 0 and latex.startswith((" + ", " - "), k) and k > 0:
+            out.append((k, len(opened), opened[-1][0] if opened else None))
         k += 1
-    pieces.append(latex[start:])
-    return pieces
+    return [(k, depth) for k, depth, start in out
+            if start is None or width(_group(latex, start)) > SHORT_GROUP]
+
+
+def _group(latex: str, start: int) -> str:
+    """The bracket group that opens at ``start`` (to its matching close, or the end)."""
+    depth, k = 0, start
+    while k < len(latex):
+        if latex.startswith(_OPEN, k):
+            depth += 1
+        elif latex.startswith(_CLOSE, k):
+            depth -= 1
+            if depth == 0:
+                return latex[start:k + 1]
+        k += 1
+    return latex[start:]
