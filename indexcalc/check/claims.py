@@ -118,11 +118,13 @@ def decide(claim: Claim, result: Result, problem: Problem, worlds: list[World] |
             return ClaimVerdict(claim, False, "the claim cannot be computed: "
                                               f"{_first_line(error)}", derived)
         if claimed.shape != expected.shape:
+            shapes = (claimed.shape, expected.shape)
+            if claim.kind == "matrix" and _denominator_layout(result):
+                shapes = (claimed.shape[::-1], expected.shape[::-1])  # as displayed
             return ClaimVerdict(
-                claim, False, f"wrong shape: the claim has shape {_shape(claimed.shape, world)}, "
-                              f"the result {_shape(expected.shape, world)}", derived,
-                Counterexample(world_inputs(world), None, None, None,
-                               (claimed.shape, expected.shape)))
+                claim, False, f"wrong shape: the claim has shape {_shape(shapes[0], world)}, "
+                              f"the result {_shape(shapes[1], world)}", derived,
+                Counterexample(world_inputs(world), None, None, None, shapes))
         differs = difference(claimed, expected)
         if differs is not None:
             entry, c, d = differs

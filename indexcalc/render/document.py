@@ -372,11 +372,16 @@ _ENGINE_INDEX = re.compile(r"[a-z][0-9]+")
 
 
 def _file_index_names(problem) -> frozenset[str]:
+    """The index names the file writes (the reader may add its own, ``k2`` for the
+    arg max of ``max_k``: those are not in the definition's source line)."""
     names: set[str] = set()
     for definition in problem.definitions.values():
-        names.update(i.name for i in definition.indices)
+        used = {i.name for i in definition.indices}
         if definition.body is not None:
-            names.update(definition.body.all_index_names())
+            used |= definition.body.all_index_names()
+        line = definition.location.text if definition.location is not None else None
+        names.update(n for n in used
+                     if line is None or re.search(rf"(?<![A-Za-z0-9_]){n}(?![A-Za-z0-9_])", line))
     return frozenset(names)
 
 
