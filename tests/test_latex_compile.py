@@ -46,11 +46,15 @@ def test_rows_break_only_wide_sides_outside_brace_groups():
     broken = rows.rows(wide)
     assert len(broken) > 1
     assert all(rows.width(row) <= rows.ROW_WIDTH + rows.width(term) + 3 for row in broken[:-1])
-    assert "\\left(" not in "".join(broken) and broken[0].startswith("\\bigl(")
-    assert "".join(broken).replace(" ", "") == wide.replace("\\left(", "\\bigl(").replace(
-        "\\right)", "\\bigr)").replace(" ", "")
+    # the bracket spans rows: \\left( ... \\right) cannot, \\Bigl( ... \\Bigr) can
+    assert "\\left(" not in "".join(broken) and broken[0].startswith("\\Bigl(")
+    assert "".join(broken).replace(" ", "") == wide.replace("\\left(", "\\Bigl(").replace(
+        "\\right)", "\\Bigr)").replace(" ", "")
     # the denominator's additions are inside braces: never a break there
     assert broken[-1].endswith("\\frac{1}{" + " + ".join([term] * 3) + "}")
+    # a bracket that closes in its own row keeps \\left ... \\right, sized to what it holds
+    inner = "\\left(\\frac{a}{b}\\right) " + " + ".join([term] * 6)
+    assert any("\\left(\\frac{a}{b}\\right)" in row for row in rows.rows(inner))
     unbreakable = "\\frac{1}{" + " + ".join([term] * 200) + "}"
     assert rows.rows(unbreakable) == [rows.TOO_WIDE]
 

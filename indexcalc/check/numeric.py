@@ -685,7 +685,8 @@ class _Check:
         nothing = not np.any(expected) and not any(np.any(g) for g in got)
         if nothing and "underflow" in self.events.seen:
             return self.not_checked("every compared value underflowed to zero")
-        compared = f"{expected.size} entries" if expected.size == derived.size else \
+        compared = ("1 entry" if expected.size == 1 else f"{expected.size} entries") \
+            if expected.size == derived.size else \
             f"{expected.size} of {derived.size} entries, sampled"
         how = attempt.method if attempt.step is None else f"{attempt.method}, step {attempt.step:g}"
         failing = [what for (what, _), j in zip(candidates, best.judged) if not j < TOLERANCE]

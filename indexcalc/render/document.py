@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+from collections import Counter
 import json
 import math
 import re
@@ -35,7 +36,7 @@ from . import rows
 from .cases import split as split_cases
 from .printing import (current_notation, gradient_latex, index_latex, index_subscript,
                        inline_latex, name_latex, notation, shown_indices, to_latex, to_text)
-from ..terms import ZERO, Grad
+from ..terms import ZERO, Deriv, Grad, Tensor
 
 __all__ = ["FORMATS", "render", "TemplateError", "latex_escape", "markdown_escape", "to_json_data"]
 
@@ -282,6 +283,9 @@ class BlockView:
     tag: str = ""
     #: the number of the earlier block this one repeats (its steps are not shown again)
     repeats: str = ""
+    #: the lines as LaTeX shows them: a step whose LaTeX is the line before's (``sum_i -a``
+    #: and ``-sum_i a`` print alike) joins that line, its rule added to the line's
+    latex_lines: tuple[LineView, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -451,6 +455,7 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
                  names: frozenset[str] = frozenset(), tags: dict | None = None,
                  repeats: dict | None = None) -> ResultView:
     tags, repeats = tags or {}, repeats or {}
+    titles = Counter(block.title for b, block in enumerate(result.blocks) if b not in repeats)
     kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
     source = result.numpy.source
     statement = f"{kind} of {result.of} with respect to {result.wrt}"
@@ -468,7 +473,8 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         statement=statement,
         statement_latex=statement_latex,
         blocks=_opening(result, of_rank, wrt_rank, _recall_runs(tuple(
-            _block_view(block, names, tags.get(b, ""), repeats.get(b, ""))
+            _block_view(block, names, tags.get(b, ""), repeats.get(b, ""),
+                        titles[block.title] > 1)
             for b, block in enumerate(result.blocks)))),
         index=Equation(_forms(result.target), _forms(result.index)),
         matrix=_matrix_forms(result, of_rank, wrt_rank),
@@ -486,7 +492,9 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
 
 
 def _block_view(block: Block, names: frozenset[str] = frozenset(), tag: str = "",
-                repeats: str = "") -> BlockView:
+                repeats: str = "", qualify: bool = False) -> BlockView:
+    """``qualify``: the title is not the only one of its kind in the result, so a derivative
+    says what it is taken with respect to ("Derivative of Xh with respect to v")."""
     if repeats:  # derived before: its result, and where to find the steps
         lines = (LineView(f"as derived in ({repeats})", _forms(_block_end(block))),)
     elif block.steps:
@@ -502,12 +510,27 @@ def _block_view(block: Block, names: frozenset[str] = frozenset(), tag: str = ""
             lines += (LineView("cases", _cases_forms(cases)),)
     widest = max(len(line.rhs.text) for line in lines)
     title, title_latex = block.title, _title_latex(block.title, names)
+    wrt = block.target.wrt if isinstance(block.target, Deriv) else None
+    if qualify and isinstance(wrt, Tensor) and " with respect to " not in title:
+        title += f" with respect to {wrt.name}"
+        title_latex += f" with respect to {_name_math(wrt.name)}"
     if block.title == "Chain rule":  # which chain rule: there are as many as definitions
         title = f"Chain rule for {to_text(block.target)}"
         title_latex = f"Chain rule for ${inline_latex(block.target)}$"
     return BlockView(title=title, target=_forms(block.target), lines=lines,
                      text_width=min(widest, _RULE_COLUMN_LIMIT), title_latex=title_latex,
-                     tag=tag, repeats=repeats)
+                     tag=tag, repeats=repeats, latex_lines=_distinct_latex(lines))
+
+
+def _distinct_latex(lines: tuple[LineView, ...]) -> tuple[LineView, ...]:
+    out: list[LineView] = []
+    for line in lines:
+        if out and line.lhs is None and line.rhs.latex == out[-1].rhs.latex:
+            rules = ", ".join(r for r in (out[-1].rule, line.rule) if r)
+            out[-1] = dataclasses.replace(out[-1], rule=rules or None)
+        else:
+            out.append(line)
+    return tuple(out)
 
 
 def _opening(result: Result, of_rank: int, wrt_rank: int,
@@ -539,11 +562,12 @@ def _recall_runs(blocks: tuple[BlockView, ...]) -> tuple[BlockView, ...]:
             last = out[-1]
             line = LineView(block.lines[0].rule, block.lines[0].rhs, block.target)
             out[-1] = dataclasses.replace(last, lines=last.lines + (line,),
+                                          latex_lines=last.latex_lines + (line,),
                                           text_width=max(last.text_width, block.text_width))
         elif block.repeats:
             line = LineView(block.lines[0].rule, block.lines[0].rhs, block.target)
-            out.append(dataclasses.replace(block, title=RECALL_TITLE,
-                                           title_latex=RECALL_TITLE, lines=(line,)))
+            out.append(dataclasses.replace(block, title=RECALL_TITLE, title_latex=RECALL_TITLE,
+                                           lines=(line,), latex_lines=(line,)))
         else:
             out.append(block)
     return tuple(out)

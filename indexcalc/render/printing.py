@@ -427,7 +427,7 @@ _GREEK = {
         "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega"
     ).split()
 }
-_GREEK.update({"lam": "\\lambda", "eps": "\\epsilon", "Lam": "\\Lambda"})
+_GREEK.update({"lam": "\\lambda", "eps": "\\epsilon", "Lam": "\\Lambda", "ell": "\\ell"})
 
 def _lparen(text: str) -> str:
     return f"\\left({text}\\right)"
@@ -728,7 +728,10 @@ def _(term: Deriv) -> Rendered:
                                        _index_subscript(term.wrt.indices)), POW)
     if isinstance(term.expr, Tensor):
         return Rendered(_latex_fraction(f"\\partial {_latex(term.expr).text}", wrt), POW)
-    return Rendered(_latex_fraction("\\partial", wrt) + " " + _lparen(_latex(term.expr).text), POW)
+    inside = _latex(term.expr)
+    if not (isinstance(term.expr, (Bracket, Func, MatrixFunc)) and inside.prec == ATOM):
+        inside = Rendered(_lparen(inside.text), ATOM)  # [|r| <= tau] and log(p) need none
+    return Rendered(_latex_fraction("\\partial", wrt) + " " + inside.text, POW)
 
 
 @_latex.register

@@ -3,8 +3,8 @@
 An ``align*`` row is one box: TeX cannot break it, and a row wider than about 5.7 m
 (``\\maxdimen``) stops pdflatex with "Dimension too large".  Long sums of long names reach
 that.  ``rows`` splits such a right side into rows of about ``ROW_WIDTH`` characters at the
-additions outside any brace group; ``\\left( ... \\right)`` pairs become ``\\bigl( ...
-\\bigr)``, which may open on one row and close on another.  A side that has no such place
+additions outside any brace group; a ``\\left( ... \\right)`` pair that then opens on one
+row and closes on another becomes ``\\Bigl( ... \\Bigr)``.  A side that has no such place
 to break and is still wider than TeX can measure is replaced by a note (the text and JSON
 forms carry it whole).
 
@@ -27,11 +27,11 @@ TEX_LIMIT = 2500
 #: Row separator inside ``align*``: the continuation is indented past the equals sign.
 SEPARATOR = "\n  \\\\\n  &\\quad "
 
-_INVISIBLE = re.compile(r"\\(?:mathrm|mathbf|boldsymbol|operatorname|left|right|bigl|bigr|"
+_INVISIBLE = re.compile(r"\\(?:mathrm|mathbf|boldsymbol|operatorname|left|right|bigl|bigr|Bigl|Bigr|"
                         r"frac|sqrt|text|quad|,|;|!)(?![A-Za-z])|[{}^_&]")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
-_DELIMITERS = (("\\left(", "\\bigl("), ("\\right)", "\\bigr)"), ("\\left[", "\\bigl["),
-               ("\\right]", "\\bigr]"), ("\\left|", "\\bigl|"), ("\\right|", "\\bigr|"))
+_LEFT_RIGHT = re.compile(r"\\(left|right)(?=[()\[\]|.])")
+_ROW_MARK = "\x00"
 TOO_WIDE = ("\\text{(too wide to typeset: the text and JSON forms of this result give it "
             "whole)}")
 
@@ -45,8 +45,6 @@ def rows(latex: str) -> list[str]:
     """``latex`` as one row, or broken into several where it is too wide."""
     if width(latex) <= BREAK_WIDTH:
         return [latex]
-    for wide, fixed in _DELIMITERS:
-        latex = latex.replace(wide, fixed)
     pieces = _split_at_additions(latex)
     out: list[str] = []
     for piece in pieces:
@@ -54,8 +52,29 @@ def rows(latex: str) -> list[str]:
             out[-1] += piece
         else:
             out.append(piece)
-    out = [row.strip() for row in out]
+    out = _sized([row.strip() for row in out])
     return [TOO_WIDE] if any(width(row) > TEX_LIMIT for row in out) else out
+
+
+def _sized(rows_: list[str]) -> list[str]:
+    """The rows with each ``\\left(``/``\\right)`` pair that opens on one row and closes on
+    another as ``\\Bigl(``/``\\Bigr)`` (a \\left must close in its own row); the pairs
+    inside a row stay, sized to what they hold."""
+    if len(rows_) == 1:
+        return rows_
+    text = _ROW_MARK.join(rows_)
+    pairs, opened = [], []
+    for m in _LEFT_RIGHT.finditer(text):
+        if m.group(1) == "left":
+            opened.append(m)
+        elif opened:
+            pairs.append((opened.pop(), m))
+    spanning = [m for a, b in pairs if _ROW_MARK in text[a.end():b.start()] for m in (a, b)]
+    spanning += opened  # a \\left never closed: cannot stay a \\left
+    for m in sorted(spanning, key=lambda m: m.start(), reverse=True):
+        size = "\\Bigl" if m.group(1) == "left" else "\\Bigr"
+        text = text[:m.start()] + size + text[m.end():]
+    return text.split(_ROW_MARK)
 
 
 def join(latex: str) -> str:
@@ -63,8 +82,8 @@ def join(latex: str) -> str:
     return SEPARATOR.join(rows(latex))
 
 
-_OPEN = ("\\bigl(", "\\bigl[", "\\bigl|", "(", "[")
-_CLOSE = ("\\bigr)", "\\bigr]", "\\bigr|", ")", "]")
+_OPEN = ("(", "[")
+_CLOSE = (")", "]")
 
 
 def _split_at_additions(latex: str) -> list[str]:
