@@ -815,3 +815,40 @@ def test_seed002_inputs_the_fragments_and_compiles_within_the_page(tmp_path):
         assert f"{name}.tex" in log  # each fragment was read
     widths = [float(w) for w in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide", log)]
     assert max(widths, default=0.0) <= 1.0, widths
+
+
+# --- 7. what the pages showed (issue 14, every page looked at) ----------------------------
+
+def test_the_files_one_assumption_is_named_where_it_is_used():
+    """Seed 001 uses sum_i y_i = 1 (one-hot targets); the step says so, not '(assumption)'."""
+    latex = latex_of(derivation("softmax_single"))
+    assert "\\text{(assumption $\\sum_{i} y_{i} = 1$)}" in latex
+    assert "(assumption sum_i y[i] = 1)" in render(derivation("softmax_single"), "text")
+
+
+def test_a_scalar_fraction_in_a_matrix_sum_is_not_bracketed():
+    latex = latex_of(derivation("gelu"))
+    assert "\\left(\\frac{1}{2}\\right)" not in latex and "\\frac{1}{2} + " in latex
+
+
+def test_a_sign_moved_out_of_a_sum_joins_the_row_before_in_the_latex():
+    """softmax_single: 'sum_i -y_i (...)' then 'pull constant out of sum' print alike."""
+    derived = derivation("softmax_single")
+    text, latex = render(derived, "text"), latex_of(derived)
+    assert "(pull constant out of sum)" in text
+    assert "\\text{(cancel, pull constant out of sum)}" in latex
+    for title, rows in latex_blocks(latex):
+        sides = [side for side, _ in rows]
+        assert all(a != b for a, b in zip(sides, sides[1:])), title
+
+
+def test_headings_that_repeat_in_a_result_say_with_respect_to_what():
+    text = render(derivation("batch_norm"), "text")
+    first = text.split("\n2. ")[0]
+    assert "Derivative of Xh with respect to v:" in first
+    assert "Derivative of Xh with respect to mu:" in first
+
+
+def test_the_numpy_heading_is_boxed_with_its_code():
+    latex = latex_of(derivation("linear_layer"))
+    assert "\\begin{minipage}{\\linewidth}\n\\paragraph{NumPy.}\n\\begin{verbatim}" in latex

@@ -270,6 +270,12 @@ class LineView:
     rule: str | None
     rhs: Forms
     lhs: Forms | None = None
+    #: the rule for LaTeX text (escaped; may hold $math$), "" to escape ``rule``
+    rule_latex: str = ""
+
+    def __post_init__(self):
+        if self.rule and not self.rule_latex:
+            object.__setattr__(self, "rule_latex", latex_escape(self.rule))
 
 
 @dataclass(frozen=True)
@@ -354,6 +360,11 @@ def _document_view(derivation: Derivation) -> DocumentView:
     file_indices = _file_index_names(problem)
     names = frozenset(problem.inputs) | frozenset(problem.definitions)
     repeats, tags = _block_numbers(derivation)
+    assumption = None  # the one assumption a step may name (of several, which is unsaid)
+    if len(problem.assumptions) == 1:
+        a = problem.assumptions[0]
+        assumption = (f"{to_text(a.lhs)} = {to_text(a.rhs)}",
+                      f"{to_latex(a.lhs)} = {to_latex(a.rhs)}")
     results = []
     for number, result in enumerate(derivation.results, 1):
         r = number - 1
@@ -363,7 +374,7 @@ def _document_view(derivation: Derivation) -> DocumentView:
                 _tensor_rank(problem, result.wrt), _depends(problem, result),
                 _claim_views(derivation, result), names,
                 {b: t for (rr, b), t in tags.items() if rr == r},
-                {b: t for (rr, b), t in repeats.items() if rr == r}))
+                {b: t for (rr, b), t in repeats.items() if rr == r}, assumption))
     results = tuple(results)
     return DocumentView(title=_printable(_one_line(derivation.title or "")) or DEFAULT_TITLE,
                         results=results)
@@ -453,7 +464,8 @@ def _claim_views(derivation: Derivation, result: Result) -> tuple[ClaimView, ...
 def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
                  depends: bool = True, claims: tuple[ClaimView, ...] = (),
                  names: frozenset[str] = frozenset(), tags: dict | None = None,
-                 repeats: dict | None = None) -> ResultView:
+                 repeats: dict | None = None,
+                 assumption: tuple[str, str] | None = None) -> ResultView:
     tags, repeats = tags or {}, repeats or {}
     titles = Counter(block.title for b, block in enumerate(result.blocks) if b not in repeats)
     kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
@@ -474,7 +486,7 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         statement_latex=statement_latex,
         blocks=_opening(result, of_rank, wrt_rank, _recall_runs(tuple(
             _block_view(block, names, tags.get(b, ""), repeats.get(b, ""),
-                        titles[block.title] > 1)
+                        titles[block.title] > 1, assumption)
             for b, block in enumerate(result.blocks)))),
         index=Equation(_forms(result.target), _forms(result.index)),
         matrix=_matrix_forms(result, of_rank, wrt_rank),
@@ -491,14 +503,24 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
     )
 
 
+def _step_line(step, assumption: tuple[str, str] | None) -> LineView:
+    """One step's row; the file's one assumption is named where it is used."""
+    if step.rule == "assumption" and assumption is not None:
+        text, latex = assumption
+        return LineView(f"assumption {text}", _forms(step.after), rule_latex=(
+            f"assumption ${latex}$"))
+    return LineView(step.rule, _forms(step.after))
+
+
 def _block_view(block: Block, names: frozenset[str] = frozenset(), tag: str = "",
-                repeats: str = "", qualify: bool = False) -> BlockView:
+                repeats: str = "", qualify: bool = False,
+                assumption: tuple[str, str] | None = None) -> BlockView:
     """``qualify``: the title is not the only one of its kind in the result, so a derivative
     says what it is taken with respect to ("Derivative of Xh with respect to v")."""
     if repeats:  # derived before: its result, and where to find the steps
         lines = (LineView(f"as derived in ({repeats})", _forms(_block_end(block))),)
     elif block.steps:
-        lines = tuple(LineView(step.rule, _forms(step.after)) for step in block.steps)
+        lines = tuple(_step_line(step, assumption) for step in block.steps)
         if current_notation().steps == "grouped" and len(lines) > 2:
             lines = (lines[0], LineView(", ".join(line.rule for line in lines[1:]),
                                         lines[-1].rhs))
@@ -527,7 +549,8 @@ def _distinct_latex(lines: tuple[LineView, ...]) -> tuple[LineView, ...]:
     for line in lines:
         if out and line.lhs is None and line.rhs.latex == out[-1].rhs.latex:
             rules = ", ".join(r for r in (out[-1].rule, line.rule) if r)
-            out[-1] = dataclasses.replace(out[-1], rule=rules or None)
+            latex = ", ".join(r for r in (out[-1].rule_latex, line.rule_latex) if r)
+            out[-1] = dataclasses.replace(out[-1], rule=rules or None, rule_latex=latex)
         else:
             out.append(line)
     return tuple(out)

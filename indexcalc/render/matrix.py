@@ -71,8 +71,10 @@ def _ref(m: ir.Ref):
 
 def _scalar(m: ir.Scalar):
     t = m.term
-    if isinstance(t, Num) and (t.value < 0 or t.value.denominator != 1):
+    if isinstance(t, Num) and t.value < 0:
         return to_latex(t), LOW
+    if isinstance(t, Num) and t.value.denominator != 1:  # \frac{1}{2}: one symbol
+        return to_latex(t), FRACTION
     return to_latex(t), ATOM if isinstance(t, (Num, DimSize, Constant, Tensor)) else LOW
 
 
