@@ -7,8 +7,10 @@ import re
 import pytest
 
 from conftest import DERIVATIONS, derivation, derive_text
+from indexcalc.pipeline import run
 from indexcalc.render import rows
 from indexcalc.render.document import render
+from indexcalc.syntax.idx import parse_file
 from test_render import compile_latex, need_pdflatex
 
 
@@ -77,3 +79,21 @@ def test_a_fragment_is_input_into_a_courses_own_document(tmp_path, capsys):
     assert done.returncode == 0, done.stdout[-2000:]
     assert cli.main(["derive", source, "--fragment"]) == 2  # text has no fragment
     assert "--fragment is a LaTeX body" in capsys.readouterr().err
+
+
+#: Every option away from its default at once (issue 14): the rows these write (cases,
+#: grouped rules, limits on every sum, \nabla, subscript digits) must fit the page too.
+EVERY_OPTION = ("style = documents, cases = split, steps = grouped, derivative = nabla, "
+                "digits = subscript, matrices = plain, layout = denominator")
+
+
+@pytest.mark.parametrize("path", sorted(DERIVATIONS.glob("*.idx")), ids=lambda p: p.stem)
+def test_every_derivation_in_every_notation_compiles_within_the_page(path, tmp_path):
+    need_pdflatex()
+    problem = parse_file(str(path))
+    problem.notation = problem.notation.read(EVERY_OPTION)
+    done = compile_latex(render(run(problem), "latex"), tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:]
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    widths = [float(m) for m in re.findall(r"Overfull \\hbox \(([0-9.]+)pt too wide", log)]
+    assert max(widths, default=0.0) <= 1.0, widths

@@ -109,6 +109,9 @@ def latex_blocks(latex: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
                 rows.append([line[2:].strip(), None])
             elif line.startswith("&& \\text{(") and rows:
                 rows[-1][1] = line[len("&& \\text{("):-len(")}")]
+            elif line.startswith("&& \\parbox") and rows:  # a long rule, boxed
+                rows[-1][1] = line[line.index("\\raggedright (") + len("\\raggedright ("):
+                                   -len(")}")]
         out.append((match.group(1), [tuple(r) for r in rows]))
     return out
 

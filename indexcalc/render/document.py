@@ -832,6 +832,7 @@ def _environment(fmt: str, folder: str | Path | None = None) -> jinja2.Environme
     env.filters["tex"] = latex_escape  # free text inside LaTeX or Markdown math
     env.filters["md"] = markdown_escape
     env.filters["rows"] = rows.join  # a right side of an align* row, broken if too wide
+    env.tests["fitting"] = lambda line: rows.rule_fits(line.rhs.latex, line.rule or "")
     return env
 
 

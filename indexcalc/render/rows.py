@@ -37,8 +37,10 @@ TOO_WIDE = ("\\text{(too wide to typeset: the text and JSON forms of this result
 
 
 def width(latex: str) -> int:
-    """Estimated visible width of ``latex`` in characters (a command is one character)."""
-    return len(_COMMAND.sub("x", _INVISIBLE.sub("", latex)))
+    """Estimated visible width of ``latex`` in characters (a command is one character, but
+    ``\\nabla_{W} L`` with its brackets prints about three wider and a sum sign two)."""
+    return (len(_COMMAND.sub("x", _INVISIBLE.sub("", latex))) + 3 * latex.count("\\nabla")
+            + 2 * latex.count("\\sum"))
 
 
 def rows(latex: str) -> list[str]:
@@ -75,6 +77,17 @@ def _sized(rows_: list[str]) -> list[str]:
         size = "\\Bigl" if m.group(1) == "left" else "\\Bigr"
         text = text[:m.start()] + size + text[m.end():]
     return text.split(_ROW_MARK)
+
+
+#: A rule name longer than this, or one that would make its row wider than LINE_WIDTH,
+#: goes in a narrow box of several lines beside the row.
+RULE_WIDTH = 40
+LINE_WIDTH = 95
+
+
+def rule_fits(latex: str, rule: str) -> bool:
+    """Does the rule name ``rule`` fit on one line beside the last row of ``latex``?"""
+    return len(rule) <= RULE_WIDTH and width(rows(latex)[-1]) + len(rule) <= LINE_WIDTH
 
 
 def join(latex: str) -> str:
