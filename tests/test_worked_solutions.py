@@ -33,7 +33,7 @@ from indexcalc.problem import InputError
 from indexcalc.render.cases import split as split_cases
 from indexcalc.render.document import render
 from indexcalc.syntax.idx import parse_file, parse_text
-from indexcalc.terms import Add, Delta, Mul, Num, Pow, Sum, Tensor
+from indexcalc.terms import Add, Delta, Deriv, Mul, Num, Pow, Sum, Tensor
 from test_render import compile_latex, need_pdflatex
 
 REPO = Path(__file__).resolve().parent.parent
@@ -855,3 +855,34 @@ def test_headings_that_repeat_in_a_result_say_with_respect_to_what():
 def test_the_numpy_heading_is_boxed_with_its_code():
     latex = latex_of(derivation("linear_layer"))
     assert "\\begin{minipage}{\\linewidth}\n\\paragraph{NumPy.}\n\\begin{verbatim}" in latex
+
+
+def test_a_hessian_puts_in_the_derivative_derived_for_the_gradient():
+    """logistic_regression: the second derivative needs dp_n/dw_j, which the gradient's
+    'Derivative of p' block derived as dp_n/dw_i; it is put in by that block's number,
+    not derived again in seven rows (seen on page 3)."""
+    derived = derivation("logistic_regression")
+    text = render(derived, "text")
+    second = text.split("Second derivative:")[1].split("Result:")[0]
+    assert "(as derived in (" in second and "(expand definition)" not in second
+    number = re.search(r"\(as derived in \((\d+)\)\)", second).group(1)
+    assert f"Derivative of p:  ({number})" in text
+    hessian = next(r for r in derived.results if r.kind == "hessian")
+    assert hessian.check.passed
+
+
+def test_a_derivative_through_another_definition_is_not_reused_for_a_hessian():
+    """p depends on w only through z: its local derivative is partial (z held fixed), so the
+    second derivative derives it again rather than put in the wrong (partial) one."""
+    derived = derive_text(
+        "dims N, D\ninput X[N,D], w[D], t[N]\n"
+        "z[n] = sum_d X[n,d] * w[d]\np[n] = sigmoid(z[n])\n"
+        "L = -sum_n (t[n] * log(p[n]) + (1 - t[n]) * log(1 - p[n]))\n"
+        "hessian L wrt w\n")
+    result = derived.results[0]
+    assert result.check.passed, result.check
+    reused = [d.expr.name for block in result.blocks for step in block.steps
+              if step.rule == "derivative derived above"
+              for d in step.before.walk() if isinstance(d, Deriv) and d not in set(step.after.walk())]
+    assert "p" not in reused  # dp/dw is partial (z fixed): derived again
+    assert "z" in reused  # dz/dw is the total derivative: put in

@@ -66,6 +66,8 @@ class Engine:
     _inlined: dict = field(default_factory=dict)
     _index_names: set | None = None
     _rules: tuple | None = None
+    #: local derivatives that equal the total ones, for a second derivative to reuse
+    _known: list = field(default_factory=list)
 
     # -- public ------------------------------------------------------------------------
     def derive(self, goal: Goal) -> IndexResult:
@@ -232,8 +234,22 @@ class Engine:
 
     def local_derivative(self, entry: Tensor, wrt_entry: Tensor) -> Block:
         start = Deriv(entry, wrt_entry)
-        return self.run_block(f"Derivative of {entry.name}", start, start,
-                              Context(self.problem), first=self._expand_step(start, wrt_entry))
+        block = self.run_block(f"Derivative of {entry.name}", start, start,
+                               Context(self.problem), first=self._expand_step(start, wrt_entry))
+        if self._partial_is_total(entry.name, wrt_entry.name):
+            self._known.append((start, block.result))
+        return block
+
+    def _partial_is_total(self, name: str, wrt: str) -> bool:
+        """Does ``name`` depend on ``wrt`` directly only, through no other definition?  Then
+        its local (partial) derivative is the total one, and a second derivative may reuse
+        it instead of deriving it again."""
+        body = self.problem.definitions[name].body
+        if body is None:
+            return False
+        used = {t.name for t in body.walk() if isinstance(t, Tensor)}
+        return not any(self.problem.is_defined(u) and (u == wrt or wrt in self.problem.reaches(u))
+                       for u in used if u != wrt)
 
     def _expand_step(self, node: Deriv, wrt_entry: Tensor) -> Step:
         body = instantiate(self.problem, node.expr, avoid=wrt_entry.free)
@@ -245,7 +261,7 @@ class Engine:
         start = Deriv(gradient, Tensor(goal.wrt, second))
         target = Deriv(Deriv(Tensor(goal.of, ()), Tensor(goal.wrt, wrt_indices)),
                        Tensor(goal.wrt, second))
-        ctx = Context(self.problem, partial=False)
+        ctx = Context(self.problem, partial=False, known=tuple(self._known))
         if any(isinstance(t, Grad) for t in gradient.walk()):
             raise InputError(f"the hessian of {goal.of} needs second derivatives of an "
                              "unspecified loss, which indexcalc does not know",

@@ -37,9 +37,12 @@ class Context:
     #: In a partial derivative, defined tensors other than the one differentiated are
     #: independent variables (the chain rule over definitions accounts for them).
     partial: bool = True
+    #: local derivatives derived in earlier blocks, d Y[s,n] / d W[i,j] -> its result, that
+    #: a total derivative may reuse: (target, result) pairs (see ``known_derivative``)
+    known: tuple[tuple[Term, Term], ...] = ()
 
     def inside(self, indices) -> "Context":
-        return Context(self.problem, self.bound | frozenset(indices), self.partial)
+        return Context(self.problem, self.bound | frozenset(indices), self.partial, self.known)
 
 
 @dataclass(frozen=True)
@@ -802,6 +805,29 @@ NO_DEPENDENCE = Rule("no dependence", _planned, "dY/dW = 0 where Y does not depe
                      "differentiate")
 EXPAND_DEFINITION = Rule("expand definition", expand_definition_rule, phase="differentiate")
 
+
+def known_derivative(term: Term, ctx: Context) -> Term | None:
+    """dY[t,m] / dW[k,l] = the derivative dY[s,n] / dW[i,j] found in an earlier block, with
+    s, n, i, j renamed t, m, k, l (total derivatives only: the earlier block is reused
+    only where the partial derivative it computed is the total one, ``Engine``)."""
+    if ctx.partial or not ctx.known or not isinstance(term, Deriv):
+        return None
+    expr, wrt = term.expr, term.wrt
+    if not (isinstance(expr, Tensor) and isinstance(wrt, Tensor)):
+        return None
+    for target, result in ctx.known:
+        if (target.expr.name, target.wrt.name) != (expr.name, wrt.name):
+            continue
+        old = target.expr.indices + target.wrt.indices
+        new = expr.indices + wrt.indices
+        if not all(isinstance(i, Index) for i in old + new) or len(set(new)) != len(new):
+            continue
+        return rename_indices(result, dict(zip(old, new)))
+    return None
+
+
+KNOWN_DERIVATIVE = Rule("derivative derived above", known_derivative, phase="differentiate")
+
 def _bodies(problem: Problem):
     return [d.body for d in problem.definitions.values() if d.body is not None]
 
@@ -822,6 +848,7 @@ def _functions(problem: Problem) -> set[str]:
 
 
 RULES: tuple[Rule, ...] = (
+    KNOWN_DERIVATIVE,
     EXPAND_DEFINITION,
     Rule("linearity", linearity, phase="differentiate"),
     Rule("quotient rule", quotient_rule, phase="differentiate"),

@@ -359,7 +359,7 @@ def _document_view(derivation: Derivation) -> DocumentView:
     problem = derivation.problem
     file_indices = _file_index_names(problem)
     names = frozenset(problem.inputs) | frozenset(problem.definitions)
-    repeats, tags = _block_numbers(derivation)
+    numbering = _numbering(derivation)
     assumption = None  # the one assumption a step may name (of several, which is unsaid)
     if len(problem.assumptions) == 1:
         a = problem.assumptions[0]
@@ -372,9 +372,7 @@ def _document_view(derivation: Derivation) -> DocumentView:
             results.append(_result_view(
                 number, result, _tensor_rank(problem, result.of),
                 _tensor_rank(problem, result.wrt), _depends(problem, result),
-                _claim_views(derivation, result), names,
-                {b: t for (rr, b), t in tags.items() if rr == r},
-                {b: t for (rr, b), t in repeats.items() if rr == r}, assumption))
+                _claim_views(derivation, result), names, numbering.of_result(r), assumption))
     results = tuple(results)
     return DocumentView(title=_printable(_one_line(derivation.title or "")) or DEFAULT_TITLE,
                         results=results)
@@ -463,11 +461,11 @@ def _claim_views(derivation: Derivation, result: Result) -> tuple[ClaimView, ...
 
 def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
                  depends: bool = True, claims: tuple[ClaimView, ...] = (),
-                 names: frozenset[str] = frozenset(), tags: dict | None = None,
-                 repeats: dict | None = None,
+                 names: frozenset[str] = frozenset(), numbering: _Numbering | None = None,
                  assumption: tuple[str, str] | None = None) -> ResultView:
-    tags, repeats = tags or {}, repeats or {}
-    titles = Counter(block.title for b, block in enumerate(result.blocks) if b not in repeats)
+    numbering = numbering or _Numbering({}, {}, {})
+    titles = Counter(block.title for b, block in enumerate(result.blocks)
+                     if b not in numbering.repeats)
     kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
     source = result.numpy.source
     statement = f"{kind} of {result.of} with respect to {result.wrt}"
@@ -485,8 +483,9 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         statement=statement,
         statement_latex=statement_latex,
         blocks=_opening(result, of_rank, wrt_rank, _recall_runs(tuple(
-            _block_view(block, names, tags.get(b, ""), repeats.get(b, ""),
-                        titles[block.title] > 1, assumption)
+            _block_view(block, names, numbering.tags.get(b, ""), numbering.repeats.get(b, ""),
+                        titles[block.title] > 1, assumption,
+                        {k: t for (bb, k), t in numbering.steps.items() if bb == b})
             for b, block in enumerate(result.blocks)))),
         index=Equation(_forms(result.target), _forms(result.index)),
         matrix=_matrix_forms(result, of_rank, wrt_rank),
@@ -503,8 +502,11 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
     )
 
 
-def _step_line(step, assumption: tuple[str, str] | None) -> LineView:
-    """One step's row; the file's one assumption is named where it is used."""
+def _step_line(step, assumption: tuple[str, str] | None, refers: str = "") -> LineView:
+    """One step's row; the file's one assumption is named where it is used, and a
+    derivative put in from an earlier block by that block's number (``refers``)."""
+    if refers:
+        return LineView(f"as derived in ({refers})", _forms(step.after))
     if step.rule == "assumption" and assumption is not None:
         text, latex = assumption
         return LineView(f"assumption {text}", _forms(step.after), rule_latex=(
@@ -514,13 +516,15 @@ def _step_line(step, assumption: tuple[str, str] | None) -> LineView:
 
 def _block_view(block: Block, names: frozenset[str] = frozenset(), tag: str = "",
                 repeats: str = "", qualify: bool = False,
-                assumption: tuple[str, str] | None = None) -> BlockView:
+                assumption: tuple[str, str] | None = None,
+                refers: dict[int, str] | None = None) -> BlockView:
     """``qualify``: the title is not the only one of its kind in the result, so a derivative
     says what it is taken with respect to ("Derivative of Xh with respect to v")."""
     if repeats:  # derived before: its result, and where to find the steps
         lines = (LineView(f"as derived in ({repeats})", _forms(_block_end(block))),)
     elif block.steps:
-        lines = tuple(_step_line(step, assumption) for step in block.steps)
+        lines = tuple(_step_line(step, assumption, (refers or {}).get(k, ""))
+                      for k, step in enumerate(block.steps))
         if current_notation().steps == "grouped" and len(lines) > 2:
             lines = (lines[0], LineView(", ".join(line.rule for line in lines[1:]),
                                         lines[-1].rhs))
@@ -623,23 +627,56 @@ def _block_key(block: Block) -> tuple:
             tuple((step.rule, to_text(step.after)) for step in block.steps))
 
 
-def _block_numbers(derivation: Derivation) -> tuple[dict, dict]:
-    """Which blocks repeat an earlier one, and the numbers of the blocks referred to:
-    ``(repeats, tags)``, both keyed by (result position, block position)."""
+@dataclass(frozen=True)
+class _Numbering:
+    """The cross-references of a document, keyed by (result, block) positions: blocks that
+    repeat an earlier one, the numbers of the blocks referred to, and steps that put in a
+    derivative an earlier block derived (keyed by (result, block, step))."""
+
+    repeats: dict
+    tags: dict
+    steps: dict
+
+    def of_result(self, r: int) -> "_Numbering":
+        """The references of result ``r``, keyed by block (and step) position alone."""
+        return _Numbering({b: t for (rr, b), t in self.repeats.items() if rr == r},
+                          {b: t for (rr, b), t in self.tags.items() if rr == r},
+                          {(b, k): t for (rr, b, k), t in self.steps.items() if rr == r})
+
+
+#: The engine's rule that puts in a local derivative derived in an earlier block.
+KNOWN_DERIVATIVE = "derivative derived above"
+
+
+def _numbering(derivation: Derivation) -> _Numbering:
     first: dict[tuple, tuple[int, int]] = {}
+    derived: dict[tuple[str, str], tuple[int, int]] = {}  # (Y, W) -> the block of dY/dW
     repeats: dict[tuple[int, int], tuple[int, int]] = {}
+    steps: dict[tuple[int, int, int], tuple[int, int]] = {}
     for r, result in enumerate(derivation.results):
         for b, block in enumerate(result.blocks):
             if len(block.steps) < 1:
                 continue
+            for k, step in enumerate(block.steps):
+                if step.rule == KNOWN_DERIVATIVE:
+                    used = [d for d in step.before.walk() if isinstance(d, Deriv)
+                            and isinstance(d.expr, Tensor) and isinstance(d.wrt, Tensor)
+                            and (d.expr.name, d.wrt.name) in derived]
+                    if used:
+                        steps[(r, b, k)] = derived[(used[0].expr.name, used[0].wrt.name)]
             key = _block_key(block)
             if key in first:
                 repeats[(r, b)] = first[key]
             else:
                 first[key] = (r, b)
-    referred = sorted(set(repeats.values()))
+            target = block.target
+            if (isinstance(target, Deriv) and isinstance(target.expr, Tensor)
+                    and isinstance(target.wrt, Tensor)):
+                derived.setdefault((target.expr.name, target.wrt.name), (r, b))
+    referred = sorted(set(repeats.values()) | set(steps.values()))
     tags = {place: str(n) for n, place in enumerate(referred, 1)}
-    return {place: tags[earlier] for place, earlier in repeats.items()}, tags
+    return _Numbering({place: tags[earlier] for place, earlier in repeats.items()}, tags,
+                      {place: tags[earlier] for place, earlier in steps.items()})
 
 
 def _forms(term) -> Forms:
