@@ -153,6 +153,30 @@ def test_expand_definition_does_not_fire():
     no_fire("expand definition", t("Y", s, n), TOTAL)
 
 
+@covers("derivative derived above")
+def test_known_derivative_puts_in_an_earlier_result_renamed():
+    """dY_tm/dW_kl = (dY_sn/dW_ij, derived in an earlier block) with s, n, i, j -> t, m, k, l."""
+    earlier = (Deriv(t("Y", s, n), t("W", i, j)), mul(t("X", s, j), Delta(n, i)))
+    ctx = Context(PROBLEM, partial=False, known=(earlier,))
+    a, b, kk = Index("a", "S"), Index("b", "N"), Index("k", "N")
+    out = fire("derivative derived above", Deriv(t("Y", a, b), t("W", kk, m)), ctx)
+    assert same(out, mul(t("X", a, m), Delta(b, kk)))
+
+
+@covers("derivative derived above")
+def test_known_derivative_does_not_fire():
+    earlier = (Deriv(t("Y", s, n), t("W", i, j)), mul(t("X", s, j), Delta(n, i)))
+    known = Context(PROBLEM, partial=False, known=(earlier,))
+    # only in a total derivative (the engine keeps only derivatives that are total)
+    no_fire("derivative derived above", Deriv(t("Y", s, n), t("W", i, j)),
+            Context(PROBLEM, known=(earlier,)))
+    # nothing known, or a derivative of something else
+    no_fire("derivative derived above", Deriv(t("Y", s, n), t("W", i, j)), TOTAL)
+    no_fire("derivative derived above", Deriv(t("Y", s, n), t("b", i)), known)
+    # a repeated index (the diagonal) is not a renaming of the earlier derivative
+    no_fire("derivative derived above", Deriv(t("Y", s, n), t("W", n, j)), known)
+
+
 @covers("linearity")
 def test_linearity_fires():
     """d(a + c b) = da + c db; the constant b_n drops out (seed 002, 1a: "+ 0")."""
