@@ -224,10 +224,11 @@ def _factor_texts(factors, render, paren, tail: bool) -> list[str]:
 def _add(terms, render, paren) -> Rendered:
     parts = []
     for k, t in enumerate(terms):
+        shown = render(t) if k and render is _latex and not _is_negative(t) else None
         if k and _is_negative(t):
             parts.append("- " + _wrap(render(_negate(t)), MUL, paren))
-        elif k and render is _latex and isinstance(t, Sum) and _is_negative(t.body):
-            parts.append("- " + render(Sum(t.indices, _negate(t.body))).text)
+        elif shown is not None and shown.text.startswith("-"):
+            parts.append("- " + shown.text[1:])  # a sign pulled out of a sum or fraction
         else:
             parts.append(("+ " if k else "") + _wrap(render(t), MUL, paren))
     return Rendered(" ".join(parts), ADD)
@@ -539,7 +540,8 @@ def _juxtapose(texts: list[str]) -> str:
     """Factors side by side, with a thin space where they would run together."""
     out = texts[0] if texts else ""
     for left, right in zip(texts, texts[1:]):
-        thin = right[:1].isdigit() or "\\mathrm" in (left[:7], right[:7])
+        thin = (right[:1].isdigit() or "\\mathrm" in (left[:7], right[:7])
+                or left.startswith("\\sqrt"))  # \sqrt{v} \, S: S clear of the radical
         out += (" \\, " if thin else " ") + right
     return out
 
@@ -702,7 +704,14 @@ def _(term: Pow) -> Rendered:
     exponent = term.exponent
     if exponent == Num(Fraction(1, 2)):
         return Rendered(f"\\sqrt{{{_latex(term.base).text}}}", ATOM)
-    base = _wrap(_latex(term.base), ATOM, _lparen)
+    base_term = term.base
+    if (isinstance(base_term, Func) and base_term.name == "sqrt" and not base_term.order
+            and isinstance(exponent, Num)):  # sqrt(v + eps)^2 = v + eps: no root squared
+        exponent = Num(exponent.value / 2)
+        if exponent.value == 1:
+            return _latex(base_term.arg)
+        base_term = base_term.arg
+    base = _wrap(_latex(base_term), ATOM, _lparen)
     if isinstance(exponent, Num):
         exp_text = str(exponent.value)  # 2, -1 or 3/2
     else:
@@ -729,7 +738,7 @@ def _(term: Deriv) -> Rendered:
     if isinstance(term.expr, Tensor):
         return Rendered(_latex_fraction(f"\\partial {_latex(term.expr).text}", wrt), POW)
     inside = _latex(term.expr)
-    if not (isinstance(term.expr, (Bracket, Func, MatrixFunc)) and inside.prec == ATOM):
+    if not (isinstance(term.expr, (Bracket, Func, MatrixFunc, Arg)) and inside.prec == ATOM):
         inside = Rendered(_lparen(inside.text), ATOM)  # [|r| <= tau] and log(p) need none
     return Rendered(_latex_fraction("\\partial", wrt) + " " + inside.text, POW)
 
@@ -751,7 +760,10 @@ def _(term: Mul) -> Rendered:
         den = _latex_product(list(p.denom))
         if numer and "\\frac" in _latex_product(numer):
             after, numer = numer + after, []
-        parts = [Rendered(_latex_fraction(_latex_product(numer) if numer else "1", den), POW)]
+        top = _latex_product(numer) if numer else "1"
+        if top.startswith("-") and len(numer) == 1:  # \frac{-\sum a}{b} as -\frac{\sum a}{b}
+            top, p = top[1:], _Product(not p.negative, p.coeff, p.const_den, p.numer, p.denom)
+        parts = [Rendered(_latex_fraction(top, den), POW)]
         parts += _factors(tuple(after), _latex, _lparen, tail=True)
     else:
         parts = _factors(p.numer, _latex, _lparen, tail=True)

@@ -4,7 +4,8 @@ An ``align*`` row is one box: TeX cannot break it, and a row wider than about 5.
 (``\\maxdimen``) stops pdflatex with "Dimension too large".  Long sums of long names reach
 that.  ``rows`` splits such a right side into rows of about ``ROW_WIDTH`` characters at the
 additions outside any brace group; a ``\\left( ... \\right)`` pair that then opens on one
-row and closes on another becomes ``\\Bigl( ... \\Bigr)``.  A side that has no such place
+row and closes on another becomes ``\\Bigl( ... \\Bigr)`` (``\\biggl`` around a sum or a
+fraction).  A side that has no such place
 to break and is still wider than TeX can measure is replaced by a note (the text and JSON
 forms carry it whole).
 
@@ -25,9 +26,10 @@ SHORT_GROUP = 30
 TEX_LIMIT = 2500
 
 #: Row separator inside ``align*``: the continuation is indented past the equals sign.
-SEPARATOR = "\n  \\\\\n  &\\quad "
+SEPARATOR = "\n  \\\\*\n  &\\quad "  # \\* : a step's rows stay on one page
 
 _INVISIBLE = re.compile(r"\\(?:mathrm|mathbf|boldsymbol|operatorname|left|right|bigl|bigr|Bigl|Bigr|"
+                        r"biggl|biggr|"
                         r"frac|sqrt|text|quad|,|;|!)(?![A-Za-z])|[{}^_&]")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _LEFT_RIGHT = re.compile(r"\\(left|right)(?=[()\[\]|.])")
@@ -73,8 +75,13 @@ def _sized(rows_: list[str]) -> list[str]:
             pairs.append((opened.pop(), m))
     spanning = [m for a, b in pairs if _ROW_MARK in text[a.end():b.start()] for m in (a, b)]
     spanning += opened  # a \\left never closed: cannot stay a \\left
+    sizes = {}
+    for a, b in pairs:  # as tall as a sum or a fraction inside needs
+        inside = text[a.end():b.start()]
+        tall = "\\sum" in inside or "\\frac" in inside
+        sizes[a.start()] = sizes[b.start()] = "bigg" if tall else "Big"
     for m in sorted(spanning, key=lambda m: m.start(), reverse=True):
-        size = "\\Bigl" if m.group(1) == "left" else "\\Bigr"
+        size = "\\" + sizes.get(m.start(), "bigg") + ("l" if m.group(1) == "left" else "r")
         text = text[:m.start()] + size + text[m.end():]
     return text.split(_ROW_MARK)
 
