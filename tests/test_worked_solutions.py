@@ -724,7 +724,7 @@ def test_template_of_a_missing_folder_is_a_usage_error(tmp_path, capsys):
 
 
 def test_a_markdown_template_replaces_or_extends_the_built_in_one(tmp_path, capsys):
-    # the built-in Markdown template has no blocks: a course replaces it outright ...
+    # a course replaces the Markdown template outright ...
     replaced = course(tmp_path, "replace", {"derivation.md.j2": (
         "# {{ doc.title }} (course notes)\n"
         "{% for r in doc.results %}\n"
@@ -746,6 +746,12 @@ def test_a_markdown_template_replaces_or_extends_the_built_in_one(tmp_path, caps
     # the LaTeX, not in that folder, stays built-in
     assert render(derivation("linear_layer"), "latex", templates=extended) == \
         render(derivation("linear_layer"), "latex")
+    # ... or overrides one block (the page's example: no code in the handout)
+    no_code = course(tmp_path, "no_code", {"derivation.md.j2": (
+        '{% extends "indexcalc/derivation.md.j2" %}\n'
+        "{% block code scoped %}{% endblock %}\n")})
+    shown = render(derivation("linear_layer"), "markdown", templates=no_code)
+    assert "```python" not in shown and "**Result**" in shown and "**check passed**" in shown
 
 
 def test_a_template_cannot_reach_python(tmp_path, capsys):
