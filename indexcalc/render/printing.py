@@ -763,6 +763,9 @@ def _(term: Mul) -> Rendered:
         top = _latex_product(numer) if numer else "1"
         if top.startswith("-") and len(numer) == 1:  # \frac{-\sum a}{b} as -\frac{\sum a}{b}
             top, p = top[1:], _Product(not p.negative, p.coeff, p.const_den, p.numer, p.denom)
+        if (top == "1" and head is not None and not p.const_den and p.coeff.numerator == 1
+                and p.coeff.denominator != 1):  # \frac{1}{2 \ell^{3}}, not \frac{1}{2} \frac{1}{\ell^{3}}
+            den, head = f"{integer_latex(p.coeff.denominator)} {den}", None
         parts = [Rendered(_latex_fraction(top, den), POW)]
         parts += _factors(tuple(after), _latex, _lparen, tail=True)
     else:
