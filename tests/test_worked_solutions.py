@@ -892,3 +892,9 @@ def test_a_derivative_through_another_definition_is_not_reused_for_a_hessian():
               for d in step.before.walk() if isinstance(d, Deriv) and d not in set(step.after.walk())]
     assert "p" not in reused  # dp/dw is partial (z fixed): derived again
     assert "z" in reused  # dz/dw is the total derivative: put in
+
+
+def test_roots_of_constants_share_one_radical():
+    """gelu: 1/(sqrt(pi) sqrt(2)) printed 22 times as two roots; sqrt(2 pi) is one symbol."""
+    latex = latex_of(derivation("gelu"))
+    assert "\\sqrt{2 \\pi}" in latex and "\\sqrt{\\pi} \\, \\sqrt{2}" not in latex

@@ -785,8 +785,35 @@ def _latex_number_over(coeff: Fraction, const_den: list[Term]) -> Rendered | Non
     return _latex(Num(coeff))
 
 
+def _positive_constant(term: Term) -> bool:
+    return (isinstance(term, Num) and term.value > 0) or isinstance(term, Constant)
+
+
+def _root_of(term: Term) -> Term | None:
+    """``x`` for ``sqrt(x)`` or ``x^(1/2)`` of a positive constant (``2``, ``pi``)."""
+    if isinstance(term, Func) and term.name == "sqrt" and not term.order:
+        return term.arg if _positive_constant(term.arg) else None
+    if isinstance(term, Pow) and term.exponent == Num(Fraction(1, 2)):
+        return term.base if _positive_constant(term.base) else None
+    return None
+
+
+def _merged_roots(factors: list[Term]) -> list[Term]:
+    """``\\sqrt{\\pi} \\sqrt{2}`` as ``\\sqrt{2 \\pi}``: roots of positive constants in one
+    product share one radical (equal for positive numbers)."""
+    roots = [f for f in factors if _root_of(f) is not None]
+    if len(roots) < 2:
+        return factors
+    merged = Pow(Mul(tuple(sorted((_root_of(f) for f in roots),
+                                  key=lambda t: not isinstance(t, Num)))), Num(Fraction(1, 2)))
+    first = factors.index(roots[0])
+    rest = [f for f in factors if _root_of(f) is None]
+    return rest[:first] + [merged] + rest[first:]
+
+
 def _latex_product(factors: list[Term]) -> str:
     """The inside of a numerator or denominator: a lone factor needs no brackets."""
+    factors = _merged_roots(factors)
     if len(factors) == 1:
         return _latex(factors[0]).text
     return _juxtapose(_factor_texts(factors, _latex, _lparen, tail=True))
