@@ -355,24 +355,33 @@ class DocumentView:
     results: tuple[ResultView, ...]
 
 
+@dataclass(frozen=True)
+class _Document:
+    """What every result's view reads from the whole document."""
+
+    problem: object  # the Problem
+    names: frozenset[str]  # the file's tensors, shown as mathematics in headings
+    #: the file's one assumption (text, LaTeX), which a step names where it uses it
+    assumption: tuple[str, str] | None
+
+
 def _document_view(derivation: Derivation) -> DocumentView:
     problem = derivation.problem
     file_indices = _file_index_names(problem)
-    names = frozenset(problem.inputs) | frozenset(problem.definitions)
     numbering = _numbering(derivation)
     assumption = None  # the one assumption a step may name (of several, which is unsaid)
     if len(problem.assumptions) == 1:
         a = problem.assumptions[0]
         assumption = (f"{to_text(a.lhs)} = {to_text(a.rhs)}",
                       f"{to_latex(a.lhs)} = {to_latex(a.rhs)}")
+    document = _Document(problem, frozenset(problem.inputs) | frozenset(problem.definitions),
+                         assumption)
     results = []
     for number, result in enumerate(derivation.results, 1):
-        r = number - 1
         with shown_indices(readable_indices(result, file_indices)):
-            results.append(_result_view(
-                number, result, _tensor_rank(problem, result.of),
-                _tensor_rank(problem, result.wrt), _depends(problem, result),
-                _claim_views(derivation, result), names, numbering.of_result(r), assumption))
+            results.append(_result_view(number, result, document,
+                                        numbering.of_result(number - 1),
+                                        _claim_views(derivation, result)))
     results = tuple(results)
     return DocumentView(title=_printable(_one_line(derivation.title or "")) or DEFAULT_TITLE,
                         results=results)
@@ -381,7 +390,7 @@ def _document_view(derivation: Derivation) -> DocumentView:
 #: Letters a fresh index is shown as, in the order a teacher reaches for them.
 _READABLE_INDICES = "ijklmnpqrtuvabcdefgh"
 #: How the engine names a fresh index: a letter and a number (``t2``, ``k3``).
-_ENGINE_INDEX = re.compile(r"[a-z][0-9]+")
+_ENGINE_INDEX = re.compile(r"[a-z][A-Za-z]*[0-9]+")  # naming.fresh_variant: stem + number
 
 
 def _file_index_names(problem) -> frozenset[str]:
@@ -459,11 +468,10 @@ def _claim_views(derivation: Derivation, result: Result) -> tuple[ClaimView, ...
     return tuple(out)
 
 
-def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
-                 depends: bool = True, claims: tuple[ClaimView, ...] = (),
-                 names: frozenset[str] = frozenset(), numbering: _Numbering | None = None,
-                 assumption: tuple[str, str] | None = None) -> ResultView:
-    numbering = numbering or _Numbering({}, {}, {})
+def _result_view(number: int, result: Result, document: _Document, numbering: _Numbering,
+                 claims: tuple[ClaimView, ...] = ()) -> ResultView:
+    problem = document.problem
+    of_rank, wrt_rank = _tensor_rank(problem, result.of), _tensor_rank(problem, result.wrt)
     titles = Counter(block.title for b, block in enumerate(result.blocks)
                      if b not in numbering.repeats)
     kind = _KIND_WORDS.get(result.kind, result.kind.capitalize())
@@ -474,7 +482,7 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
     if result.index == ZERO:  # a zero result is a result: say so, and why when we know
         statement += ": zero"
         statement_latex += ": zero"
-        if not depends:
+        if not _depends(problem, result):
             statement += f", since {result.of} does not depend on {result.wrt}"
             statement_latex += (f", since {_name_math(result.of)} does not depend on "
                                 f"{_name_math(result.wrt)}")
@@ -483,8 +491,8 @@ def _result_view(number: int, result: Result, of_rank: int, wrt_rank: int,
         statement=statement,
         statement_latex=statement_latex,
         blocks=_opening(result, of_rank, wrt_rank, _recall_runs(tuple(
-            _block_view(block, names, numbering.tags.get(b, ""), numbering.repeats.get(b, ""),
-                        titles[block.title] > 1, assumption,
+            _block_view(block, document, numbering.tags.get(b, ""), numbering.repeats.get(b, ""),
+                        titles[block.title] > 1,
                         {k: t for (bb, k), t in numbering.steps.items() if bb == b})
             for b, block in enumerate(result.blocks)))),
         index=Equation(_forms(result.target), _forms(result.index)),
@@ -514,20 +522,23 @@ def _step_line(step, assumption: tuple[str, str] | None, refers: str = "") -> Li
     return LineView(step.rule, _forms(step.after))
 
 
-def _block_view(block: Block, names: frozenset[str] = frozenset(), tag: str = "",
-                repeats: str = "", qualify: bool = False,
-                assumption: tuple[str, str] | None = None,
-                refers: dict[int, str] | None = None) -> BlockView:
-    """``qualify``: the title is not the only one of its kind in the result, so a derivative
-    says what it is taken with respect to ("Derivative of Xh with respect to v")."""
+def _block_view(block: Block, document: _Document, tag: str = "", repeats: str = "",
+                qualify: bool = False, refers: dict[int, str] | None = None) -> BlockView:
+    """``tag``: this block's equation number, when a later one refers to it; ``repeats``:
+    the number of the earlier block it repeats; ``qualify``: the title is not the only one of
+    its kind in the result, so a derivative says what it is taken with respect to
+    ("Derivative of Xh with respect to v"); ``refers``: steps (by position) that put in an
+    earlier block's derivative, and that block's number."""
     if repeats:  # derived before: its result, and where to find the steps
         lines = (LineView(f"as derived in ({repeats})", _forms(_block_end(block))),)
     elif block.steps:
-        lines = tuple(_step_line(step, assumption, (refers or {}).get(k, ""))
+        refers = refers or {}
+        lines = tuple(_step_line(step, document.assumption, refers.get(k, ""))
                       for k, step in enumerate(block.steps))
         if current_notation().steps == "grouped" and len(lines) > 2:
             lines = (lines[0], LineView(", ".join(line.rule for line in lines[1:]),
-                                        lines[-1].rhs))
+                                        lines[-1].rhs, rule_latex=", ".join(
+                                            line.rule_latex for line in lines[1:])))
     else:
         lines = (LineView(None, _forms(block.start)),)
     if current_notation().cases == "split" and block.steps and not repeats:
@@ -535,7 +546,7 @@ def _block_view(block: Block, names: frozenset[str] = frozenset(), tag: str = ""
         if cases is not None:
             lines += (LineView("cases", _cases_forms(cases)),)
     widest = max(len(line.rhs.text) for line in lines)
-    title, title_latex = block.title, _title_latex(block.title, names)
+    title, title_latex = block.title, _title_latex(block.title, document.names)
     wrt = block.target.wrt if isinstance(block.target, Deriv) else None
     if qualify and isinstance(wrt, Tensor) and " with respect to " not in title:
         title += f" with respect to {wrt.name}"

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace as replace_field
 from fractions import Fraction
-from functools import singledispatch
+from functools import lru_cache, singledispatch
 from typing import Callable, NamedTuple
 
 from ..functions import CONSTANTS, builtin
@@ -105,12 +105,8 @@ def shown_indices(mapping: dict[str, str]):
 
 
 def index_latex(index) -> str:
-    """An index as the LaTeX shows it (``t2`` may be shown as ``q``)."""
-    return _shown(index)
-
-
-def _shown(index) -> str:
-    """An index (or an affine position ``u+k``) as the LaTeX shows it."""
+    """An index (or an affine position ``u+k``) as the LaTeX shows it (``t2`` may be shown
+    as ``q``, ``shown_indices``)."""
     mapping = _SHOWN_INDICES.get()
     if not mapping:
         return index.name
@@ -224,13 +220,14 @@ def _factor_texts(factors, render, paren, tail: bool) -> list[str]:
 def _add(terms, render, paren) -> Rendered:
     parts = []
     for k, t in enumerate(terms):
-        shown = render(t) if k and render is _latex and not _is_negative(t) else None
         if k and _is_negative(t):
             parts.append("- " + _wrap(render(_negate(t)), MUL, paren))
-        elif shown is not None and shown.text.startswith("-"):
+            continue
+        shown = render(t)
+        if k and render is _latex and shown.text.startswith("-"):
             parts.append("- " + shown.text[1:])  # a sign pulled out of a sum or fraction
         else:
-            parts.append(("+ " if k else "") + _wrap(render(t), MUL, paren))
+            parts.append(("+ " if k else "") + _wrap(shown, MUL, paren))
     return Rendered(" ".join(parts), ADD)
 
 
@@ -452,18 +449,21 @@ class _Name:
     letters: str = ""  # the plain letters of a multi-letter core (``lr``), else ""
 
 
-def _split_name(name: str) -> _Name:
+@lru_cache(maxsize=4096)
+def _split_name(name: str, numbered_names: bool = True) -> _Name:
+    """``numbered_names``: the notation writes a name's digits apart (not ``digits =
+    plain``).  Cached: every entry of every printed term asks."""
     if name in _GREEK:
         return _Name(_GREEK[name], greek=True)
     for suffix, accent in _ACCENTS.items():
         stem = name[:-len(suffix)]
         if name.endswith(suffix) and stem and (stem in _GREEK or stem.isalpha()):
-            inner = _split_name(stem)
+            inner = _split_name(stem, numbered_names)
             if not inner.accent and not inner.number:
                 return _Name(inner.core, accent, "", inner.greek, inner.letters)
     numbered = _NUMBERED.fullmatch(name)
-    if numbered and current_notation().digits != "plain":
-        inner = _split_name(numbered.group(1))
+    if numbered and numbered_names:
+        inner = _split_name(numbered.group(1), numbered_names)
         return _Name(inner.core, inner.accent, numbered.group(2), inner.greek, inner.letters)
     if sum(ch.isalpha() for ch in name) <= 1 and "_" not in name:
         return _Name(name)  # an underscore would make a double subscript: W_1_{s}
@@ -493,7 +493,7 @@ def name_latex(name: str, operator: bool = False, bold: bool = False,
         if sum(ch.isalpha() for ch in name) <= 1 and "_" not in name or name in _GREEK:
             return _GREEK.get(name, name)
         return "\\operatorname{" + name.replace("_", "\\_") + "}"
-    parts = _split_name(name)
+    parts = _split_name(name, current_notation().digits != "plain")
     core = _bold_core(parts) if bold and current_notation().matrices == "bold" else parts.core
     if parts.accent:
         core = f"{parts.accent}{{{core}}}"
@@ -508,27 +508,23 @@ def name_latex(name: str, operator: bool = False, bold: bool = False,
 def name_has_superscript(name: str) -> bool:
     """Does ``name`` print with a superscript (``W^{(1)}``), so that a power or a transpose
     of it needs brackets?"""
-    return bool(_split_name(name).number) and current_notation().digits == "superscript"
+    return current_notation().digits == "superscript" and bool(_split_name(name).number)
 
 
 def index_subscript(indices) -> str:
-    """The subscript of an entry with these indices, as the LaTeX shows them: ``ij``."""
-    return _index_subscript(indices)
-
-
-def _index_subscript(indices) -> str:
-    """``ij`` for one-letter indices, else ``s,t2``."""
-    names = [_shown(i) for i in indices]
+    """The subscript of an entry with these indices, as the LaTeX shows them: ``ij`` for
+    one-letter indices, else ``s,t2``."""
+    names = [index_latex(i) for i in indices]
     return ("" if all(len(n) == 1 for n in names) else ",").join(names)
 
 
 def _latex_indices(indices: tuple[Index, ...]) -> str:
-    return "_{" + _index_subscript(indices) + "}" if indices else ""
+    return "_{" + index_subscript(indices) + "}" if indices else ""
 
 
 def _entry(name: str, indices, bold: bool = False) -> Rendered:
     """``W_{ij}``, ``W^{(1)}_{ij}`` (a power of it needs brackets: it has a superscript)."""
-    text = name_latex(name, bold=bold, indices=_index_subscript(indices))
+    text = name_latex(name, bold=bold, indices=index_subscript(indices))
     return Rendered(text, POW if name_has_superscript(name) else ATOM)
 
 
@@ -578,7 +574,7 @@ def _(term: Tensor) -> Rendered:
 
 @_latex.register
 def _(term: Grad) -> Rendered:
-    return Rendered(gradient_latex(term.of, term.wrt, _index_subscript(term.indices)), POW)
+    return Rendered(gradient_latex(term.of, term.wrt, index_subscript(term.indices)), POW)
 
 
 def gradient_latex(of: str, wrt: str, indices: str = "", rank: int = 0) -> str:
@@ -635,7 +631,7 @@ def _(term: Bracket) -> Rendered:
 def _(term: IndexValue) -> Rendered:
     value = term.value
     single = len(value.terms) <= 1 and not (value.terms and value.offset)
-    return Rendered(_shown(value), ATOM if single else ADD)
+    return Rendered(index_latex(value), ATOM if single else ADD)
 
 
 @_latex.register
@@ -653,8 +649,8 @@ def _(term: MatrixFunc) -> Rendered:
 @_latex.register
 def _(term: Arg) -> Rendered:
     body = _wrap(_latex(term.body), MUL, _lparen)
-    head = f"\\operatorname*{{arg\\,{term.kind}}}_{{{_shown(term.over)}}}"
-    return Rendered(f"\\left[{_shown(term.at)} = {head} {body}\\right]", ATOM)
+    head = f"\\operatorname*{{arg\\,{term.kind}}}_{{{index_latex(term.over)}}}"
+    return Rendered(f"\\left[{index_latex(term.at)} = {head} {body}\\right]", ATOM)
 
 
 @_latex.register
@@ -662,7 +658,7 @@ def _(term: Sum) -> Rendered:
     extreme = as_extreme(term)
     if extreme is not None:
         kind, d, value = extreme
-        return Rendered(f"\\{kind}_{{{_shown(d)}}} {_wrap(_latex(value), MUL, _lparen)}", MUL)
+        return Rendered(f"\\{kind}_{{{index_latex(d)}}} {_wrap(_latex(value), MUL, _lparen)}", MUL)
     body = term.body
     negative = _is_negative(body)  # -\\sum_{s} a, not \\sum_{s} -a
     if negative:
@@ -675,7 +671,7 @@ def inline_latex(term: Term) -> str:
     """``term`` for a line of text: a derivative as ``\\partial L / \\partial W_{ij}``
     (a stacked fraction would crowd the line); anything else as ``to_latex`` prints it."""
     if isinstance(term, Grad) and current_notation().derivative != "nabla":
-        wrt = name_latex(term.wrt, indices=_index_subscript(term.indices))
+        wrt = name_latex(term.wrt, indices=index_subscript(term.indices))
         return f"\\partial {name_latex(term.of)} / \\partial {wrt}"
     if isinstance(term, Deriv) and isinstance(term.expr, Tensor):
         return f"\\partial {_latex(term.expr).text} / \\partial {_latex(term.wrt).text}"
@@ -687,9 +683,9 @@ def sum_head_latex(indices) -> str:
     ``\\sum_{s=1}^{S} \\sum_{n=1}^{N}``, one sum per index as the documents write them."""
     sums = current_notation().sums
     if sums == "plain" or not all(i.dim for i in indices):
-        return "\\sum_{" + ",".join(_shown(i) for i in indices) + "}"
+        return "\\sum_{" + ",".join(index_latex(i) for i in indices) + "}"
     start = "=1" if sums == "range" else ""
-    return " ".join(f"\\sum_{{{_shown(i)}{start}}}^{{{name_latex(i.dim)}}}" for i in indices)
+    return " ".join(f"\\sum_{{{index_latex(i)}{start}}}^{{{name_latex(i.dim)}}}" for i in indices)
 
 
 @_latex.register
@@ -723,7 +719,7 @@ def _(term: Pow) -> Rendered:
 def _(term: Deriv) -> Rendered:
     wrt = f"\\partial {_latex(term.wrt).text}"
     if isinstance(term.expr, Grad):  # a second derivative: d^2 L / (dw_i dw_j)
-        first = name_latex(term.expr.wrt, indices=_index_subscript(term.expr.indices))
+        first = name_latex(term.expr.wrt, indices=index_subscript(term.expr.indices))
         return Rendered(_latex_fraction(f"\\partial^2 {name_latex(term.expr.of)}",
                                         f"\\partial {first} \\, {wrt}"), POW)
     inner = term.expr
@@ -734,7 +730,7 @@ def _(term: Deriv) -> Rendered:
     if isinstance(term.expr, Tensor) and not term.expr.indices and isinstance(term.wrt, Tensor):
         # d(L)/d(Z[s,h]): an entry of a gradient, written as the gradients are
         return Rendered(gradient_latex(term.expr.name, term.wrt.name,
-                                       _index_subscript(term.wrt.indices)), POW)
+                                       index_subscript(term.wrt.indices)), POW)
     if isinstance(term.expr, Tensor):
         return Rendered(_latex_fraction(f"\\partial {_latex(term.expr).text}", wrt), POW)
     inside = _latex(term.expr)
@@ -758,11 +754,11 @@ def _(term: Mul) -> Rendered:
         after = [f for f in p.numer if isinstance(f, (Grad, Deriv))]
         numer = [f for f in p.numer if not isinstance(f, (Grad, Deriv))]
         den = _latex_product(list(p.denom))
-        if numer and "\\frac" in _latex_product(numer):
-            after, numer = numer + after, []
         top = _latex_product(numer) if numer else "1"
+        if "\\frac" in top:
+            after, numer, top = numer + after, [], "1"
         if top.startswith("-") and len(numer) == 1:  # \frac{-\sum a}{b} as -\frac{\sum a}{b}
-            top, p = top[1:], _Product(not p.negative, p.coeff, p.const_den, p.numer, p.denom)
+            top, p = top[1:], replace_field(p, negative=not p.negative)
         if (top == "1" and head is not None and not p.const_den and p.coeff.numerator == 1
                 and p.coeff.denominator != 1):  # \frac{1}{2 \ell^{3}}, not \frac{1}{2} \frac{1}{\ell^{3}}
             den, head = f"{integer_latex(p.coeff.denominator)} {den}", None
