@@ -136,19 +136,27 @@ def decide(claim: Claim, result: Result, problem: Problem, worlds: list[World] |
                                      f"random draws (relative tolerance {TOLERANCE:g})", derived)
 
 
-def difference(claimed: np.ndarray, expected: np.ndarray):
+#: Two values that are both zero up to round-off (1e-16 against 2e-16, from inputs of size
+#: about 1) are equal: below this absolute gap, the relative tolerance does not apply.
+ROUND_OFF = 1e-12
+
+
+def difference(claimed: np.ndarray, expected: np.ndarray, mask: np.ndarray | None = None):
     """None when ``claimed`` equals ``expected`` to the check's tolerance (relative to the
-    largest entry of either); else the entry with the largest difference and both values."""
+    largest entry of either, or both within round-off of zero), over the entries of
+    ``mask`` (all by default); else the entry with the largest difference and both values."""
     claimed = np.real_if_close(claimed)
     expected = np.real_if_close(expected)
-    gap = np.abs(claimed - expected)
-    if not (np.all(np.isfinite(claimed)) and np.all(np.isfinite(expected))):
-        bad = np.argwhere(~(np.isfinite(claimed) & np.isfinite(expected)))[0]
-        entry = tuple(int(i) for i in bad)
+    if mask is None:
+        mask = np.ones(np.shape(claimed), dtype=bool)
+    finite = np.isfinite(claimed) & np.isfinite(expected)
+    if not np.all(finite | ~mask):
+        entry = tuple(int(i) for i in np.argwhere(mask & ~finite)[0])
         return entry, float(np.real(claimed[entry])), float(np.real(expected[entry]))
-    scale = max(float(np.max(np.abs(expected), initial=0.0)),
-                float(np.max(np.abs(claimed), initial=0.0)), 1e-300)
-    if gap.size == 0 or float(np.max(gap)) <= TOLERANCE * scale:
+    gap = np.where(mask, np.abs(claimed - expected), 0.0)
+    scale = max(float(np.max(np.where(mask, np.abs(expected), 0.0), initial=0.0)),
+                float(np.max(np.where(mask, np.abs(claimed), 0.0), initial=0.0)), 1e-300)
+    if gap.size == 0 or float(np.max(gap)) <= max(TOLERANCE * scale, ROUND_OFF):
         return None
     entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(gap)), gap.shape))
     return entry, float(np.real(claimed[entry])), float(np.real(expected[entry]))

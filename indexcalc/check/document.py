@@ -35,13 +35,11 @@ import numpy as np
 from ..functions import builtin
 from ..problem import InputError, Location, Problem
 from ..syntax import latex as lx
-from .claims import Counterexample, world_inputs
-from .numeric import TOLERANCE, Evaluator, World, make_world
+from .claims import Counterexample, difference, world_inputs
+from .numeric import COMPARE, COMPLEX_H, Evaluator, World, make_world
 
 #: Random worlds each link is compared on.
 DRAWS = 2
-#: The complex step (as the numeric check's).
-H = 1e-20
 #: Largest variable a derivative symbol perturbs entry by entry.
 MAX_VARIABLE_ENTRIES = 4096
 
@@ -281,7 +279,7 @@ class _Context:
                 first, here = values.get((0, seed)), values.get((k, seed))
                 if first is None or here is None:
                     return False
-                if _compare(first, here, head_order or (), world, chain.condition) is not None:
+                if _compare(first, here, head_order or (), chain.condition) is not None:
                     return False
         except (Wrong, NotUnderstood):
             return False
@@ -297,7 +295,7 @@ class _Context:
                         values[(index, seed)] = evaluation.value(node)
                 left, right = values[(k - 1, seed)], values[(k, seed)]
                 order = head_order if head_order is not None else _free_order(a)
-                differs = _compare_layouts(left, right, order, world, chain.condition)
+                differs = _compare_layouts(left, right, order, chain.condition)
                 if differs is not None and first_world is None:
                     first_world = (world, differs)
             if first_world is None:
@@ -557,10 +555,7 @@ class _Evaluation:
         raise _Shape(f"diag of a {_shape_text(arg)} matrix")
 
     def _neg(self, n: lx.Neg):
-        arg = self.value_of(n.arg)
-        if isinstance(arg, Entries):
-            return Entries(-arg.array, arg.axes)
-        return Matrix(-arg.array, arg.stretch)
+        return self._neg_value(self.value_of(n.arg))
 
     def _add(self, n: lx.Add):
         total = None
@@ -572,7 +567,7 @@ class _Evaluation:
         return total
 
     def _neg_value(self, v):
-        return Entries(-v.array, v.axes) if isinstance(v, Entries) else Matrix(-v.array, v.stretch)
+        return replace(v, array=-v.array)  # a matrix keeps its stretch, ones and layout
 
     def _combine(self, a, b, op, symbol: str, n: lx.Node):
         """An elementwise operation: entries with entries over the union of their indices,
@@ -707,7 +702,7 @@ class _Evaluation:
         vector = False  # d y / d x of two whole vectors: the Jacobian matrix
         for position in np.ndindex(base.shape) if base.ndim else [()]:
             moved = base.astype(complex)
-            moved[position] += 1j * H
+            moved[position] += 1j * COMPLEX_H
             inner = _Evaluation(self.problem, self.world, {**self.evaluator.overrides, var: moved},
                                 self.sizes, self.orientation)
             value = inner.value_of(n.num)
@@ -720,7 +715,7 @@ class _Evaluation:
                 else:
                     value = Entries(value.array.reshape(()), ())
             shape_of_value = value.axes
-            rows.append(np.imag(value.array) / H)
+            rows.append(np.imag(value.array) / COMPLEX_H)
         jacobian = np.stack(rows, axis=-1).reshape(rows[0].shape + base.shape)
         axes = shape_of_value
         if vector:  # numerator layout, J[i, j] = d y_i / d x_j (the other is its transpose)
@@ -781,11 +776,9 @@ def _spread(v: Entries, axes: tuple[str, ...], evaluation=None) -> np.ndarray:
 
 def _condition_mask(c: lx.Condition, axes, sizes: dict[str, int]) -> np.ndarray:
     """Where ``c`` holds, over ``axes`` (the two indices' aranges, broadcast)."""
-    ops = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-           ">": np.greater, ">=": np.greater_equal}
     a = np.arange(sizes[c.a]).reshape([-1 if x == c.a else 1 for x in axes])
     b = np.arange(sizes[c.b]).reshape([-1 if x == c.b else 1 for x in axes])
-    return ops[c.op](a, b)
+    return COMPARE[c.op](a, b)
 
 
 def _shape_text(m: Matrix) -> str:
@@ -833,7 +826,7 @@ def _matmul(a: Matrix, b: Matrix) -> Matrix:
     return Matrix(x @ y, (a.stretch[0], b.stretch[1]))
 
 
-def _compare(left, right, order: tuple[str, ...], world: World, condition):
+def _compare(left, right, order: tuple[str, ...], condition):
     """None when the two sides agree; else (entry, right value, left value, axes)."""
     if isinstance(left, Entries) and isinstance(right, Entries):
         axes = tuple(dict.fromkeys(tuple(a for a in order if a in left.axes + right.axes)
@@ -859,7 +852,7 @@ def _compare(left, right, order: tuple[str, ...], world: World, condition):
     m = matrix.array
     if len(axes) <= 1:
         if any(matrix.stretch) and e.ndim == 1:
-            m = np.broadcast_to(m.reshape(-1) if m.size == 1 else m.reshape(-1), e.shape)
+            m = np.broadcast_to(m.reshape(-1), e.shape)
         if 1 not in m.shape and len(axes) == 1:
             raise Wrong(f"one side has entries over one index ({e.shape[0]}), the other is a "
                         f"{m.shape[0]} x {m.shape[1]} matrix")
@@ -876,11 +869,11 @@ def _compare(left, right, order: tuple[str, ...], world: World, condition):
     return _differ(np.asarray(l), np.asarray(r), np.ones(l.shape, dtype=bool), axes)
 
 
-def _compare_layouts(left, right, order, world, condition):
+def _compare_layouts(left, right, order, condition):
     """``_compare``; a Jacobian of two vectors on either side is read in numerator layout,
     and, where that does not agree, in denominator layout (documents use both)."""
     try:
-        differs = _compare(left, right, order, world, condition)
+        differs = _compare(left, right, order, condition)
     except Wrong:
         differs = Wrong
     if differs is None:
@@ -890,12 +883,12 @@ def _compare_layouts(left, right, order, world, condition):
             other = Matrix(side.array.T)
             pair = (other, right) if k == 0 else (left, other)
             try:
-                if _compare(*pair, order, world, condition) is None:
+                if _compare(*pair, order, condition) is None:
                     return None
             except Wrong:
                 pass
     if differs is Wrong:
-        return _compare(left, right, order, world, condition)  # raises the first reason
+        return _compare(left, right, order, condition)  # raises the first reason
     return differs
 
 
@@ -917,25 +910,10 @@ def _matrices(a: Matrix, b: Matrix):
     return _broadcast(a, shape), _broadcast(b, shape)
 
 
-#: Two sides that are both zero up to round-off (1e-16 against 2e-16, from inputs of size
-#: about 1) are equal: below this absolute gap, the relative tolerance does not apply.
-ROUND_OFF = 1e-12
-
-
 def _differ(l: np.ndarray, r: np.ndarray, mask: np.ndarray, axes):
-    l = np.real_if_close(l)
-    r = np.real_if_close(r)
-    finite = np.isfinite(l) & np.isfinite(r)
-    if not np.all(finite | ~mask):
-        entry = tuple(int(i) for i in np.argwhere(mask & ~finite)[0])
-        return entry, float(np.real(r[entry])), float(np.real(l[entry])), axes
-    gap = np.where(mask, np.abs(l - r), 0.0)
-    scale = max(float(np.max(np.where(mask, np.abs(l), 0.0), initial=0.0)),
-                float(np.max(np.where(mask, np.abs(r), 0.0), initial=0.0)), 1e-300)
-    if gap.size == 0 or float(np.max(gap)) <= max(TOLERANCE * scale, ROUND_OFF):
-        return None
-    entry = tuple(int(i) for i in np.unravel_index(int(np.argmax(gap)), gap.shape))
-    return entry, float(np.real(r[entry])), float(np.real(l[entry])), axes
+    """``claims.difference`` of the right side against the left, with the axes' names."""
+    found = difference(r, l, mask)
+    return None if found is None else (*found, axes)
 
 
 def load_context(document: str):

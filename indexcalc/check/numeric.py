@@ -487,7 +487,7 @@ class Evaluator:
         not move it."""
         a, b = (_arrange(self.execute(side), side.axes, axes, self.world.sizes)
                 for side in (test.a, test.b))
-        return _COMPARE[test.op](np.real(a), np.real(b))
+        return COMPARE[test.op](np.real(a), np.real(b))
 
     def execute(self, p: Plan) -> np.ndarray:
         """The value of the plan ``p``, its axes in the order of ``p.axes``."""
@@ -546,7 +546,7 @@ class Evaluator:
         raise TypeError(f"cannot evaluate {type(p).__name__}")
 
 
-_COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}
 
 

@@ -249,7 +249,7 @@ _HADAMARD = {r"\odot": "*", r"\circ": "*", r"\oslash": "/", r"\otimes": "kron"}
 _PRODUCT = {r"\cdot", r"\times", "*"}
 _COMPARE = {"=": "==", r"\neq": "!=", r"\ne": "!=", "<": "<", ">": ">", r"\le": "<=",
             r"\leq": "<=", r"\ge": ">=", r"\geq": ">="}
-_TRANSPOSE = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}", r"\rm T"}
+_TRANSPOSE = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}"}
 
 
 def tokenize(text: str, start: int = 0, macros: dict[str, str] | None = None,
@@ -471,7 +471,7 @@ class _Parser:
                 tok = self.next()
                 script = self._group_tokens()
                 text = "".join(t.text for t in script)
-                if text in _TRANSPOSE or text.replace(" ", "") in _TRANSPOSE:
+                if text in _TRANSPOSE:
                     node = Transpose(node, node.offset)
                 elif text == "-1":
                     node = Inverse(node, node.offset)
@@ -1099,16 +1099,22 @@ def _rows(body: str, start: int) -> list[tuple[str, int]]:
 
 def _row_break_end(cleaned: str, at: int) -> int:
     """Where the row after a ``\\\\`` (blanked, with its ``[4pt]``) begins."""
-    return at + 2 + (len(_BREAK_SPACING.match(cleaned, at + 2).group())
-                     if _BREAK_SPACING.match(cleaned, at + 2) else 0)
+    return at + 2 + len(_BREAK_SPACING.match(cleaned, at + 2).group())
 
 
 _BREAK_SPACING = re.compile(r" *")
 
 
+#: Binary operators: a row that starts or ends with one goes on from, or to, another.
+_OPERATORS = ("+", "-", r"\cdot", r"\odot", r"\oslash", r"\times")
+#: Relations a line may end with, or start with, and still be one chain.
+_CHAIN_RELATIONS = ("=", r"\Leftrightarrow", r"\iff", r"\Longleftrightarrow", r"\Rightarrow",
+                    r"\implies")
+
+
 def _starts_operator(text: str) -> bool:
     text = re.sub(r"^(?:\s|\\q?quad\b|\\[,;:! ]|\\hspace\{[^}]*\}|\\phantom\{[^}]*\})*", "", text)
-    return text.startswith(("+", "-", r"\cdot", r"\odot", r"\oslash", r"	imes"))
+    return text.startswith(_OPERATORS)
 
 
 def _unbalanced(text: str) -> bool:
@@ -1118,14 +1124,13 @@ def _unbalanced(text: str) -> bool:
 
 
 def _ends_in_operator(text: str) -> bool:
-    stripped = text.rstrip()
-    return stripped.endswith(("=", "+", "-", r"\cdot", r"\odot", r"\Leftrightarrow", r"\iff",
-                              r"\times"))
+    return text.rstrip().endswith(_OPERATORS + _CHAIN_RELATIONS)
 
 
 def _starts_continuation(text: str) -> bool:
-    return text.startswith(("=", "+", r"\cdot", r"\odot", r"\oslash", r"\Leftrightarrow",
-                            r"\iff", r"\Longleftrightarrow", r"\Rightarrow", r"\implies"))
+    """The next line starts with a relation or an operator (not "-": a line may start with
+    a negative value)."""
+    return text.startswith(_CHAIN_RELATIONS + tuple(op for op in _OPERATORS if op != "-"))
 
 
 _RELATION_AT = re.compile(r":=|=:|\\coloneqq\b|\\triangleq\b|=|\\Leftrightarrow\b|\\iff\b|\\Longleftrightarrow\b|\\Rightarrow\b"

@@ -11,18 +11,25 @@ never handed to ``eval``.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
 
-#: np.<name>(...) a claim may call, with the NumPy function computing it.
+from ..functions import FUNCTIONS
+
+#: np.<name>(...) a claim may call, with the NumPy function computing it: the array
+#: functions below, and every np.<name> the function registry prints (so that a derived
+#: result pasted back as a claim reads: np.sinh, np.log1p, np.logaddexp, ...).
 CALLS: dict[str, Callable] = {
     "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "abs": np.abs,
     "sin": np.sin, "cos": np.cos, "outer": np.outer, "diag": np.diag, "kron": np.kron,
     "trace": np.trace, "transpose": np.transpose, "sum": np.sum, "mean": np.mean,
     "ones": np.ones, "zeros": np.zeros, "eye": np.eye, "maximum": np.maximum,
     "where": np.where, "einsum": np.einsum, "square": np.square,
+    **{name: getattr(np, name) for f in FUNCTIONS.values()
+       for name in re.findall(r"\bnp\.(\w+)\(", f.numpy) if callable(getattr(np, name, None))},
 }
 #: np.linalg.<name>(...)
 LINALG: dict[str, Callable] = {"inv": np.linalg.inv, "det": np.linalg.det}
