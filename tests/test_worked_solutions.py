@@ -898,3 +898,17 @@ def test_roots_of_constants_share_one_radical():
     """gelu: 1/(sqrt(pi) sqrt(2)) printed 22 times as two roots; sqrt(2 pi) is one symbol."""
     latex = latex_of(derivation("gelu"))
     assert "\\sqrt{2 \\pi}" in latex and "\\sqrt{\\pi} \\, \\sqrt{2}" not in latex
+
+
+def test_a_derivative_through_an_inverse_is_not_reused_for_a_hessian():
+    """y uses x directly and through inv(B), B built from x: its local derivative holds B
+    fixed, so the Hessian must not put it in (it did, and the check failed: 0.58)."""
+    derived = derive_text(
+        "dims N\ninput A[N,N], x[N]\nB[i,j] = A[i,j] + x[i] * x[j]\n"
+        "y[i] = sum_j inv(B)[i,j] * x[j]\nf = sum_i y[i] * y[i]\nhessian f wrt x\n")
+    result = derived.results[0]
+    assert result.check.passed, result.check
+    reused = [d.expr.name for block in result.blocks for step in block.steps
+              if step.rule == "derivative derived above"
+              for d in step.before.walk() if isinstance(d, Deriv) and d not in set(step.after.walk())]
+    assert "y" not in reused

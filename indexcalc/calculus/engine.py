@@ -244,12 +244,11 @@ class Engine:
         """Does ``name`` depend on ``wrt`` directly only, through no other definition?  Then
         its local (partial) derivative is the total one, and a second derivative may reuse
         it instead of deriving it again."""
-        body = self.problem.definitions[name].body
-        if body is None:
+        if self.problem.definitions[name].body is None:
             return False
-        used = {t.name for t in body.walk() if isinstance(t, Tensor)}
-        return not any(self.problem.is_defined(u) and (u == wrt or wrt in self.problem.reaches(u))
-                       for u in used if u != wrt)
+        # uses(): every tensor the body mentions, inside inv(B) and det(B) too
+        return not any(self.problem.is_defined(u) and wrt in self.problem.reaches(u)
+                       for u in self.problem.uses(name) if u != wrt)
 
     def _expand_step(self, node: Deriv, wrt_entry: Tensor) -> Step:
         body = instantiate(self.problem, node.expr, avoid=wrt_entry.free)
