@@ -491,6 +491,26 @@ def test_a_loss_argument_that_also_feeds_another_argument_is_derived_through_bot
     assert "dL_dH2" in r.numpy.args and "dL_dC2" in r.numpy.args
 
 
+def test_a_large_derived_gradient_of_a_loss_argument_is_written_out_not_named():
+    """L = loss(H, C) with a large H built from C: dL/dC holds the upstream gradient of C;
+    carried as the symbol dL/dC it was its own definition (RecursionError)."""
+    from conftest import derive_text
+
+    derived = derive_text("""
+        dims S, M, N
+        input X[S,M], W[N,M], V[N,N]
+        C[s,n] = tanh(sum_m X[s,m] * W[n,m])
+        A[s,n] = sum_k V[n,k] * C[s,k]
+        B[s,n] = sigmoid(sum_k V[k,n] * A[s,k]) * exp(C[s,n]) + log(1 + C[s,n]^2)
+        H[s,n] = tanh(B[s,n] * A[s,n] + sum_k C[s,k] * B[s,k])
+        L = loss(H, C)
+        grad L wrt W
+    """)
+    (r,) = derived.results
+    assert r.check.passed, r.check.detail
+    assert "dL_dH" in r.numpy.args and "dL_dC" in r.numpy.args
+
+
 def _nested_chain(depth: int) -> str:
     """Each layer uses its input twice, nonlinearly (issue 13): written out, the gradient
     doubles in size with every layer."""

@@ -183,8 +183,12 @@ class Engine:
                     if id(b) not in listed:
                         listed.add(id(b))
                         blocks.append(b)
-                if not of_term.indices and lemma.size > INLINE_LIMIT:
-                    # carried as the symbol dL/dY_sc, put in once at the end
+                of_def = self.problem.definitions[of_term.name]
+                upstream_name = of_def.is_opaque_loss and consumer.name in of_def.loss_args
+                if not of_term.indices and lemma.size > INLINE_LIMIT and not upstream_name:
+                    # carried as the symbol dL/dY_sc, put in once at the end (never for an
+                    # argument of the loss: there that symbol is its upstream gradient, which
+                    # the derived dL/dC itself contains)
                     self._deferred[(of_term.name, consumer.name)] = (lemma, own)
                     substitutions[node] = Grad(of_term.name, consumer.name, consumer.indices)
                 else:
