@@ -84,6 +84,14 @@ def fresh_variant(base: str, taken: set[str] | frozenset[str]) -> str:
     return next(f"{stem}{n}" for n in itertools.count(2) if f"{stem}{n}" not in taken)
 
 
+#: Names that are Greek letters in LaTeX (``\\gamma``): the printers write a tensor named
+#: ``gamma`` so, and the LaTeX reader reads ``\\gamma`` back as that name.
+GREEK_LETTERS = tuple(
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu "
+    "nu xi pi rho sigma tau upsilon phi varphi chi psi omega "
+    "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split())
+
+
 #: Names generated Python code cannot use for a user's tensor, dim or function: NumPy's
 #: module name and Python's keywords (builtins are never called by generated code, so
 #: ``float`` or ``sum`` may name an argument).  File names never start with ``_``, so the

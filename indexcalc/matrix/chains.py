@@ -12,10 +12,9 @@ as generated.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
-from .ir import MatMul, Node, Ref, Sum, Transpose
+from .ir import MatMul, Node, Ref, Transpose, map_children
 
 #: The matrix form of a defined tensor, or None (an input, or no matrix form).
 Definitions = Callable[[str], "Node | None"]
@@ -28,7 +27,7 @@ def reassociate(node: Node, definition: Definitions) -> Node:
         if _has_vector_end(chain):
             return _fold(chain, definition)
         return MatMul(reassociate(node.a, definition), reassociate(node.b, definition))
-    return _map_children(node, lambda child: reassociate(child, definition))
+    return map_children(node, lambda child: reassociate(child, definition))
 
 
 def _fold(chain: list[Node], definition: Definitions) -> Node:
@@ -84,15 +83,3 @@ def _has_vector_end(chain: list[Node]) -> bool:
     return len(chain) > 2 and (_is_vector(chain[0]) or _is_vector(chain[-1]))
 
 
-def _map_children(node: Node, f: Callable[[Node], Node]) -> Node:
-    if not node.children():
-        return node
-    changes = {}
-    for field in dataclasses.fields(node):
-        value = getattr(node, field.name)
-        if isinstance(value, Node):
-            changes[field.name] = f(value)
-        elif isinstance(node, Sum) and field.name == "terms":
-            changes[field.name] = tuple((sign, f(t)) for sign, t in value)
-    new = dataclasses.replace(node, **changes)
-    return node if new == node else new

@@ -412,14 +412,16 @@ class Sum(Node):
 
 def map_children(node: Node, fn) -> Node:
     """``node`` with ``fn`` applied to each child node (the same node if none changed)."""
-    changes = {}
+    changes, changed = {}, False
     for f in dataclasses.fields(node):
         value = getattr(node, f.name)
         if isinstance(value, Node):
-            changes[f.name] = fn(value)
+            changes[f.name] = new = fn(value)
+            changed |= new is not value
         elif f.name == "terms" and isinstance(node, Sum):
             changes[f.name] = tuple((sign, fn(t)) for sign, t in value)
-    return dataclasses.replace(node, **changes) if changes else node
+            changed |= any(new is not old for (_, new), (_, old) in zip(changes[f.name], value))
+    return dataclasses.replace(node, **changes) if changed else node
 
 
 def walk(node: Node):

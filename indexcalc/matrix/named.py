@@ -11,6 +11,7 @@ the check evaluates the displayed form with its ``where`` as printed.
 """
 from __future__ import annotations
 
+from .. import naming
 from .ir import Apply, Broadcast, HadamardDiv, Node, Ref, SumAxis, Transpose, map_children
 from .recognize import factor, transpose
 
@@ -26,8 +27,9 @@ def name_softmaxes(expr: Node, taken: set[str]) -> tuple[Node, list[tuple[str, N
 
     def name_for(softmax: Node) -> str:
         if softmax not in named:
-            candidates = list(SOFTMAX_NAMES) + [f"P{k}" for k in range(2, 100)]
-            fresh = next(n for n in candidates if n not in taken and n not in named.values())
+            used = set(taken) | set(named.values())
+            fresh = next((n for n in SOFTMAX_NAMES if n not in used), None) or \
+                naming.fresh_variant("P", used)  # P2, P3, ... without end
             named[softmax] = fresh
             order.append((fresh, softmax))
         return named[softmax]

@@ -41,6 +41,7 @@ from functools import lru_cache, singledispatch
 from typing import Callable, NamedTuple
 
 from ..functions import CONSTANTS, builtin
+from ..naming import GREEK_LETTERS
 from ..notation import DEFAULT, Notation
 from ..terms import (
     Add,
@@ -417,14 +418,7 @@ def _text_denominator(factors: list[Term]) -> str:
 
 # --- LaTeX -----------------------------------------------------------------------------
 
-_GREEK = {
-    name: "\\" + name
-    for name in (
-        "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu "
-        "nu xi pi rho sigma tau upsilon phi varphi chi psi omega "
-        "Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega"
-    ).split()
-}
+_GREEK = {name: "\\" + name for name in GREEK_LETTERS}
 _GREEK.update({"lam": "\\lambda", "eps": "\\epsilon", "Lam": "\\Lambda", "ell": "\\ell"})
 
 def _lparen(text: str) -> str:

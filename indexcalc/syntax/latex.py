@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..naming import GREEK_LETTERS
+
 # --- the tree ---------------------------------------------------------------------------------
 
 
@@ -232,10 +234,7 @@ _SPACING = {r"\,", r"\;", r"\:", r"\!", r"\ ", r"\quad", r"\qquad", r"\left", r"
             r"\big", r"\Big", r"\bigg", r"\Bigg", r"\bigl", r"\bigr", r"\Bigl", r"\Bigr",
             r"\biggl", r"\biggr", r"\Biggl", r"\Biggr", r"\displaystyle", r"\textstyle",
             r"\middle", r"\nonumber", r"\notag", r"\limits", r"\nolimits"}
-_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
-          "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau",
-          "upsilon", "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta",
-          "Lambda", "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega"}
+_GREEK = frozenset(GREEK_LETTERS)
 #: \exp, \log ... : the language's function of each.
 _FUNCTIONS = {r"\exp": "exp", r"\log": "log", r"\ln": "log", r"\tanh": "tanh",
               r"\sin": "sin", r"\cos": "cos", r"\sinh": "sinh", r"\cosh": "cosh"}
