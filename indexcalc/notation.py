@@ -37,7 +37,7 @@ option          values (the first is the default)          what changes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 __all__ = ["Notation", "OPTIONS", "STYLES", "NotationError", "DEFAULT"]
 
@@ -111,7 +111,7 @@ class Notation:
                                     hint="write  option = value, as in  sums = limits")
             left, right = part.split("=", 1)
             option, value = left.strip(), right.strip()
-            value_at = column - 1 - len(right) + len(right) - len(right.lstrip())
+            value_at = column - 1 - len(right.lstrip())  # the part ends at column - 1
             try:
                 notation = notation.set(option, value)
             except NotationError as error:
@@ -119,11 +119,6 @@ class Notation:
                 raise NotationError(str(error), value_at if known else start,
                                     error.hint) from None
         return notation
-
-    def changed(self) -> dict[str, str]:
-        """The options that differ from the defaults, in declaration order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) != f.default}
 
 
 DEFAULT = Notation()

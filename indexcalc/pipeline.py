@@ -6,7 +6,6 @@ what this returns.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
 
 from . import limits, naming
@@ -31,39 +30,38 @@ def run(problem: Problem, check_with: tuple[str, ...] = ()) -> Derivation:
 def _run(problem: Problem, check_with: tuple[str, ...]) -> Derivation:
     engine = Engine(problem)
     results = []
-    file_problem = problem
     taken = names_in_use(problem)  # the names a display may not give
     for goal in problem.goals:
         name = goal.describe()
         with limits.stage("the derivation", name):
             derived = engine.derive(goal)
-        problem = with_intermediates(file_problem, derived.intermediates)
+        # what this result's code and check read: the file, and any gradients named in it
+        context = with_intermediates(problem, derived.intermediates)
         out = output_indices(derived)
         with limits.stage("the matrix form", name):
             expr = to_matrix(derived.index, out)
             matrix = None
             if expr is not None:  # the display factors and names; the code keeps its order
                 display, named = name_softmaxes(factor(expr), taken)
-                layout = _layout(problem, goal)
+                layout = _layout(context, goal)
                 if layout == "denominator":  # the rows are the input's entries
                     display = transpose(display)
-                shown = displayed_form(problem, display, named)
+                shown = displayed_form(context, display, named)
                 matrix = MatrixForm(expr, shown.text, matrix_latex(display), shown.where,
                                     tuple((n, matrix_latex(node)) for n, node in named),
                                     layout)
         with limits.stage("the code generation", name):
-            numpy = numpy_lambda(problem, derived.index, out, expr, wrt=goal.wrt)
+            numpy = numpy_lambda(context, derived.index, out, expr, wrt=goal.wrt)
         with limits.stage("the numeric check", name):
-            checked = check(goal, numpy, problem, displayed=matrix)
+            checked = check(goal, numpy, context, displayed=matrix)
         if check_with:
             with limits.stage("the framework check", name):
                 checked = replace(checked, frameworks=tuple(
-                    check_framework(fw, goal, numpy, problem) for fw in check_with))
+                    check_framework(fw, goal, numpy, context) for fw in check_with))
         results.append(Result(
             kind=goal.kind, of=goal.of, wrt=goal.wrt, target=derived.target,
             index=derived.index, blocks=derived.blocks, matrix=matrix, numpy=numpy,
-            check=checked, context=problem if derived.intermediates else None))
-    problem = file_problem
+            check=checked, context=context if derived.intermediates else None))
     derivation = Derivation(problem, tuple(results))
     if problem.claims:
         from .check.claims import decide_all
@@ -89,7 +87,7 @@ def with_intermediates(problem: Problem, intermediates) -> Problem:
     definitions = dict(problem.definitions)
     for name, indices, term in intermediates:
         definitions[name] = Definition(name, indices, term)
-    return dataclasses.replace(problem, definitions=definitions, _reach={}, _mentions={})
+    return replace(problem, definitions=definitions, _reach={}, _mentions={})
 
 
 def names_in_use(problem: Problem) -> set[str]:

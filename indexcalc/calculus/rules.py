@@ -872,7 +872,8 @@ RULES: tuple[Rule, ...] = (
          needs=lambda p: _has(p, Bracket, Affine, Arg, IndexValue)),
     Rule("cancel", cancel),
     Rule("fold definition", fold_definitions),
-    Rule("sigmoid", sigmoid_identity, needs=lambda p: _functions(p) & {"exp", "erf"} != set()),
+    Rule("sigmoid", sigmoid_identity,  # exp(u) / (1 + exp(u)) needs an exp, or a derivative's
+         needs=lambda p: _functions(p) & {"exp", "erf", "expm1"} != set()),
     Rule("symmetric input", symmetric_input,
          needs=lambda p: any(i.symmetric for i in p.inputs.values())),
     Rule("pull constant out of sum", pull_out_constant),

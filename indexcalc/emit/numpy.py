@@ -2,8 +2,10 @@
 
 One printer of the matrix IR (``NumpyPrinter``) serves both what is shown and what runs:
 
-* display (``matrix.text``): the documents' notation in NumPy, with dims by name
-  (``np.ones(S) @ dL_dY`` for ``1^T dL/dY``, ``np.outer(r, np.ones(D))`` for ``r 1^T``);
+* display (``matrix.text``): the documents' notation in NumPy, with dims by name, written
+  as a textbook writes NumPy (``dL_dY.sum(axis=0)`` for ``1^T dL/dY``, ``r[:, None]``
+  beside a full-shape operand, ``np.ones`` only where a broadcast has nothing to lean on;
+  docs/matrix-forms.md);
 * code (the lambda's body): the same value computed without materialising ones
   (``dL_dY.sum(axis=0)``, ``r[:, None]``), with a subexpression that occurs twice named
   once (``_t1 := ...``) and dims read off the arguments (``X.shape[0]``).
@@ -160,8 +162,8 @@ def repeated_subexpressions(m: ir.Node) -> set[ir.Node]:
 class NumpyPrinter:
     """NumPy code for IR nodes, dispatched on the node type.
 
-    ``display=True`` prints ``matrix.text``: every node at its full shape, sums over an axis
-    as products with ``np.ones``, no temporaries.  ``display=False`` prints code: the same
+    ``display=True`` prints ``matrix.text``: dims by name, sums over an axis as ``.sum``,
+    no temporaries (docs/matrix-forms.md).  ``display=False`` prints code: the same
     values, broadcasting instead of materialising, shared subexpressions named once.
     """
 
