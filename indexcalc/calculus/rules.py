@@ -657,12 +657,20 @@ def apply_assumptions(term: Term, ctx: Context) -> Term | None:
     """An identity the file assumes, e.g. one-hot rows: sum_c T_sc = 1; also inside a sum
     over several indices, whose factors free of the assumption's summed index stand
     outside it: sum_{n,k} Y_kn f_n = sum_n f_n sum_k Y_kn = sum_n f_n."""
+    found = _assumed(term, ctx)
+    if found is not None:
+        return found
+    if isinstance(term, Sum) and len(term.indices) > 1 and ctx.problem.assumptions:
+        return _assumption_in_multiple_sum(term, ctx)
+    return None
+
+
+def _assumed(term: Term, ctx: Context) -> Term | None:
+    """The right side of the first assumption whose left side ``term`` matches."""
     for assumption in ctx.problem.assumptions:
         binding = match(assumption.lhs, term)
         if binding is not None:
             return rename_indices(assumption.rhs, binding)
-    if isinstance(term, Sum) and len(term.indices) > 1 and ctx.problem.assumptions:
-        return _assumption_in_multiple_sum(term, ctx)
     return None
 
 
@@ -673,12 +681,10 @@ def _assumption_in_multiple_sum(term: Sum, ctx: Context) -> Term | None:
         outer = [f for f in factors if k not in f.free]
         if not inner or not outer:
             continue
-        candidate = make_sum((k,), mul(*inner))
-        for assumption in ctx.problem.assumptions:
-            binding = match(assumption.lhs, candidate)
-            if binding is not None:
-                rest = tuple(i for i in term.indices if i != k)
-                return make_sum(rest, mul(*outer, rename_indices(assumption.rhs, binding)))
+        found = _assumed(make_sum((k,), mul(*inner)), ctx)
+        if found is not None:
+            rest = tuple(i for i in term.indices if i != k)
+            return make_sum(rest, mul(*outer, found))
     return None
 
 
