@@ -877,6 +877,13 @@ def test_a_hessian_puts_in_the_derivative_derived_for_the_gradient():
     assert hessian.check.passed
 
 
+def reused_derivatives(result) -> list[str]:
+    """The tensors whose derivative a step put in from an earlier block."""
+    return [d.expr.name for block in result.blocks for step in block.steps
+            if step.rule == "derivative derived above"
+            for d in step.before.walk() if isinstance(d, Deriv) and d not in set(step.after.walk())]
+
+
 def test_a_derivative_through_another_definition_is_not_reused_for_a_hessian():
     """p depends on w only through z: its local derivative is partial (z held fixed), so the
     second derivative derives it again rather than put in the wrong (partial) one."""
@@ -887,9 +894,7 @@ def test_a_derivative_through_another_definition_is_not_reused_for_a_hessian():
         "hessian L wrt w\n")
     result = derived.results[0]
     assert result.check.passed, result.check
-    reused = [d.expr.name for block in result.blocks for step in block.steps
-              if step.rule == "derivative derived above"
-              for d in step.before.walk() if isinstance(d, Deriv) and d not in set(step.after.walk())]
+    reused = reused_derivatives(result)
     assert "p" not in reused  # dp/dw is partial (z fixed): derived again
     assert "z" in reused  # dz/dw is the total derivative: put in
 
@@ -908,7 +913,5 @@ def test_a_derivative_through_an_inverse_is_not_reused_for_a_hessian():
         "y[i] = sum_j inv(B)[i,j] * x[j]\nf = sum_i y[i] * y[i]\nhessian f wrt x\n")
     result = derived.results[0]
     assert result.check.passed, result.check
-    reused = [d.expr.name for block in result.blocks for step in block.steps
-              if step.rule == "derivative derived above"
-              for d in step.before.walk() if isinstance(d, Deriv) and d not in set(step.after.walk())]
+    reused = reused_derivatives(result)
     assert "y" not in reused
